@@ -1,0 +1,1 @@
+"""Command-line interface (typer). Each command module registers on :data:`deepnmf.cli.app.app`."""

@@ -1,0 +1,1 @@
+"""Multichannel EMG: loaders, preprocessing, muscle-synergy extraction."""

@@ -1,0 +1,1 @@
+"""Protocol runners of the papers' experiments, writing JSON/CSV/Markdown/figures."""

@@ -1,0 +1,1 @@
+"""File formats: model folders (safetensors + JSON)."""

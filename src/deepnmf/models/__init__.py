@@ -1,0 +1,1 @@
+"""Estimators (scikit-learn style) on one base class."""

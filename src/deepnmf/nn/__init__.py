@@ -1,0 +1,1 @@
+"""Torch modules and pure functions: Gamma sampling/KL, VAE parts, implicit factor networks, DNNs."""

@@ -1,0 +1,1 @@
+"""Pure torch solvers (multiplicative updates)."""
