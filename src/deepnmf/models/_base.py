@@ -52,8 +52,8 @@ class BaseNMF(TransformerMixin, BaseEstimator):
             self.device_ = device
         elif T.shape[1] != self.n_features_in_:
             raise DataError(
-                f"{name} has {T.shape[1]} features but this {type(self).__name__} was fitted "
-                f"with {self.n_features_in_} features"
+                f"{name} has {T.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
             )
         return T, kind
 

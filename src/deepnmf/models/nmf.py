@@ -1,0 +1,376 @@
+r"""Classic NMF with beta-divergence multiplicative updates, a drop-in for scikit-learn's ``NMF``.
+
+Orientation: ``X`` (n_samples, n_features) ~ ``W`` (n_samples, n_components)
+@ ``H`` (n_components, n_features); ``H`` is the dictionary
+(``components_``), ``W`` the activations returned by ``transform``.
+
+.. math::
+
+    \min_{W, H \geq 0} \; \sum_{ij} M_{ij} d_\beta(X_{ij} \mid (WH)_{ij})
+    + \alpha_W n_f \big(\rho \|W\|_1 + \tfrac{1-\rho}{2}\|W\|_F^2\big)
+    + \alpha_H n_s \big(\rho \|H\|_1 + \tfrac{1-\rho}{2}\|H\|_F^2\big)
+
+with ``rho = l1_ratio`` and the penalties scaled by the number of features
+``n_f`` and samples ``n_s`` exactly as scikit-learn scales them.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from deepnmf._utils import (
+    as_tensor,
+    check_choice,
+    check_nonneg_float,
+    check_positive_int,
+    make_generator,
+    resolve_device,
+)
+from deepnmf.divergences import beta_divergence, beta_from_loss
+from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.init import INITS, default_init, initialize
+from deepnmf.models._base import BaseNMF
+from deepnmf.solvers.mu import multiplicative_updates
+
+
+def _regularisation(alpha_W: float, alpha_H: float | str, l1_ratio: float, n_samples: int, n_features: int):
+    """scikit-learn's scaling of the penalties: ``(l1_W, l2_W, l1_H, l2_H)``."""
+    alpha_H = alpha_W if alpha_H == "same" else alpha_H
+    l1_W = n_features * alpha_W * l1_ratio
+    l2_W = n_features * alpha_W * (1.0 - l1_ratio)
+    l1_H = n_samples * alpha_H * l1_ratio
+    l2_H = n_samples * alpha_H * (1.0 - l1_ratio)
+    return l1_W, l2_W, l1_H, l2_H
+
+
+class NMF(BaseNMF):
+    """Nonnegative matrix factorisation with beta-divergence multiplicative updates.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Rank; ``None`` uses ``n_features``.
+    beta_loss : {"frobenius", "kullback-leibler", "itakura-saito"} or float
+        Divergence to minimise (beta 2, 1, 0, or any real).
+    init : {None, "random", "nndsvd", "nndsvda", "nndsvdar", "custom"}
+        ``None`` picks ``"nndsvda"`` when ``n_components <= min(X.shape)``,
+        else ``"random"`` (as scikit-learn).
+    max_iter : int
+        Maximum number of iterations.
+    tol : float
+        Tolerance of scikit-learn's stopping rule (checked every 10
+        iterations); 0 runs exactly ``max_iter`` iterations.
+    alpha_W, alpha_H : float (``alpha_H`` may be ``"same"``)
+        Penalty weights on ``W`` (activations) and ``H`` (dictionary).
+    l1_ratio : float in [0, 1]
+        Share of L1 in the penalties.
+    random_state : int, generator or None
+        Seeds the initialisation (``random``, ``nndsvdar``, randomised SVD).
+    device : {"cpu", "cuda", "auto"}
+    verbose : int
+        Print the objective every 10 iterations to stderr.
+
+    Attributes
+    ----------
+    components_ : array [shape=(n_components, n_features)]
+        The dictionary ``H``, same kind (numpy or torch) as the training data.
+    n_iter_ : int
+    reconstruction_err_ : float
+        ``sqrt(2 * divergence)`` at the end of ``fit`` (scikit-learn's definition).
+    loss_curve_ : list of float
+        Objective (divergence + penalties) at initialisation and after each iteration.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepnmf import NMF
+    >>> X = np.random.default_rng(0).random((20, 8))
+    >>> W = NMF(3, beta_loss="kullback-leibler", random_state=0).fit_transform(X)
+    >>> W.shape
+    (20, 3)
+    """
+
+    def __init__(
+        self,
+        n_components: int | None = None,
+        *,
+        beta_loss: str | float = "frobenius",
+        init: str | None = None,
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        alpha_W: float = 0.0,
+        alpha_H: float | str = 0.0,
+        l1_ratio: float = 0.0,
+        random_state: Any = None,
+        device: str = "cpu",
+        verbose: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.beta_loss = beta_loss
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self, n_samples: int, n_features: int) -> int:
+        beta_from_loss(self.beta_loss)
+        if self.init is not None:
+            check_choice(self.init, "init", INITS)
+        check_positive_int(self.max_iter, "max_iter", minimum=0)
+        check_nonneg_float(self.tol, "tol")
+        check_nonneg_float(self.alpha_W, "alpha_W")
+        if self.alpha_H != "same":
+            check_nonneg_float(self.alpha_H, "alpha_H")
+        if not 0.0 <= check_nonneg_float(self.l1_ratio, "l1_ratio") <= 1.0:
+            raise ParameterError(f"l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
+        resolve_device(self.device)
+        if self.n_components is None:
+            return n_features
+        return check_positive_int(self.n_components, "n_components")
+
+    @property
+    def beta_(self) -> float:
+        """The beta of ``beta_loss`` as a float."""
+        return beta_from_loss(self.beta_loss)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None, **params: Any) -> "NMF":
+        """Learn the dictionary; see :meth:`fit_transform` for the arguments."""
+        self.fit_transform(X, **params)
+        return self
+
+    def fit_transform(
+        self,
+        X: Any,
+        y: Any = None,
+        W: Any = None,
+        H: Any = None,
+        *,
+        mask: Any = None,
+        fixed_components: Any = None,
+        callback: Callable[[int, float], Any] | None = None,
+    ) -> Any:
+        """Learn the dictionary and return the activations of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor [shape=(n_samples, n_features)]
+            Nonnegative data.
+        y : ignored
+        W : array [shape=(n_samples, n_components)], optional
+            Initial activations (``init="custom"``).
+        H : array [shape=(n_components, n_features)], optional
+            Initial dictionary (``init="custom"``).
+        mask : array [shape=(n_samples, n_features)], optional
+            1 where ``X`` is observed, 0 where it is missing (ignored).
+        fixed_components : array [shape=(n_fixed, n_features)], optional
+            Atoms held fixed (semi-supervised separation); they become the
+            first ``n_fixed`` rows of ``components_`` and the remaining
+            ``n_components - n_fixed`` atoms are learned.
+        callback : callable, optional
+            ``callback(n_iter, objective)`` after each iteration.
+
+        Returns
+        -------
+        W : array [shape=(n_samples, n_components)]
+            Same kind (numpy or torch) as ``X``.
+        """
+        Xt, kind = self._prepare_X(X, reset=True)
+        n, m = Xt.shape
+        k = self._check_params(n, m)
+        gen = make_generator(self.random_state, Xt.device)
+        W0, H0, fixed = self._initial_factors(Xt, k, W, H, fixed_components, gen)
+        M = self._prepare_mask(mask, Xt)
+        l1_W, l2_W, l1_H, l2_H = _regularisation(self.alpha_W, self.alpha_H, self.l1_ratio, n, m)
+        result = multiplicative_updates(
+            Xt, W0, H0, beta=self.beta_, max_iter=self.max_iter, tol=self.tol,
+            l1_reg_W=l1_W, l2_reg_W=l2_W, l1_reg_H=l1_H, l2_reg_H=l2_H,
+            fixed_components=fixed, mask=M, callback=self._callback(callback),
+        )
+        self._H = result.H
+        self._input_kind = kind
+        self.n_components_ = k
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = result.losses
+        self.reconstruction_err_ = self._reconstruction_err(Xt, result.W, result.H, M)
+        self.components_ = self._output(result.H, kind)
+        return self._output(result.W, kind)
+
+    def _initial_factors(self, Xt, k, W, H, fixed_components, gen):
+        n, m = Xt.shape
+        init = self.init or default_init(k, n, m)
+        if init == "custom" or (self.init is None and W is not None and H is not None):
+            Wc = as_tensor(W, name="W", dtype=Xt.dtype, device=Xt.device)[0] if W is not None else None
+            Hc = as_tensor(H, name="H", dtype=Xt.dtype, device=Xt.device)[0] if H is not None else None
+            W0, H0 = initialize(Xt, k, init="custom", generator=gen, W=Wc, H=Hc)
+        else:
+            if W is not None or H is not None:
+                raise ParameterError("W and H are only used with init='custom'")
+            W0, H0 = initialize(Xt, k, init=init, generator=gen)
+        if fixed_components is None:
+            return W0, H0, None
+        F = as_tensor(fixed_components, name="fixed_components", dtype=Xt.dtype, device=Xt.device)[0]
+        if F.shape[1] != m:
+            raise DataError(f"fixed_components has {F.shape[1]} features but X has {m}")
+        if F.shape[0] > k:
+            raise ParameterError(f"{F.shape[0]} fixed components exceed n_components={k}")
+        if not bool(torch.isfinite(F).all()) or bool((F < 0).any()):
+            raise DataError("fixed_components must be finite and nonnegative")
+        H0[: F.shape[0]] = F
+        fixed = torch.zeros(k, dtype=torch.bool)
+        fixed[: F.shape[0]] = True
+        return W0, H0, fixed
+
+    @staticmethod
+    def _prepare_mask(mask: Any, Xt: torch.Tensor) -> torch.Tensor | None:
+        if mask is None:
+            return None
+        M = as_tensor(mask, name="mask", dtype=Xt.dtype, device=Xt.device, ndim=None)[0]
+        if tuple(M.shape) != tuple(Xt.shape):
+            raise DataError(f"mask has shape {tuple(M.shape)} but X has shape {tuple(Xt.shape)}")
+        return M
+
+    def _callback(self, user: Callable | None) -> Callable | None:
+        if not self.verbose:
+            return user
+
+        def report(n_iter: int, loss: float) -> Any:
+            if n_iter % 10 == 0:
+                print(f"[NMF] iteration {n_iter:4d}  objective {loss:.6g}", file=sys.stderr)
+            return user(n_iter, loss) if user is not None else None
+
+        return report
+
+    def _reconstruction_err(self, X, W, H, M) -> float:
+        div = float(beta_divergence(X, W @ H, self.beta_, mask=M))
+        return float(np.sqrt(max(2.0 * div, 0.0)))
+
+    # ------------------------------------------------------------- transform
+    def transform(self, X: Any, *, mask: Any = None, max_iter: int | None = None) -> Any:
+        """Activations of ``X`` with the dictionary frozen.
+
+        Parameters
+        ----------
+        X : array [shape=(n_samples, n_features)]
+        mask : array [shape=(n_samples, n_features)], optional
+        max_iter : int, optional
+            Defaults to the estimator's ``max_iter``.
+
+        Returns
+        -------
+        W : array [shape=(n_samples, n_components)]
+        """
+        Xt, kind = self._prepare_X(X, reset=False)
+        H = self._H.to(device=Xt.device, dtype=Xt.dtype)
+        k = H.shape[0]
+        avg = float(np.sqrt(max(float(Xt.mean()), 1e-12) / k))
+        W0 = torch.full((Xt.shape[0], k), avg, dtype=Xt.dtype, device=Xt.device)
+        l1_W, l2_W, _, _ = _regularisation(self.alpha_W, self.alpha_H, self.l1_ratio, *Xt.shape)
+        result = multiplicative_updates(
+            Xt, W0, H.clone(), beta=self.beta_, max_iter=self.max_iter if max_iter is None else max_iter,
+            tol=self.tol, l1_reg_W=l1_W, l2_reg_W=l2_W, update_H=False,
+            mask=self._prepare_mask(mask, Xt),
+        )
+        return self._output(result.W, kind)
+
+    def inverse_transform(self, W: Any) -> Any:
+        """Reconstruction ``W @ components_``, shape ``(n_samples, n_features)``."""
+        self._check_is_fitted()
+        Wt, kind = as_tensor(W, name="W", dtype=self.dtype_, device=self._H.device)
+        if Wt.shape[1] != self._H.shape[0]:
+            raise DataError(f"W has {Wt.shape[1]} columns but the model has {self._H.shape[0]} components")
+        return self._output(Wt @ self._H, kind)
+
+    # ---------------------------------------------------------- constructors
+    @classmethod
+    def from_components(cls, components: Any, **params: Any) -> "NMF":
+        """An NMF whose dictionary is given (for ``transform`` with a fixed, e.g. stacked, dictionary).
+
+        Parameters
+        ----------
+        components : array [shape=(n_components, n_features)]
+            Nonnegative dictionary.
+        **params
+            Constructor arguments (``beta_loss``, ``max_iter``...).
+        """
+        est = cls(**params)
+        device = resolve_device(est.device)
+        H, kind = as_tensor(components, name="components", device=device)
+        if bool((H < 0).any()) or not bool(torch.isfinite(H).all()) or H.numel() == 0:
+            raise DataError("components must be a nonempty, finite, nonnegative matrix")
+        est.n_components = est.n_components or H.shape[0]
+        if est.n_components != H.shape[0]:
+            raise ParameterError(f"n_components={est.n_components} but components has {H.shape[0]} rows")
+        est._H, est._input_kind = H, kind
+        est.components_ = est._output(H, kind)
+        est.n_components_, est.n_features_in_ = H.shape[0], H.shape[1]
+        est.dtype_, est.device_ = H.dtype, device
+        est.n_iter_, est.loss_curve_ = 0, []
+        return est
+
+    # ------------------------------------------------------------- save/load
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"components": self._H}
+
+    def _state_json(self) -> dict[str, Any]:
+        state = super()._state_json()
+        state["reconstruction_err_"] = float(getattr(self, "reconstruction_err_", float("nan")))
+        return state
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        device = self._restore_common(state)
+        H = tensors["components"].to(device=device, dtype=self.dtype_)
+        if H.ndim != 2 or H.shape[1] != self.n_features_in_ or bool((H < 0).any()):
+            raise DataError("saved components are not a nonnegative (n_components, n_features_in_) matrix")
+        self._H = H
+        self.n_components_ = H.shape[0]
+        self.components_ = H.cpu().numpy()
+        self.reconstruction_err_ = float(state.get("reconstruction_err_", float("nan")))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
+
+def non_negative_factorization(
+    X: Any,
+    W: Any = None,
+    H: Any = None,
+    n_components: int | None = None,
+    *,
+    update_H: bool = True,
+    **params: Any,
+) -> tuple[Any, Any, int]:
+    """Functional form with scikit-learn's meaning: ``X ~ W @ H``.
+
+    With ``update_H=False``, ``H`` is the fixed dictionary and only ``W`` is
+    computed (what ``transform`` does). Other keyword arguments are those of
+    :class:`NMF`.
+
+    Returns
+    -------
+    W : array [shape=(n_samples, n_components)]
+    H : array [shape=(n_components, n_features)]
+    n_iter : int
+    """
+    if update_H:
+        est = NMF(n_components, **params)
+        W_out = est.fit_transform(X, W=W, H=H)
+        return W_out, est.components_, est.n_iter_
+    if H is None:
+        raise ParameterError("update_H=False needs the dictionary H")
+    params.pop("init", None)
+    est = NMF.from_components(H, **params)
+    W_out = est.transform(X)
+    return W_out, est.components_, est.max_iter
