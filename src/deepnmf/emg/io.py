@@ -362,7 +362,9 @@ def load_ninapro(path: str | Path, *, fs: float | None = None) -> Recording:
         if m != 0 and r != 0:
             segments.append(Segment(seg.start, seg.stop, m, r))
     channels = [f"ch{i + 1}" for i in range(emg.shape[1])]
-    return Recording(emg, float(fs), channels, segments, {"format": "ninapro", "sources": [str(path)]})
+    # DB1's electrodes deliver rectified, RMS-smoothed EMG at 100 Hz: no band-pass or rectification then
+    meta = {"format": "ninapro", "sources": [str(path)], "already_rectified": bool(fs <= 200 and emg.min() >= 0)}
+    return Recording(emg, float(fs), channels, segments, meta)
 
 
 def load_cycles(path: str | Path) -> np.ndarray:
