@@ -122,23 +122,35 @@ def as_tensor(
         T = X.detach()
         default = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
     else:
+        if hasattr(X, "toarray") and hasattr(X, "nnz"):
+            raise DataError(
+                f"Sparse input is not supported: {name} is a scipy sparse matrix; densify it with .toarray()"
+            )
         try:
             arr = np.asarray(X)
         except (TypeError, ValueError) as err:
             raise DataError(f"{name} could not be converted to an array: {err}") from err
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        if arr.dtype == object:
+            try:
+                arr = arr.astype(np.float64)
+            except TypeError as err:
+                raise TypeError(f"{name} must be numeric: {err}") from err
+            except ValueError as err:
+                raise DataError(f"{name} must be numeric: {err}") from err
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise DataError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
         if np.iscomplexobj(arr):
-            raise DataError(f"{name} must be real-valued; take the magnitude of complex spectra first")
+            raise DataError(f"Complex data not supported: {name} must be real-valued; take the magnitude of complex spectra first")
         kind = ArrayKind("numpy", arr.dtype)
         default = torch.float32 if arr.dtype == np.float32 else torch.float64
         T = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32 if default == torch.float32 else np.float64))
     if torch.is_complex(T):
-        raise DataError(f"{name} must be real-valued; take the magnitude of complex spectra first")
+        raise DataError(f"Complex data not supported: {name} must be real-valued; take the magnitude of complex spectra first")
     target = dtype or default
     T = T.to(device=device or T.device, dtype=target)
     if ndim is not None and T.ndim != ndim:
-        raise DataError(f"{name} must be a {ndim}-D array, got {T.ndim}-D with shape {tuple(T.shape)}")
+        hint = " Reshape your data, e.g. X.reshape(1, -1) for a single sample." if ndim == 2 and T.ndim == 1 else ""
+        raise DataError(f"{name} must be a {ndim}-D array, got {T.ndim}-D with shape {tuple(T.shape)}.{hint}")
     return T, kind
 
 
@@ -152,13 +164,16 @@ def to_kind(T: torch.Tensor, kind: ArrayKind) -> Any:
 def check_finite_nonnegative(T: torch.Tensor, name: str = "X", *, allow_empty: bool = False) -> None:
     """Raise :class:`DataError` if ``T`` is empty, has NaN/inf or negative entries."""
     if T.numel() == 0 and not allow_empty:
-        raise DataError(f"{name} is empty (shape {tuple(T.shape)}); it needs at least one sample and one feature")
+        what = "feature(s)" if T.ndim == 2 and T.shape[0] > 0 else "sample(s)"
+        raise DataError(
+            f"{name} is empty: 0 {what} (shape={tuple(T.shape)}) while a minimum of 1 is required."
+        )
     if not bool(torch.isfinite(T).all()):
         n_bad = int((~torch.isfinite(T)).sum())
         raise DataError(f"{name} contains {n_bad} NaN or infinite entries; clean or impute them first")
     if T.numel() and bool((T < 0).any()):
         raise DataError(
-            f"{name} contains negative values (min {float(T.min()):.3g}); NMF needs nonnegative data, "
+            f"Negative values in data passed to {name} (min {float(T.min()):.3g}); NMF needs nonnegative data, "
             "for example a magnitude spectrogram or a rectified envelope"
         )
 
