@@ -8,6 +8,7 @@ from deepnmf.cli.app import app
 # Command modules register themselves on ``app`` when imported. Add new ones here.
 COMMAND_MODULES = [
     "deepnmf.cli.demo",
+    "deepnmf.cli.synergies",
 ]
 
 

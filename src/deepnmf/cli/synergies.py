@@ -1,0 +1,165 @@
+"""``deepnmf synergies``: muscle synergies from EMG files (load -> envelopes -> study -> files).
+
+Thin over :func:`deepnmf.emg.io.load_recording`,
+:func:`deepnmf.emg.preprocess.preprocess` and
+:func:`deepnmf.experiments.synergies.run_synergy_study`.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, List, Optional
+
+import typer
+
+from deepnmf.cli.app import app, echo, handle_errors, progress_bar, write_json
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show library warnings as one ``warning:`` line each (no source lines)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if msg not in seen and not issubclass(w.category, DeprecationWarning):
+            seen.add(msg)
+            typer.secho(f"warning: {msg}", fg=typer.colors.YELLOW, err=True)
+
+
+def _curve_ranks(max_curve_rank: Optional[int], n_channels: int) -> Optional[list[int]]:
+    if max_curve_rank is None:
+        return None
+    return list(range(1, min(max_curve_rank, n_channels) + 1))
+
+
+def _estimator_params(method: str, epochs: Optional[int]) -> dict[str, Any]:
+    return {"max_epochs": epochs} if (method == "vae-nmf" and epochs is not None) else {}
+
+
+def _envelope_options(rec, *, band, no_bandpass, notch, cutoff, envelope_fs, time_points, amplitude, drop_dead) -> dict:
+    if time_points is None and rec.segments and all(s.kind == "cycle" for s in rec.segments):
+        time_points = 200  # gait: 100 points of stance + 100 of swing per cycle
+    return {
+        "band": None if no_bandpass else (float(band[0]), float(band[1])),
+        "notch": notch,
+        "envelope_cutoff": cutoff,
+        "envelope_fs": envelope_fs,
+        "time_points": time_points,
+        "amplitude": amplitude,
+        "dead_channels": "drop" if drop_dead else "error",
+    }
+
+
+def write_activations_csv(study, env, path: Path) -> Path:
+    """One row per envelope sample: movement, repetition, sample, time, S1..Sr."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rank = study.movements[0].fit.synergies.shape[0] if study.movements else 0
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["movement", "repetition", "sample", "time", *[f"S{k + 1}" for k in range(rank)]])
+        for m in study.movements:
+            for rep, start, stop in m.repetition_bounds:
+                for i in range(start, stop):
+                    row = m.fit.activations[i]
+                    out.writerow([m.movement, rep, i - start, f"{(i - start) / env.fs:.6g}", *[f"{v:.6g}" for v in row]])
+    return path
+
+
+def write_figures(study, env, out: Path, *, rank: int) -> list[Path]:
+    """Per movement: synergy bars, activations, reconstructions; plus the VAF curves."""
+    from deepnmf.plotting.emg import plot_activations, plot_reconstruction, plot_synergies, plot_vaf_curve
+
+    normalised = bool(env.meta.get("time_normalised"))
+    time_label = "cycle / repetition samples" if normalised else "time within the movement's repetitions (s)"
+    names = env.meta.get("movement_names", {})
+    paths = []
+    for m in study.movements:
+        tag = f"movement-{m.movement}"
+        label = f"{m.movement}" + (f" ({names[m.movement]})" if m.movement in names else "")
+        paths.append(plot_synergies(m.fit.synergies, m.channels, out / f"{tag}_synergies.png", title=f"movement {label}: synergies"))
+        paths.append(plot_activations(m.fit.activations, env.fs, out / f"{tag}_activations.png", bounds=m.repetition_bounds,
+                                      title=f"movement {label}: activations", time_label=time_label))
+        paths.append(plot_reconstruction(m.envelopes, m.fit.reconstruction, m.channels, m.fit.vaf_per_channel,
+                                         out / f"{tag}_reconstruction.png", fs=env.fs, vaf=m.fit.vaf,
+                                         title=f"movement {label}", time_label=time_label))
+    curves = {str(m.movement): m.curve for m in study.movements if m.curve}
+    if curves:
+        paths.append(plot_vaf_curve(curves, out / "vaf_curve.png", rank=rank))
+    return paths
+
+
+def _summary(study) -> None:
+    print(f"{'movement':>10}  {'VAF':>6}  held-out VAF (per left-out repetition)")
+    for m in study.movements:
+        held = " ".join(f"{v:.3f}" for v in (m.heldout.vaf if m.heldout is not None else []))
+        print(f"{str(m.movement):>10}  {m.fit.vaf:6.3f}  {held or '-'}")
+
+
+@app.command("synergies")
+@handle_errors
+def synergies_command(
+    files: List[Path] = typer.Argument(..., help="EMG files of one subject (their repetitions add up)."),
+    format: str = typer.Option(..., "--format", "-f", help="csv | uci | ninapro | gait"),
+    rank: int = typer.Option(4, "--rank", "-r", help="Number of synergies."),
+    method: str = typer.Option("nmf", "--method", "-m", help="nmf | vae-nmf"),
+    movement: Optional[List[str]] = typer.Option(None, "--movement", help="Only this movement (repeatable)."),
+    cycles: Optional[Path] = typer.Option(None, "--cycles", help="Gait cycle times (default: sibling *_cycles.csv)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    restarts: Optional[int] = typer.Option(None, help="Restarts per fit (default 5 for nmf, 2 for vae-nmf)."),
+    cv_restarts: Optional[int] = typer.Option(None, help="Restarts per cross-validation fold (default: restarts; 1 for vae-nmf)."),
+    curve_method: Optional[str] = typer.Option(None, help="Method of the VAF-vs-rank curve (default nmf)."),
+    max_curve_rank: Optional[int] = typer.Option(None, help="Largest rank of the VAF curve (default: channel count; 0: none)."),
+    heldout: str = typer.Option("nnls", help="Held-out activations: nnls | transform (the estimator's own)."),
+    epochs: Optional[int] = typer.Option(None, help="VAE-NMF training epochs (default 200)."),
+    band: tuple[float, float] = typer.Option((20.0, 450.0), help="Band-pass edges in Hz."),
+    no_bandpass: bool = typer.Option(False, "--no-bandpass", help="Skip the band-pass."),
+    notch: Optional[float] = typer.Option(None, help="Mains notch frequency (50 or 60 Hz)."),
+    cutoff: float = typer.Option(10.0, help="Envelope low-pass cut-off in Hz."),
+    envelope_fs: float = typer.Option(100.0, help="Envelope sampling rate in Hz."),
+    time_points: Optional[int] = typer.Option(None, help="Points per cycle/repetition (time normalisation; gait default 200)."),
+    amplitude: str = typer.Option("max", help="Per-channel amplitude normalisation: max | rms | none."),
+    drop_dead_channels: bool = typer.Option(False, help="Drop constant/all-zero channels instead of stopping."),
+    seed: int = typer.Option(0, help="Random seed."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
+) -> None:
+    """Extract muscle synergies per movement: VAF, held-out VAF, VAF curve, figures."""
+    from deepnmf.emg.io import load_recording
+    from deepnmf.emg.preprocess import preprocess
+    from deepnmf.experiments.synergies import run_synergy_study, work_units
+
+    with _warnings_to_stderr():
+        rec = load_recording(files, format=format, cycles=cycles)
+        opts = _envelope_options(rec, band=band, no_bandpass=no_bandpass, notch=notch, cutoff=cutoff,
+                                 envelope_fs=envelope_fs, time_points=time_points, amplitude=amplitude,
+                                 drop_dead=drop_dead_channels)
+        env = preprocess(rec, **opts)
+    echo(f"{len(files)} file(s): {rec.n_channels} channels at {rec.fs:g} Hz, movements {', '.join(map(str, env.movements()))}")
+    curve_ranks = _curve_ranks(max_curve_rank, env.n_channels)
+    kwargs = dict(rank=rank, method=method, movements=movement, n_restarts=restarts, cv_restarts=cv_restarts,
+                  curve_ranks=curve_ranks)
+    total = work_units(env, **kwargs)
+    progress, task = progress_bar(total, f"synergies ({method})")
+    with progress, _warnings_to_stderr():
+        study = run_synergy_study(env, **kwargs, curve_method=curve_method, heldout=heldout,
+                                  estimator_params=_estimator_params(method, epochs), random_state=seed,
+                                  step=lambda msg: progress.update(task, advance=1, info=msg))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "synergies.json", study.to_json())
+    write_activations_csv(study, env, out / "activations.csv")
+    run_info = {**study.settings, "files": [str(f) for f in files], "format": format,
+                "envelope_fs": env.fs, "channels": env.channels,
+                "restart_vafs": {str(m.movement): m.fit.restart_vafs for m in study.movements},
+                "heldout_vaf_per_channel": {str(m.movement): (m.heldout.vaf_per_channel.tolist() if m.heldout else [])
+                                            for m in study.movements},
+                "heldout_fold_train_vaf": {str(m.movement): (m.heldout.train_vaf.tolist() if m.heldout else [])
+                                           for m in study.movements}}
+    write_json(out / "run.json", run_info)
+    if figures:
+        write_figures(study, env, out / "figures", rank=rank)
+    _summary(study)
+    echo(f"wrote {out / 'synergies.json'}, {out / 'activations.csv'}" + (f", {out / 'figures'}/" if figures else ""))

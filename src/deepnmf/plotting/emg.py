@@ -1,0 +1,145 @@
+"""Muscle-synergy figures: synergy bars, activations, envelope reconstructions, VAF curve.
+
+Orientation as everywhere: envelopes ``(n_samples, n_channels)``, synergies
+``(rank, n_channels)``, activations ``(n_samples, rank)``. Every function
+writes a PNG and returns its path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from deepnmf.plotting import new_figure, save_figure
+
+
+def plot_synergies(synergies: np.ndarray, channels: Sequence[str], path: str | Path, *, title: str = "") -> Path:
+    """Bar chart of each synergy vector (one row of panels per synergy).
+
+    Parameters
+    ----------
+    synergies : np.ndarray [shape=(rank, n_channels)]
+    channels : sequence of str
+    path : str or Path
+    """
+    W = np.asarray(synergies)
+    rank = W.shape[0]
+    fig, axes = new_figure(rank, 1, figsize=(max(4.0, 0.5 * W.shape[1] + 2), 1.6 * rank + 0.6), sharex=True, squeeze=False)
+    x = np.arange(W.shape[1])
+    for k, ax in enumerate(axes[:, 0]):
+        ax.bar(x, W[k], color=f"C{k}")
+        ax.set_ylabel(f"S{k + 1}")
+        ax.set_ylim(0, max(1.0, float(W.max())) * 1.05)
+    axes[-1, 0].set_xticks(x, list(channels), rotation=45, ha="right")
+    axes[0, 0].set_title(title or "synergy vectors (unit norm)")
+    return save_figure(fig, path)
+
+
+def plot_activations(
+    activations: np.ndarray,
+    fs: float,
+    path: str | Path,
+    *,
+    bounds: Sequence[tuple[int, int, int]] = (),
+    title: str = "",
+    time_label: str = "time (s)",
+) -> Path:
+    """Activation time courses, one panel per synergy, repetitions marked.
+
+    Parameters
+    ----------
+    activations : np.ndarray [shape=(n_samples, rank)]
+    fs : float
+        Samples per unit of the time axis.
+    bounds : sequence of (repetition, start, stop)
+        Repetition boundaries in samples (drawn as vertical lines).
+    """
+    H = np.asarray(activations)
+    t = np.arange(H.shape[0]) / fs
+    fig, axes = new_figure(H.shape[1], 1, figsize=(8, 1.4 * H.shape[1] + 0.6), sharex=True, squeeze=False)
+    for k, ax in enumerate(axes[:, 0]):
+        ax.plot(t, H[:, k], color=f"C{k}", lw=1)
+        ax.set_ylabel(f"S{k + 1}")
+        for rep, start, _stop in bounds:
+            ax.axvline(start / fs, color="0.6", lw=0.6, ls="--")
+            if k == 0:
+                ax.text(start / fs, ax.get_ylim()[1], f" r{rep}", va="top", fontsize=7, color="0.4")
+    axes[-1, 0].set_xlabel(time_label)
+    axes[0, 0].set_title(title or "synergy activations")
+    return save_figure(fig, path)
+
+
+def plot_reconstruction(
+    envelopes: np.ndarray,
+    reconstruction: np.ndarray,
+    channels: Sequence[str],
+    vaf_per_channel: Sequence[float],
+    path: str | Path,
+    *,
+    fs: float = 1.0,
+    vaf: float | None = None,
+    title: str = "",
+    time_label: str = "time (s)",
+) -> Path:
+    """Original versus reconstructed envelope of every channel, with its VAF.
+
+    Parameters
+    ----------
+    envelopes, reconstruction : np.ndarray [shape=(n_samples, n_channels)]
+    channels : sequence of str
+    vaf_per_channel : sequence of float, length n_channels
+    """
+    X, Y = np.asarray(envelopes), np.asarray(reconstruction)
+    n = X.shape[1]
+    ncol = 2 if n > 4 else 1
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = new_figure(nrow, ncol, figsize=(5.5 * ncol, 1.5 * nrow + 0.8), sharex=True, squeeze=False)
+    t = np.arange(X.shape[0]) / fs
+    for c, ax in enumerate(axes.T.ravel()):
+        if c >= n:
+            ax.axis("off")
+            continue
+        ax.plot(t, X[:, c], color="0.2", lw=1, label="original")
+        ax.plot(t, Y[:, c], color="C3", lw=1, ls="--", label="reconstructed")
+        ax.set_title(f"{channels[c]}  VAF {vaf_per_channel[c]:.3f}", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel(time_label)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    head = title or "envelopes: original vs reconstructed"
+    fig.suptitle(head + (f" (total VAF {vaf:.3f})" if vaf is not None else ""), fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_vaf_curve(
+    curves: dict[str, dict[int, float]],
+    path: str | Path,
+    *,
+    threshold: float | None = 0.9,
+    rank: int | None = None,
+) -> Path:
+    """VAF versus rank, one line per movement.
+
+    Parameters
+    ----------
+    curves : dict
+        ``{movement label: {rank: vaf}}``.
+    threshold : float, optional
+        Horizontal line at this VAF.
+    rank : int, optional
+        Vertical line at the rank used.
+    """
+    fig, ax = new_figure(figsize=(5, 3.5))
+    for i, (label, curve) in enumerate(curves.items()):
+        ranks = sorted(curve)
+        ax.plot(ranks, [curve[r] for r in ranks], marker="o", ms=3, label=str(label), color=f"C{i % 10}")
+    if threshold is not None:
+        ax.axhline(threshold, color="0.5", ls=":", lw=1)
+    if rank is not None:
+        ax.axvline(rank, color="0.5", ls="--", lw=1)
+    ax.set_xlabel("number of synergies")
+    ax.set_ylabel("VAF")
+    ax.set_title("VAF versus rank")
+    if len(curves) > 1:
+        ax.legend(fontsize=7, title="movement")
+    return save_figure(fig, path)
