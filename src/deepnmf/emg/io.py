@@ -172,6 +172,17 @@ def _read_text_table(path: Path, *, delimiter: str | None) -> tuple[list[str], n
     return names, values
 
 
+def _read_header(path: Path) -> str:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as fh:
+            return fh.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise DataError(f"{path}: not a readable text file ({err})") from err
+
+
 def _check_path(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -287,10 +298,10 @@ def load_uci(path: str | Path, *, fs: float = 1000.0) -> Recording:
         numbered per class.
     """
     path = _check_path(path)
+    lower = [h.strip().lower() for h in _read_header(path).split("\t")]
+    if len(lower) < 3 or lower[0] != "time" or lower[-1] != "class":
+        raise DataError(f"{path}: not a UCI gestures file (expected tab-separated columns time, channel1.., class)")
     names, values = _read_text_table(path, delimiter="\t")
-    lower = [n.lower() for n in names]
-    if lower[0] != "time" or lower[-1] != "class":
-        raise DataError(f"{path}: not a UCI gestures file (expected columns time, channel1.., class; got {', '.join(names)})")
     t = values[:, 0] / 1000.0
     order = np.argsort(t, kind="stable")
     t, values = t[order], values[order]
