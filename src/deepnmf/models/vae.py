@@ -1,0 +1,487 @@
+"""VAENMF: the Gamma-latent variational autoencoder with a nonnegative dictionary (Xie et al.).
+
+Orientation: ``X`` is ``(n_samples, n_features)`` (frames x bins, time x
+muscles); ``components_`` is the dictionary ``(n_components, n_features)``;
+activations are ``(n_samples, n_components)`` and ``X ~ H @ components_``.
+
+The maths lives in :mod:`deepnmf.nn.vae` (modules, ELBO) and
+:mod:`deepnmf.nn.gamma` (sampler, KL); the loop in :mod:`deepnmf.training`.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from deepnmf._utils import (
+    ArrayKind,
+    as_tensor,
+    check_choice,
+    check_finite_nonnegative,
+    check_nonneg_float,
+    check_positive_int,
+    make_generator,
+    resolve_device,
+)
+from deepnmf.exceptions import DataError, ModelFileError, ParameterError
+from deepnmf.models._base import BaseNMF
+
+LIKELIHOODS = ("gaussian", "poisson", "exponential")
+NONNEG_MODES = ("penalty", "project", "softplus")
+SAMPLERS = ("marsaglia-tsang", "implicit")
+POSTERIOR_STATS = ("mean", "sample", "mode")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_CHUNK = 8192  # rows per forward pass at inference
+
+
+class VAENMF(BaseNMF):
+    r"""VAE-NMF: a Gamma-latent VAE whose decoder is a nonnegative dictionary.
+
+    Each sample ``x`` (a row of ``X``) is modelled as ``x ~ p(x | z @ W)``
+    with activations ``z ~ Gamma(prior_shape, prior_rate)`` and ``W >= 0``;
+    an MLP encoder gives the Gamma posterior ``q(z | x)``. Training minimises
+
+    .. math::
+
+        -E_q[\log p(x|z)] + KL(q(z|x) \| p(z)) + \frac{\gamma}{2}\sum \min(V, 0)^2
+
+    with Adam on minibatches (the paper: lr 1e-3, weight decay 5e-4, batch 128,
+    two hidden layers of 400 units).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of dictionary atoms (latent dimensions).
+    likelihood : {"gaussian", "poisson", "exponential"}
+        ``p(x|z)``: Gaussian (squared error; the noise variance is estimated),
+        Poisson (generalised KL), exponential (Itakura-Saito).
+    nonneg : {"penalty", "project", "softplus"}
+        How ``W >= 0`` is kept: the paper's quadratic penalty of weight
+        ``gamma`` (``components_`` then clips the small negative residue),
+        clamping after each step, or a softplus reparameterisation.
+    sampler : {"marsaglia-tsang", "implicit"}
+        Reparameterised Gamma sampler, see :func:`deepnmf.nn.gamma.rsample`.
+    hidden : tuple of int
+        Encoder hidden layer widths.
+    max_epochs : int
+        Passes over the training samples (exactly this many when
+        ``early_stopping=False``).
+    batch_size : int
+    validation_fraction : float
+        Share of samples held out to monitor the loss (0 allowed).
+    early_stopping : bool
+        Stop after ``patience`` epochs without relative improvement ``tol`` of
+        the monitored loss (validation, else training) and keep the best weights.
+    lr, weight_decay : float
+        Adam learning rate and L2 weight decay.
+    random_state : int, generator or None
+        Seeds initialisation, the split, shuffling and sampling.
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+    verbose : int
+        Print one line every ``verbose`` epochs to stderr (0: silent).
+    prior_shape, prior_rate : float
+        The Gamma prior on each activation (the paper: 1 and 1).
+    gamma : float
+        Penalty weight (``nonneg="penalty"``), on the order-one free parameters.
+    patience : int
+        Epochs without improvement before early stopping.
+    tol : float
+        Relative improvement that counts for early stopping.
+    min_concentration : float
+        Floor on the posterior shapes.
+    dtype : {"float32", "float64", None}
+        Training precision; ``None`` follows the input.
+    callback : callable, optional
+        Called with a :class:`deepnmf.training.EpochInfo` after every epoch;
+        returning ``True`` stops training.
+
+    Attributes
+    ----------
+    components_ : np.ndarray [shape=(n_components, n_features)]
+        The dictionary, exactly nonnegative.
+    module_ : deepnmf.nn.vae.VAENMFModule
+        The trained torch module (encoder ``module_.encoder``, decoder ``module_.decoder``).
+    loss_curve_ : list of float
+        Training loss (negative ELBO per sample plus penalty) per epoch.
+    history_ : dict of str -> list of float
+        Per-epoch ``train_loss``, ``train_nll``, ``train_kl``, ``train_penalty``
+        and the same with ``val_`` when validating.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+    noise_var_ : float
+        Estimated Gaussian noise variance (Gaussian likelihood).
+    fit_seconds_ : float
+    """
+
+    def __init__(
+        self,
+        n_components: int,
+        *,
+        likelihood: str = "gaussian",
+        nonneg: str = "penalty",
+        sampler: str = "marsaglia-tsang",
+        hidden: Sequence[int] = (400, 400),
+        max_epochs: int = 200,
+        batch_size: int = 128,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = True,
+        lr: float = 1e-3,
+        weight_decay: float = 5e-4,
+        random_state: Any = None,
+        device: str = "cpu",
+        verbose: int = 0,
+        prior_shape: float = 1.0,
+        prior_rate: float = 1.0,
+        gamma: float = 100.0,
+        patience: int = 20,
+        tol: float = 1e-4,
+        min_concentration: float = 0.05,
+        dtype: str | None = "float32",
+        callback: Callable | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.likelihood = likelihood
+        self.nonneg = nonneg
+        self.sampler = sampler
+        self.hidden = hidden
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.prior_shape = prior_shape
+        self.prior_rate = prior_rate
+        self.gamma = gamma
+        self.patience = patience
+        self.tol = tol
+        self.min_concentration = min_concentration
+        self.dtype = dtype
+        self.callback = callback
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_choice(self.likelihood, "likelihood", LIKELIHOODS)
+        check_choice(self.nonneg, "nonneg", NONNEG_MODES)
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        if self.dtype is not None:
+            check_choice(self.dtype, "dtype", tuple(_DTYPES))
+        hidden = self.hidden
+        if isinstance(hidden, (int, str)) or not all(
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden
+        ):
+            raise ParameterError(f"hidden must be a sequence of positive integers, got {hidden!r}")
+        for name in ("max_epochs", "batch_size", "patience"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("prior_shape", "prior_rate", "lr", "min_concentration"):
+            if check_nonneg_float(getattr(self, name), name) == 0.0:
+                raise ParameterError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "gamma", "tol"):
+            check_nonneg_float(getattr(self, name), name)
+        vf = self.validation_fraction
+        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
+            raise ParameterError(f"validation_fraction must be a number in [0, 1), got {vf!r}")
+        if not isinstance(self.verbose, (int, np.integer)) or isinstance(self.verbose, bool) or self.verbose < 0:
+            raise ParameterError(f"verbose must be an integer >= 0, got {self.verbose!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise ParameterError("callback must be callable or None")
+
+    def _module_options(self) -> dict[str, Any]:
+        return {
+            "hidden": tuple(int(h) for h in self.hidden),
+            "likelihood": self.likelihood,
+            "nonneg": self.nonneg,
+            "sampler": self.sampler,
+            "prior_shape": float(self.prior_shape),
+            "prior_rate": float(self.prior_rate),
+            "gamma": float(self.gamma),
+            "min_concentration": float(self.min_concentration),
+        }
+
+    def _build(self, n_features: int, dtype: torch.dtype, generator: torch.Generator | None):
+        from deepnmf.nn.vae import build_module
+
+        return build_module(
+            n_features,
+            int(self.n_components),
+            device=resolve_device(self.device),
+            dtype=dtype,
+            generator=generator,
+            **self._module_options(),
+        )
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> "VAENMF":
+        """Learn the encoder and the dictionary from ``X``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor [shape=(n_samples, n_features)]
+            Nonnegative, finite data.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        from deepnmf.training import fit_module
+
+        self._check_params()
+        T, _ = self._prepare_X(X, reset=True, dtype=_DTYPES.get(self.dtype) if self.dtype else None)
+        if T.shape[0] < 2:
+            raise DataError(f"X has {T.shape[0]} sample; VAENMF needs at least 2")
+        if not bool((T.sum(1) > 0).any()):
+            raise DataError("X is all zeros; there is nothing to factorise")
+        gen = make_generator(self.random_state, self.device_)
+        module = self._build(T.shape[1], T.dtype, gen)
+        module.init_from_data(T, gen)
+        result = fit_module(
+            module,
+            T,
+            generator=gen,
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            validation_fraction=float(self.validation_fraction),
+            early_stopping=bool(self.early_stopping),
+            patience=int(self.patience),
+            tol=float(self.tol),
+            callback=self._epoch_callback(),
+        )
+        self._store_fit(module, result)
+        return self
+
+    def _epoch_callback(self) -> Callable | None:
+        user, every = self.callback, int(self.verbose)
+        if not every:
+            return user
+
+        def report(info):
+            if info.epoch % every == 0 or info.epoch == info.max_epochs:
+                val = f" val {info.val['loss']:.4g}" if info.val else ""
+                print(
+                    f"[VAENMF] epoch {info.epoch}/{info.max_epochs} loss {info.train['loss']:.4g}"
+                    f" (nll {info.train['nll']:.4g}, kl {info.train['kl']:.4g}){val} {info.elapsed:.1f}s",
+                    file=sys.stderr,
+                )
+            return user(info) if user is not None else None
+
+        return report
+
+    def _store_fit(self, module, result) -> None:
+        self.module_ = module
+        self.history_ = {k: list(v) for k, v in result.history.items()}
+        self.loss_curve_ = list(self.history_.get("train_loss", []))
+        self.n_iter_ = int(result.n_epochs)
+        self.best_epoch_ = int(result.best_epoch)
+        self.stopped_early_ = bool(result.stopped_early)
+        self.fit_seconds_ = float(result.seconds)
+        self.n_train_samples_ = int(result.n_train)
+        self.n_val_samples_ = int(result.n_val)
+
+    # --------------------------------------------------------------- outputs
+    @property
+    def components_(self) -> np.ndarray:
+        """The dictionary ``(n_components, n_features)``, exactly nonnegative (numpy)."""
+        if not hasattr(self, "module_"):
+            from deepnmf.exceptions import NotFittedError
+
+            raise NotFittedError(f"this {type(self).__name__} instance is not fitted yet; call fit before using it")
+        return self.module_.components().cpu().numpy()
+
+    @property
+    def noise_var_(self) -> float:
+        """Estimated Gaussian noise variance per entry (data units squared)."""
+        self._check_is_fitted()
+        return float(self.module_.noise_var)
+
+    def posterior_params(self, X: Any) -> tuple[Any, Any]:
+        """Shapes and rates of ``q(z | x)`` for every row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like [shape=(n_samples, n_features)]
+
+        Returns
+        -------
+        concentration, rate : array [shape=(n_samples, n_components)]
+            Same kind (numpy or torch) as ``X``.
+        """
+        T, kind = self._prepare_X(X, reset=False)
+        alpha, beta = self._encode(T)
+        return self._out(alpha, kind), self._out(beta, kind)
+
+    @torch.no_grad()
+    def _encode(self, T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.module_.eval()
+        parts = [self.module_.encoder(T[i : i + _CHUNK]) for i in range(0, T.shape[0], _CHUNK)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def transform(self, X: Any, *, posterior: str = "mean", random_state: Any = None) -> Any:
+        """Activations of ``X`` with the dictionary frozen (one encoder pass).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor [shape=(n_samples, n_features)]
+        posterior : {"mean", "sample", "mode"}
+            The posterior mean ``alpha / beta`` (default), one draw from
+            ``q(z|x)``, or its mode ``max(alpha - 1, 0) / beta``.
+        random_state : int, generator or None
+            For ``posterior="sample"``.
+
+        Returns
+        -------
+        H : array [shape=(n_samples, n_components)]
+            Nonnegative; numpy or torch as ``X`` was.
+        """
+        from deepnmf.nn import gamma as gamma_dist
+
+        check_choice(posterior, "posterior", POSTERIOR_STATS)
+        T, kind = self._prepare_X(X, reset=False)
+        alpha, beta = self._encode(T)
+        if posterior == "mean":
+            H = gamma_dist.mean(alpha, beta)
+        elif posterior == "mode":
+            H = gamma_dist.mode(alpha, beta)
+        else:
+            gen = make_generator(random_state, self.device_)
+            H = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
+        return self._out(H, kind)
+
+    def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
+        """Fit, then return the posterior-mean activations of ``X`` ``(n_samples, n_components)``."""
+        return self.fit(X).transform(X, **params)
+
+    def inverse_transform(self, H: Any) -> Any:
+        """Reconstruction ``H @ components_``.
+
+        Parameters
+        ----------
+        H : array-like [shape=(n_samples, n_components)]
+
+        Returns
+        -------
+        X_hat : array [shape=(n_samples, n_features)]
+        """
+        self._check_is_fitted()
+        T, kind = as_tensor(H, name="H", dtype=self.dtype_, device=self.device_)
+        check_finite_nonnegative(T, "H")
+        if T.shape[1] != self.n_components:
+            raise DataError(f"H has {T.shape[1]} columns but this VAENMF has {self.n_components} components")
+        return self._out(T @ self.module_.components(), kind)
+
+    @torch.no_grad()
+    def sample(self, n_samples: int = 1, *, random_state: Any = None, return_latent: bool = False):
+        """Draw new samples from the generative model: ``z ~ p(z)``, ``x = z @ W``.
+
+        Parameters
+        ----------
+        n_samples : int
+        random_state : int, generator or None
+        return_latent : bool
+            Also return the activations.
+
+        Returns
+        -------
+        X : np.ndarray [shape=(n_samples, n_features)]
+            Decoded means (the likelihood's mean for each draw).
+        Z : np.ndarray [shape=(n_samples, n_components)]
+            Only with ``return_latent=True``.
+        """
+        from deepnmf.nn import gamma as gamma_dist
+
+        self._check_is_fitted()
+        n_samples = check_positive_int(n_samples, "n_samples")
+        gen = make_generator(random_state, self.device_)
+        m = self.module_
+        shape = m.prior_shape.expand(n_samples, int(self.n_components))
+        Z = gamma_dist.rsample(shape, m.prior_rate.expand_as(shape), method=self.sampler, generator=gen)
+        X = (Z @ m.components()).cpu().numpy()
+        return (X, Z.cpu().numpy()) if return_latent else X
+
+    @torch.no_grad()
+    def score_samples(self, X: Any, *, n_draws: int = 1, random_state: Any = 0) -> np.ndarray:
+        """ELBO of every row of ``X`` (a lower bound on ``log p(x)``), in nats.
+
+        Parameters
+        ----------
+        X : array-like [shape=(n_samples, n_features)]
+        n_draws : int
+            Monte Carlo draws of ``z`` averaged per sample.
+
+        Returns
+        -------
+        elbo : np.ndarray [shape=(n_samples,)]
+        """
+        from deepnmf.nn import gamma as gamma_dist
+        from deepnmf.nn.vae import negative_log_likelihood
+
+        T, _ = self._prepare_X(X, reset=False)
+        n_draws = check_positive_int(n_draws, "n_draws")
+        gen = make_generator(random_state, self.device_)
+        m = self.module_
+        alpha, beta = self._encode(T)
+        nll = torch.zeros(T.shape[0], dtype=T.dtype, device=T.device)
+        for _ in range(n_draws):
+            z = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
+            nll += negative_log_likelihood(T, m.decoder(z), m.likelihood, m.noise_var, m.mean_floor) / n_draws
+        kl = gamma_dist.kl(alpha, beta, m.prior_shape, m.prior_rate).sum(-1)
+        return (-(nll + kl)).cpu().numpy().astype(np.float64)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean ELBO per sample of ``X`` (higher is better)."""
+        return float(np.mean(self.score_samples(X)))
+
+    @staticmethod
+    def _out(T: torch.Tensor, kind: ArrayKind) -> Any:
+        if kind.kind == "numpy":
+            return T.detach().cpu().numpy().astype(kind.dtype if kind.dtype in (np.float32, np.float64) else np.float64)
+        return T.to(device=kind.device, dtype=kind.dtype)
+
+    # ------------------------------------------------------------- save/load
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"module.{k}": v for k, v in self.module_.state_dict().items()}
+
+    def _state_json(self) -> dict[str, Any]:
+        state = super()._state_json()
+        state.update(
+            history_=self.history_,
+            best_epoch_=self.best_epoch_,
+            stopped_early_=self.stopped_early_,
+            fit_seconds_=self.fit_seconds_,
+            n_train_samples_=self.n_train_samples_,
+            n_val_samples_=self.n_val_samples_,
+        )
+        return state
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        device = self._restore_common(state)
+        try:
+            self._check_params()
+        except ParameterError as err:
+            raise ModelFileError(f"saved parameters are invalid: {err}") from err
+        module = self._build(self.n_features_in_, self.dtype_, None)
+        weights = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
+        try:
+            module.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise ModelFileError(f"weights do not match the saved configuration: {err}") from err
+        module.to(device).eval()
+        self.module_ = module
+        try:
+            self.history_ = {str(k): [float(x) for x in v] for k, v in state.get("history_", {}).items()}
+            self.best_epoch_ = int(state.get("best_epoch_", self.n_iter_))
+            self.stopped_early_ = bool(state.get("stopped_early_", False))
+            self.fit_seconds_ = float(state.get("fit_seconds_", 0.0))
+            self.n_train_samples_ = int(state.get("n_train_samples_", 0))
+            self.n_val_samples_ = int(state.get("n_val_samples_", 0))
+        except (AttributeError, TypeError, ValueError) as err:
+            raise ModelFileError(f"model configuration has a bad fitted field: {err}") from err

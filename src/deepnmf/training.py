@@ -1,0 +1,244 @@
+"""Shared torch fit loop: minibatches, validation split, early stopping, progress callbacks.
+
+The loop knows nothing about the model: it takes a module whose ``forward``
+(or a given ``loss_fn``) returns a dict of scalar loss terms with a ``"loss"``
+entry to minimise. Progress goes through a callback, never through prints,
+so the CLI can show a progress bar and the library stays quiet.
+
+Orientation: ``X`` is ``(n_samples, n_features)``; minibatches are rows.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from deepnmf.exceptions import DataError, ParameterError
+
+LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], dict]
+
+
+@dataclass
+class EpochInfo:
+    """What a progress callback receives after every epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed (1-based).
+    max_epochs : int
+    train : dict of str -> float
+        Sample-weighted means of every loss term over the epoch.
+    val : dict of str -> float
+        The same on the validation samples (empty without validation).
+    elapsed : float
+        Seconds since the fit started.
+    best_epoch : int
+        Epoch with the best monitored loss so far.
+    """
+
+    epoch: int
+    max_epochs: int
+    train: dict[str, float]
+    val: dict[str, float]
+    elapsed: float
+    best_epoch: int
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit_module`.
+
+    ``history`` maps ``"train_<term>"`` and ``"val_<term>"`` to per-epoch lists.
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    n_epochs: int = 0
+    best_epoch: int = 0
+    stopped_early: bool = False
+    n_train: int = 0
+    n_val: int = 0
+    seconds: float = 0.0
+
+
+def split_validation(
+    n_samples: int, validation_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random train/validation indices.
+
+    Returns
+    -------
+    train_idx, val_idx : torch.Tensor [shape=(n_train,), (n_val,)]
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ParameterError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    n_val = int(math.floor(validation_fraction * n_samples))
+    if validation_fraction > 0 and n_val == 0:
+        n_val = 1
+    if n_samples - n_val < 1:
+        raise DataError(
+            f"X has {n_samples} samples: too few to hold out a validation fraction of "
+            f"{validation_fraction}; pass more samples or validation_fraction=0"
+        )
+    perm = torch.randperm(n_samples, generator=generator, device=generator.device)
+    return perm[n_val:], perm[:n_val]
+
+
+class _Accumulator:
+    """Sample-weighted running sums of loss terms, kept as tensors (no sync per step)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, terms: dict[str, torch.Tensor], n: int) -> None:
+        for key, value in terms.items():
+            v = value.detach() * n
+            self.sums[key] = self.sums[key] + v if key in self.sums else v
+        self.count += n
+
+    def means(self) -> dict[str, float]:
+        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+
+
+def _run_epoch(module, X, idx, optimizer, loss_fn, batch_size, generator) -> dict[str, float]:
+    module.train()
+    acc = _Accumulator()
+    order = idx[torch.randperm(idx.numel(), generator=generator, device=generator.device).to(idx.device)]
+    for start in range(0, order.numel(), batch_size):
+        batch = X[order[start : start + batch_size]]  # (B, F)
+        terms = loss_fn(module, batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        if hasattr(module, "after_step"):
+            module.after_step()
+        acc.add(terms, batch.shape[0])
+    return acc.means()
+
+
+@torch.no_grad()
+def evaluate(module, X, loss_fn, *, batch_size: int, seed: int, device: torch.device) -> dict[str, float]:
+    """Mean loss terms on ``X`` (``(n, F)``) with a fixed-seed generator (common random numbers)."""
+    module.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    acc = _Accumulator()
+    for start in range(0, X.shape[0], batch_size):
+        batch = X[start : start + batch_size]
+        acc.add(loss_fn(module, batch, gen), batch.shape[0])
+    return acc.means()
+
+
+def _default_loss(module, batch, generator):
+    return module(batch, generator)
+
+
+def _check_fit_args(max_epochs, batch_size, patience, lr, weight_decay) -> None:
+    for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size), ("patience", patience)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+    for name, value in (("lr", lr), ("weight_decay", weight_decay)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ParameterError(f"{name} must be a finite number >= 0, got {value!r}")
+    if lr == 0:
+        raise ParameterError("lr must be > 0")
+
+
+def fit_module(
+    module: torch.nn.Module,
+    X: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    loss_fn: LossFn | None = None,
+    max_epochs: int = 200,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 5e-4,
+    validation_fraction: float = 0.1,
+    early_stopping: bool = True,
+    patience: int = 20,
+    tol: float = 1e-4,
+    callback: Callable[[EpochInfo], Any] | None = None,
+) -> FitResult:
+    """Train ``module`` on the rows of ``X`` with Adam and minibatches.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Returns a dict of scalar terms with ``"loss"`` (through ``loss_fn``);
+        an optional ``module.after_step()`` runs after every optimiser step.
+    X : torch.Tensor [shape=(n_samples, n_features)]
+        On the module's device and dtype.
+    generator : torch.Generator
+        Drives the split, the shuffling and the module's sampling.
+    loss_fn : callable, optional
+        ``loss_fn(module, batch, generator) -> dict``; default ``module(batch, generator)``.
+    max_epochs, batch_size, lr, weight_decay
+        Adam (L2 weight decay as in ``torch.optim.Adam``), passes over the
+        training rows, rows per step (the last batch may be smaller).
+    validation_fraction : float
+        Share of rows held out (0 allowed: then the training loss is monitored).
+    early_stopping : bool
+        Stop when the monitored loss has not improved by ``tol`` (relative)
+        for ``patience`` epochs, and restore the best weights. When off,
+        exactly ``max_epochs`` epochs run and the final weights are kept.
+    callback : callable, optional
+        Called with an :class:`EpochInfo` after every epoch; returning ``True``
+        stops training.
+
+    Returns
+    -------
+    FitResult
+    """
+    _check_fit_args(max_epochs, batch_size, patience, lr, weight_decay)
+    loss_fn = loss_fn or _default_loss
+    train_idx, val_idx = split_validation(X.shape[0], validation_fraction, generator)
+    train_idx, val_idx = train_idx.to(X.device), val_idx.to(X.device)
+    X_val = X[val_idx]
+    val_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    result = FitResult(n_train=int(train_idx.numel()), n_val=int(val_idx.numel()))
+    best, best_state, since_best = math.inf, None, 0
+    start = time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        train = _run_epoch(module, X, train_idx, optimizer, loss_fn, batch_size, generator)
+        val = evaluate(module, X_val, loss_fn, batch_size=4096, seed=val_seed, device=generator.device) if X_val.shape[0] else {}
+        _record(result.history, train, val)
+        monitored = val.get("loss", train["loss"])
+        if not math.isfinite(monitored):
+            raise DataError(
+                f"training diverged at epoch {epoch} (loss {monitored}); lower lr or check the data's scale"
+            )
+        if _improved(monitored, best, tol):
+            best, since_best, result.best_epoch = monitored, 0, epoch
+            if early_stopping:
+                best_state = copy.deepcopy(module.state_dict())
+        else:
+            since_best += 1
+        result.n_epochs = epoch
+        info = EpochInfo(epoch, max_epochs, train, val, time.perf_counter() - start, result.best_epoch)
+        if callback is not None and callback(info) is True:
+            break
+        if early_stopping and since_best >= patience:
+            result.stopped_early = True
+            break
+    if early_stopping and best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _improved(value: float, best: float, tol: float) -> bool:
+    """True when ``value`` beats ``best`` by more than ``tol`` relative (any finite value beats inf)."""
+    return not math.isfinite(best) or value < best - tol * abs(best)
+
+
+def _record(history: dict[str, list[float]], train: dict[str, float], val: dict[str, float]) -> None:
+    for prefix, terms in (("train", train), ("val", val)):
+        for key, value in terms.items():
+            history.setdefault(f"{prefix}_{key}", []).append(value)
