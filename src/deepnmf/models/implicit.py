@@ -1,0 +1,548 @@
+r"""ImplicitNMF: NMF whose factors are neural functions of a coordinate (iN-NMF).
+
+.. math::
+
+    V(t, f) \approx \sum_k W_k(f) \, H_k(t)
+
+with each atom ``W_k`` (and, in ``"points"`` mode, each activation ``H_k``) a
+small sine MLP of a normalised coordinate with a softplus output
+(:mod:`deepnmf.nn.implicit`). Frequencies are normalised by the Nyquist
+frequency, ``f / (sr / 2)``, and times by the duration, ``t / duration``
+(:mod:`deepnmf.audio.points`), so a dictionary learned at one STFT size can
+be sampled at the bins of any other.
+
+Orientation: ``X`` is ``(n_frames, n_bins)``; ``components_`` is the
+dictionary sampled at the fitted bins, ``(n_components, n_bins)``;
+activations are ``(n_frames, n_components)``.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from deepnmf._utils import (
+    as_tensor, check_choice, check_finite_nonnegative, check_nonneg_float, check_positive_int,
+    make_generator, resolve_device, to_kind,
+)
+from deepnmf.exceptions import DataError, ModelFileError, ParameterError
+from deepnmf.models._base import BaseNMF
+
+MODES = ("grid", "points")
+LOSSES = ("kl", "frobenius", "is")
+OPTIMIZERS = ("rprop", "adam")
+#: ImplicitNMF loss name -> NMF beta_loss (used to refit activations)
+BETA_LOSS = {"kl": "kullback-leibler", "frobenius": "frobenius", "is": "itakura-saito"}
+
+
+def _make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    if name == "rprop":
+        return torch.optim.Rprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def _data_term(X: torch.Tensor, loss: str, eps: float) -> float:
+    """Part of the mean divergence that depends only on the data (for reporting)."""
+    if loss == "kl":
+        return float((torch.xlogy(X, X) - X).mean())
+    if loss == "is":
+        return float((-torch.log(X.clamp_min(eps)) - 1).mean())
+    return 0.0
+
+
+def _model_term(X: torch.Tensor, Y: torch.Tensor, loss: str, eps: float) -> torch.Tensor:
+    """Mean divergence minus :func:`_data_term` (what the gradient needs)."""
+    if loss == "kl":
+        return (Y - X * torch.log(Y.clamp_min(eps))).mean()
+    if loss == "is":
+        Yc = Y.clamp_min(eps)
+        return (X.clamp_min(eps) / Yc + torch.log(Yc)).mean()
+    return 0.5 * (X - Y).square().mean()
+
+
+class ImplicitNMF(BaseNMF):
+    """Implicit-neural NMF (iN-NMF) on spectrogram grids or time-frequency point clouds.
+
+    Parameters
+    ----------
+    n_components : int
+        Rank ``K``.
+    mode : {"grid", "points"}
+        ``"grid"``: atoms ``W_k(f)`` are networks, activations a plain
+        nonnegative matrix, fitted on a regular grid ``X`` with bin
+        frequencies ``freqs``. ``"points"``: atoms and activations ``H_k(t)``
+        are networks, fitted on a :class:`deepnmf.audio.points.TFPoints`.
+    loss : {"kl", "frobenius", "is"}
+        Mean generalised Kullback-Leibler, half squared error or Itakura-Saito
+        divergence over the data entries or points.
+    n_octaves : int
+        Octaves of the Fourier features (``2 * n_octaves`` inputs).
+    hidden : int
+        Width of the 4 hidden sine layers.
+    optimizer : {"rprop", "adam"}
+        Full-batch optimiser of the network weights (and grid activations).
+    lr : float
+        Learning rate (Rprop's initial step).
+    max_epochs : int
+        Exactly this many optimiser steps over the data.
+    point_fraction : float in (0, 1]
+        ``"points"`` mode: share of the points drawn at random each epoch.
+    random_state : int, generator or None
+        Seeds the weights, the initial activations and the point draws.
+    device : {"cpu", "cuda", "auto"}
+    verbose : int
+        Print the loss every ``max(1, max_epochs // 20)`` epochs to stderr.
+
+    Attributes
+    ----------
+    components_ : array [shape=(n_components, n_features)]
+        Atoms sampled at ``freqs_``.
+    freqs_ : np.ndarray [shape=(n_features,)]
+        Frequencies (Hz) of the fitted bins (``"points"``: the distinct point frequencies).
+    activations_ : array [shape=(n_frames, n_components)]
+        ``"grid"`` mode: fitted activations of the training frames.
+    nyquist_ : float
+        Frequency (Hz) that normalises to 1.
+    duration_ : float
+        ``"points"`` mode: duration (s) that normalises to 1.
+    module_ : torch.nn.ModuleDict
+        ``{"W": ImplicitFactor}`` (and ``"H"`` in points mode).
+    n_iter_ : int
+    loss_curve_ : list of float
+        Mean divergence before each optimiser step, then at the end.
+    reconstruction_err_ : float
+        Final mean divergence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepnmf import ImplicitNMF
+    >>> X = np.random.default_rng(0).random((30, 65))
+    >>> freqs = np.linspace(0, 8000, 65)
+    >>> model = ImplicitNMF(3, max_epochs=20, random_state=0).fit(X, freqs=freqs, sr=16000)
+    >>> model.dictionary_at(np.linspace(0, 8000, 129)).shape
+    (3, 129)
+    """
+
+    def __init__(
+        self,
+        n_components: int,
+        *,
+        mode: str = "grid",
+        loss: str = "kl",
+        n_octaves: int = 10,
+        hidden: int = 64,
+        optimizer: str = "rprop",
+        lr: float = 1e-3,
+        max_epochs: int = 1000,
+        point_fraction: float = 1.0,
+        random_state: Any = None,
+        device: str = "cpu",
+        verbose: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.mode = mode
+        self.loss = loss
+        self.n_octaves = n_octaves
+        self.hidden = hidden
+        self.optimizer = optimizer
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.point_fraction = point_fraction
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    #: floor of the model inside logs and ratios
+    eps = 1e-8
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_choice(self.mode, "mode", MODES)
+        check_choice(self.loss, "loss", LOSSES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_positive_int(self.n_octaves, "n_octaves")
+        check_positive_int(self.hidden, "hidden")
+        check_positive_int(self.max_epochs, "max_epochs", minimum=0)
+        if not check_nonneg_float(self.lr, "lr") > 0:
+            raise ParameterError(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 < check_nonneg_float(self.point_fraction, "point_fraction") <= 1.0:
+            raise ParameterError(f"point_fraction must be in (0, 1], got {self.point_fraction!r}")
+        resolve_device(self.device)
+
+    def _new_factor(self, gen: torch.Generator, device: torch.device):
+        from deepnmf.nn.implicit import ImplicitFactor
+
+        return ImplicitFactor(self.n_components, n_octaves=self.n_octaves, hidden=self.hidden,
+                              generator=gen).to(device)
+
+    def _check_freqs(self, freqs: Any, n_bins: int | None, sr: float | None) -> np.ndarray:
+        if freqs is None:
+            raise ParameterError("grid mode needs freqs=, the frequency in Hz of every column of X")
+        f = np.asarray(freqs.detach().cpu().numpy() if hasattr(freqs, "detach") else freqs, dtype=np.float64)
+        if f.ndim != 1 or (n_bins is not None and f.size != n_bins):
+            raise DataError(f"freqs must be 1-D with one frequency per column of X ({n_bins}), got shape {f.shape}")
+        if f.size == 0 or not np.all(np.isfinite(f)) or (f < 0).any():
+            raise DataError("freqs must be finite, nonnegative frequencies in Hz")
+        if sr is not None and (f > sr / 2 * (1 + 1e-9)).any():
+            raise DataError(f"freqs exceed the Nyquist frequency {sr / 2:g} Hz of sr={sr:g}")
+        return f
+
+    def _norm_f(self, f: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.as_tensor(f / self.nyquist_, dtype=torch.float32, device=device)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None, *, freqs: Any = None, sr: float | None = None,
+            callback: Callable[[int, float], Any] | None = None) -> "ImplicitNMF":
+        """Learn the implicit dictionary (and activations).
+
+        Parameters
+        ----------
+        X : array-like [shape=(n_frames, n_bins)] or TFPoints
+            ``"grid"``: nonnegative data (for example ``|STFT| ** 0.5``; the
+            model fits what it is given). ``"points"``: a point cloud.
+        y : ignored
+        freqs : array-like [shape=(n_bins,)]
+            ``"grid"`` mode: frequency in Hz of each column of ``X``.
+        sr : float, optional
+            ``"grid"`` mode: sampling rate; frequencies are normalised by
+            ``sr / 2``. Default: ``max(freqs)`` is taken as the Nyquist
+            frequency (right for STFT bins).
+        callback : callable, optional
+            ``callback(epoch, loss)`` after every optimiser step.
+        """
+        self._check_params()
+        if self.mode == "grid":
+            self._fit_grid(X, freqs, sr, callback)
+        else:
+            if freqs is not None or sr is not None:
+                raise ParameterError("points mode takes the frequencies and sr from the TFPoints; drop freqs=/sr=")
+            self._fit_points(X, callback)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
+        """Fit, then return the activations of ``X`` ``(n_frames, n_components)``.
+
+        ``"grid"``: the fitted activation matrix. ``"points"``: the activation
+        networks evaluated at the distinct point times, ``(n_times, n_components)``.
+        """
+        self.fit(X, **params)
+        if self.mode == "grid":
+            return self.activations_
+        return self.activations_at(np.unique(X.t))
+
+    def _progress(self, callback: Callable | None) -> Callable[[int, float], Any]:
+        every = max(1, self.max_epochs // 20)
+
+        def report(epoch: int, loss: float) -> None:
+            if self.verbose and (epoch % every == 0 or epoch == self.max_epochs):
+                print(f"[ImplicitNMF] epoch {epoch:5d}  loss {loss:.6g}", file=sys.stderr)
+            if callback is not None:
+                callback(epoch, loss)
+
+        return report
+
+    def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callable | None) -> None:
+        Xt, kind = self._prepare_X(X, reset=True, dtype=torch.float32)
+        f = self._check_freqs(freqs, Xt.shape[1], sr)
+        self.nyquist_ = float(sr) / 2 if sr is not None else float(f.max())
+        if not self.nyquist_ > 0:
+            raise DataError("cannot normalise frequencies: give sr= or include a positive frequency")
+        gen = make_generator(self.random_state)
+        net = self._new_factor(gen, Xt.device)
+        F = net.features(self._norm_f(f, Xt.device))  # (n_bins, 2J), constant on the grid
+        H = self._initial_activations(Xt, net, F, gen)
+        losses = _train_grid(net, F, H, Xt, loss=self.loss, eps=self.eps, optimizer=self.optimizer, lr=self.lr,
+                             epochs=self.max_epochs, report=self._progress(callback))
+        self.module_ = torch.nn.ModuleDict({"W": net})
+        self._input_kind, self.freqs_ = kind, f
+        self._finish(losses, net(F).detach(), H.detach())
+
+    def _initial_activations(self, Xt, net, F, gen) -> torch.Tensor:
+        """Uniform random activations scaled so that ``H @ W`` has the mean of ``X``."""
+        with torch.no_grad():
+            W0 = net(F)  # (K, n_bins)
+        H = torch.rand(Xt.shape[0], self.n_components, generator=gen).to(Xt.device)
+        scale = float(Xt.mean()) / max(float((H @ W0).mean()), 1e-12)
+        return H * scale
+
+    def _finish(self, losses: list[float], W: torch.Tensor, H: torch.Tensor | None) -> None:
+        self.n_iter_ = self.max_epochs
+        self.loss_curve_ = losses
+        self.reconstruction_err_ = losses[-1]
+        self._W = W
+        self.n_components_ = self.n_components
+        self.components_ = to_kind(W, self._input_kind)
+        if H is not None:
+            self._H = H
+            self.activations_ = to_kind(H, self._input_kind)
+
+    def _fit_points(self, points: Any, callback: Callable | None) -> None:
+        from deepnmf.audio.points import TFPoints
+        from deepnmf.nn.implicit import unique_coordinates
+
+        if not isinstance(points, TFPoints):
+            raise DataError(f"points mode fits a deepnmf.audio.points.TFPoints, got {type(points).__name__}")
+        device = resolve_device(self.device)
+        tn, fn = (torch.as_tensor(c, dtype=torch.float64) for c in points.coords())
+        t_u, t_idx = unique_coordinates(tn)
+        f_u, f_idx = unique_coordinates(fn)
+        V = torch.as_tensor(points.value, dtype=torch.float32, device=device)
+        gen = make_generator(self.random_state)
+        nets = torch.nn.ModuleDict({"W": self._new_factor(gen, device), "H": self._new_factor(gen, device)})
+        Ft = nets["H"].features(t_u.to(device, torch.float32))  # (n_times, 2J), constant
+        Ff = nets["W"].features(f_u.to(device, torch.float32))  # (n_freqs, 2J), constant
+        self._scale_points_init(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V)
+        losses = _train_points(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
+                               optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
+                               fraction=self.point_fraction, gen=gen, report=self._progress(callback))
+        self.module_ = nets
+        self.nyquist_, self.duration_ = points.sr / 2, points.duration
+        self.freqs_ = f_u.numpy() * self.nyquist_
+        self.n_features_in_, self.dtype_, self.device_ = len(self.freqs_), torch.float32, device
+        self._input_kind = as_tensor(np.zeros((1, 1), dtype=np.float32))[1]
+        with torch.no_grad():
+            self._finish(losses, nets["W"](Ff), None)
+
+    @staticmethod
+    def _scale_points_init(nets, Ff, Ft, f_idx, t_idx, V) -> None:
+        """Shift the activation networks' output so the initial model has the data's mean."""
+        from deepnmf.nn.implicit import points_reconstruction
+
+        with torch.no_grad():
+            Y = points_reconstruction(nets["W"](Ff)[:, f_idx], nets["H"](Ft)[:, t_idx])
+            nets["H"].scale_output(max(float(V.mean()), 1e-12) / max(float(Y.mean()), 1e-12))
+
+    # ------------------------------------------------------ using the model
+    def dictionary_at(self, freqs: Any) -> Any:
+        """Atoms sampled at any frequencies.
+
+        Parameters
+        ----------
+        freqs : array-like [shape=(n_freqs,)]
+            Frequencies in Hz (for example ``stft_freqs(n_fft, sr)`` of another STFT size).
+
+        Returns
+        -------
+        W : array [shape=(n_components, n_freqs)]
+            numpy unless ``freqs`` is a tensor.
+        """
+        self._check_is_fitted()
+        f = self._check_freqs(freqs, None, 2 * self.nyquist_)
+        net = self.module_["W"]
+        with torch.no_grad():
+            W = net.at(self._norm_f(f, self.device_))
+        return W if isinstance(freqs, torch.Tensor) else W.cpu().numpy()
+
+    def activations_at(self, times: Any) -> Any:
+        """``"points"`` mode: activation functions at times in seconds.
+
+        Parameters
+        ----------
+        times : array-like [shape=(n_times,)]
+
+        Returns
+        -------
+        H : array [shape=(n_times, n_components)]
+        """
+        self._check_is_fitted()
+        if self.mode != "points":
+            raise ParameterError("activations_at needs mode='points'; in grid mode use activations_ or fit_activations")
+        t = np.asarray(times.detach().cpu().numpy() if hasattr(times, "detach") else times, dtype=np.float64)
+        if t.ndim != 1 or not np.all(np.isfinite(t)):
+            raise DataError("times must be a 1-D array of finite times in seconds")
+        with torch.no_grad():
+            H = self.module_["H"].at(torch.as_tensor(t / self.duration_, dtype=torch.float32, device=self.device_))
+        H = H.T.contiguous()  # (n_times, K)
+        return H if isinstance(times, torch.Tensor) else H.cpu().numpy()
+
+    def fit_activations(self, X: Any, *, freqs: Any, max_iter: int = 500, tol: float = 1e-4) -> Any:
+        """Activations of new data with the dictionary frozen, at any STFT size.
+
+        The atoms are sampled at ``freqs`` and the activations found by
+        multiplicative updates for this model's divergence
+        (:meth:`deepnmf.NMF.transform`).
+
+        Parameters
+        ----------
+        X : array-like [shape=(n_frames, n_freqs)]
+        freqs : array-like [shape=(n_freqs,)]
+            Frequencies in Hz of the columns of ``X``.
+        max_iter : int
+        tol : float
+
+        Returns
+        -------
+        H : array [shape=(n_frames, n_components)]
+            Same kind as ``X``.
+        """
+        from deepnmf.models.nmf import NMF
+
+        self._check_is_fitted()
+        Xt, kind = as_tensor(X, name="X", device=self.device_)
+        check_finite_nonnegative(Xt, "X")
+        f = self._check_freqs(freqs, Xt.shape[1], 2 * self.nyquist_)
+        W = self.dictionary_at(torch.as_tensor(f)).to(Xt.dtype)
+        est = NMF.from_components(W, beta_loss=BETA_LOSS[self.loss], max_iter=max_iter, tol=tol, device=str(self.device_))
+        return to_kind(est.transform(Xt), kind)
+
+    def transform(self, X: Any) -> Any:
+        """Activations of ``X`` ``(n_frames, n_features_in_)`` on the fitted bins ``freqs_``."""
+        self._check_is_fitted()
+        return self.fit_activations(X, freqs=self.freqs_)
+
+    def inverse_transform(self, H: Any) -> Any:
+        """Reconstruction ``H @ components_``, ``(n_frames, n_features_in_)``."""
+        self._check_is_fitted()
+        Ht, kind = as_tensor(H, name="H", dtype=self._W.dtype, device=self._W.device)
+        if Ht.shape[1] != self.n_components_:
+            raise DataError(f"H has {Ht.shape[1]} columns but the model has {self.n_components_} components")
+        return to_kind(Ht @ self._W, kind)
+
+    def reconstruct_at(self, t: Any, f: Any, *, grid: bool = False) -> np.ndarray:
+        """The model ``sum_k W_k(f) H_k(t)`` at given coordinates.
+
+        Parameters
+        ----------
+        t : array-like [shape=(n,)]
+            ``"points"`` mode: times in seconds. ``"grid"`` mode: integer
+            indices of fitted frames (rows of ``activations_``).
+        f : array-like [shape=(n,)] (or ``(m,)`` with ``grid=True``)
+            Frequencies in Hz.
+        grid : bool
+            ``False``: paired points, result ``(n,)``. ``True``: every ``t``
+            with every ``f``, result ``(len(t), len(f))``.
+
+        Returns
+        -------
+        V : np.ndarray [shape=(n,) or (len(t), len(f))]
+        """
+        self._check_is_fitted()
+        W = np.asarray(self.dictionary_at(np.asarray(f, dtype=np.float64)))  # (K, n_f)
+        if self.mode == "points":
+            H = np.asarray(self.activations_at(np.asarray(t, dtype=np.float64)))  # (n_t, K)
+        else:
+            idx = np.asarray(t)
+            if not np.issubdtype(idx.dtype, np.integer) or idx.min(initial=0) < 0 or idx.max(initial=0) >= self._H.shape[0]:
+                raise DataError(f"grid mode: t must be frame indices in [0, {self._H.shape[0]})")
+            H = self._H.cpu().numpy()[idx]
+        if grid:
+            return H @ W
+        if H.shape[0] != W.shape[1]:
+            raise DataError(f"t and f must have the same length for paired points, got {H.shape[0]} and {W.shape[1]}")
+        return np.einsum("nk,kn->n", H, W)
+
+    # ------------------------------------------------------------- save/load
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"{name}.theta": net.theta.detach() for name, net in self.module_.items()}
+        tensors.update({f"{name}.phase": net.phase for name, net in self.module_.items()})
+        if self.mode == "grid":
+            tensors["activations"] = self._H
+        return tensors
+
+    def _state_json(self) -> dict[str, Any]:
+        state = super()._state_json()
+        state.update(nyquist_=self.nyquist_, duration_=getattr(self, "duration_", None),
+                     freqs_=[float(v) for v in self.freqs_], reconstruction_err_=float(self.reconstruction_err_))
+        return state
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        device = self._restore_common(state)
+        self._check_params()
+        names = ("W",) if self.mode == "grid" else ("W", "H")
+        nets = torch.nn.ModuleDict({n: self._new_factor(make_generator(0), device) for n in names})
+        for name, net in nets.items():
+            theta, phase = tensors[f"{name}.theta"], tensors[f"{name}.phase"]
+            if theta.shape != net.theta.shape or phase.shape != net.phase.shape:
+                raise ModelFileError(f"saved {name} network does not match n_components/n_octaves/hidden")
+            with torch.no_grad():
+                net.theta.copy_(theta)
+                net.phase.copy_(phase)
+        self.module_ = nets
+        self.nyquist_, self.duration_ = float(state["nyquist_"]), state.get("duration_")
+        self.freqs_ = np.asarray(state["freqs_"], dtype=np.float64)
+        self._input_kind = as_tensor(np.zeros((1, 1), dtype=np.float32))[1]
+        H = tensors["activations"].to(device) if self.mode == "grid" else None
+        with torch.no_grad():
+            W = nets["W"].at(self._norm_f(self.freqs_, device))
+        self._finish(self.loss_curve_ or [float(state.get("reconstruction_err_", np.nan))], W, H)
+        self.n_iter_ = int(state.get("n_iter_", 0))
+
+
+def _mu_activations(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, loss: str, eps: float) -> None:
+    """One multiplicative update of ``H`` ``(n_frames, K)`` in place, atoms ``W`` ``(K, n_bins)`` fixed.
+
+    The beta-divergence update ``H <- H * ((X Y^(b-2)) W^T) / (Y^(b-1) W^T)``
+    with ``Y = H W`` and b = 1 (kl), 2 (frobenius) or 0 (is); it never
+    increases the divergence.
+    """
+    Y = (H @ W).clamp_min(eps)
+    if loss == "kl":
+        num, den = (X / Y) @ W.T, W.sum(dim=1)
+    elif loss == "frobenius":
+        num, den = X @ W.T, Y @ W.T
+    else:
+        num, den = (X / Y.square()) @ W.T, (1.0 / Y) @ W.T
+    H.mul_(num / den.clamp_min(eps))
+
+
+def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> list[float]:
+    """Full-batch training of the atom networks and the activation matrix on a grid.
+
+    ``F`` ``(n_bins, 2J)`` are the constant Fourier features of the bins, ``H``
+    ``(n_frames, K)`` the activations, ``X`` ``(n_frames, n_bins)`` the data.
+    Each epoch takes one optimiser step on the network weights (gradient of
+    the mean divergence) and one multiplicative update of ``H`` with the
+    atoms of that step.
+    """
+    opt = _make_optimizer(optimizer, [net.theta], lr)
+    const = _data_term(X, loss, eps)
+    losses = []
+    for epoch in range(1, epochs + 1):
+        opt.zero_grad(set_to_none=True)
+        W = net(F)  # (K, n_bins)
+        objective = _model_term(X, H @ W, loss, eps)
+        objective.backward()
+        losses.append(float(objective.detach()) + const)
+        opt.step()
+        with torch.no_grad():
+            _mu_activations(X, W.detach(), H, loss, eps)
+        report(epoch, losses[-1])
+    with torch.no_grad():
+        losses.append(float(_model_term(X, H @ net(F), loss, eps)) + const)
+    return losses
+
+
+def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, epochs, fraction, gen,
+                  report) -> list[float]:
+    """Full-batch (or random-fraction) training of atom and activation networks on points.
+
+    ``Ff`` ``(n_freqs, 2J)`` and ``Ft`` ``(n_times, 2J)`` are the Fourier features
+    of the distinct coordinates; ``f_idx``, ``t_idx`` ``(n_points,)`` map each
+    point to them; ``V`` ``(n_points,)`` holds the values.
+    """
+    opt = _make_optimizer(optimizer, [nets["W"].theta, nets["H"].theta], lr)
+    n = V.numel()
+    n_draw = max(1, int(round(fraction * n)))
+    losses = []
+    for epoch in range(1, epochs + 1):
+        if n_draw < n:
+            sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
+            fi, ti, v = f_idx[sel], t_idx[sel], V[sel]
+        else:
+            fi, ti, v = f_idx, t_idx, V
+        opt.zero_grad(set_to_none=True)
+        Wu, Hu = nets["W"](Ff).T, nets["H"](Ft).T  # (n_freqs, K), (n_times, K)
+        Y = (Wu[fi] * Hu[ti]).sum(dim=1)  # (n_draw,)
+        objective = _model_term(v, Y, loss, eps)
+        objective.backward()
+        losses.append(float(objective.detach()) + _data_term(v, loss, eps))
+        opt.step()
+        report(epoch, losses[-1])
+    with torch.no_grad():
+        Y = (nets["W"](Ff).T[f_idx] * nets["H"](Ft).T[t_idx]).sum(dim=1)
+        losses.append(float(_model_term(V, Y, loss, eps)) + _data_term(V, loss, eps))
+    return losses
