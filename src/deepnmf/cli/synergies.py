@@ -109,6 +109,7 @@ def synergies_command(
     method: str = typer.Option("nmf", "--method", "-m", help="nmf | vae-nmf"),
     movement: Optional[List[str]] = typer.Option(None, "--movement", help="Only this movement (repeatable)."),
     cycles: Optional[Path] = typer.Option(None, "--cycles", help="Gait cycle times (default: sibling *_cycles.csv)."),
+    label_column: Optional[str] = typer.Option(None, help="csv: column of movement labels (0 = unlabelled)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     restarts: Optional[int] = typer.Option(None, help="Restarts per fit (default 5 for nmf, 2 for vae-nmf)."),
     cv_restarts: Optional[int] = typer.Option(None, help="Restarts per cross-validation fold (default: restarts; 1 for vae-nmf)."),
@@ -128,12 +129,21 @@ def synergies_command(
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
 ) -> None:
     """Extract muscle synergies per movement: VAF, held-out VAF, VAF curve, figures."""
-    from deepnmf.emg.io import load_recording
+    from deepnmf._utils import check_choice
+    from deepnmf.emg.io import FORMATS, load_recording
     from deepnmf.emg.preprocess import preprocess
+    from deepnmf.emg.synergies import HELDOUT_METHODS, METHODS
     from deepnmf.experiments.synergies import run_synergy_study, work_units
 
+    check_choice(method, "method", METHODS)  # fail before the slow loading
+    check_choice(heldout, "heldout", HELDOUT_METHODS)
+    if curve_method is not None:
+        check_choice(curve_method, "curve_method", METHODS)
+    if format not in FORMATS:
+        load_recording(files, format=format)  # raises the library's message
     with _warnings_to_stderr():
-        rec = load_recording(files, format=format, cycles=cycles)
+        extra = {"label_column": label_column} if (label_column and format == "csv") else {}
+        rec = load_recording(files, format=format, cycles=cycles, **extra)
         opts = _envelope_options(rec, band=band, no_bandpass=no_bandpass, notch=notch, cutoff=cutoff,
                                  envelope_fs=envelope_fs, time_points=time_points, amplitude=amplitude,
                                  drop_dead=drop_dead_channels)
