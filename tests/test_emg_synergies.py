@@ -78,6 +78,7 @@ def test_restarts_keep_the_best_and_differ(synthetic):
     assert fit.vaf == pytest.approx(vaf(X, fit.reconstruction))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_any_estimator_works_scikit_learn_agrees(synthetic):
     from sklearn.decomposition import NMF as SkNMF
 
@@ -182,3 +183,17 @@ def test_real_gesture_rank4_vaf_and_heldout(data_dir):
     assert fit.vaf >= 0.9
     res = cross_validated_vaf(reps, 4, n_restarts=1, random_state=0, estimator_params=FAST_NMF)
     assert res.vaf.shape == (4,) and np.all(res.vaf > 0.8)
+
+
+def test_vae_nmf_recovers_planted_synergies(synthetic):
+    syn, env, reps = synthetic
+    X = np.concatenate(reps)
+    fit = extract_synergies(X, 4, estimator="vae-nmf", n_restarts=1, random_state=0, estimator_params={"max_epochs": 50})
+    expected = syn.expected_synergies(env.meta["preprocessing"]["channel_scale"])
+    assert match_synergies(expected, fit.synergies).mean_cosine >= 0.95
+    assert fit.vaf > 0.95
+    # the encoder's activations, re-ordered and re-scaled like the synergies, give the training fit back
+    H_enc = refit_activations(X, fit, method="transform")
+    np.testing.assert_allclose(H_enc @ fit.synergies, fit.reconstruction, rtol=1e-4, atol=1e-6)
+    # exact NNLS activations can only do better than the encoder's for the same synergies
+    assert vaf(X, refit_activations(X, fit.synergies) @ fit.synergies) >= fit.vaf - 1e-9
