@@ -93,6 +93,19 @@ def write_figures(study, env, out: Path, *, rank: int) -> list[Path]:
     return paths
 
 
+def _suggested_ranks(curve: dict) -> dict[str, int]:
+    """Rank choices from the VAF curve by the usual rules (for run.json)."""
+    from deepnmf.emg.synergies import select_rank
+
+    if not curve:
+        return {}
+    return {
+        "threshold_0.90": select_rank(curve, rule="threshold", threshold=0.90),
+        "threshold_0.95": select_rank(curve, rule="threshold", threshold=0.95),
+        "plateau_gain_0.02": select_rank(curve, rule="plateau", min_gain=0.02),
+    }
+
+
 def _summary(study) -> None:
     print(f"{'movement':>10}  {'VAF':>6}  held-out VAF (per left-out repetition)")
     for m in study.movements:
@@ -167,7 +180,8 @@ def synergies_command(
                 "heldout_vaf_per_channel": {str(m.movement): (m.heldout.vaf_per_channel.tolist() if m.heldout else [])
                                             for m in study.movements},
                 "heldout_fold_train_vaf": {str(m.movement): (m.heldout.train_vaf.tolist() if m.heldout else [])
-                                           for m in study.movements}}
+                                           for m in study.movements},
+                "suggested_rank": {str(m.movement): _suggested_ranks(m.curve) for m in study.movements}}
     write_json(out / "run.json", run_info)
     if figures:
         write_figures(study, env, out / "figures", rank=rank)
