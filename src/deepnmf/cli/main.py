@@ -9,6 +9,7 @@ from deepnmf.cli.app import app
 COMMAND_MODULES = [
     "deepnmf.cli.demo",
     "deepnmf.cli.synergies",
+    "deepnmf.cli.separate",
 ]
 
 
