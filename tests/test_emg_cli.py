@@ -76,6 +76,7 @@ def test_gait_end_to_end_with_cycle_normalised_envelopes(data_dir, tmp_path):
     with (out / "activations.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 5 * 200
+    assert rows[100]["cycle_percent"] == "50" and rows[0]["repetition"] == "1" and rows[-1]["repetition"] == "5"
     assert (out / "figures" / "movement-gait_reconstruction.png").stat().st_size > 10_000
 
 

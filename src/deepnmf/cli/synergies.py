@@ -59,14 +59,17 @@ def write_activations_csv(study, env, path: Path) -> Path:
     """One row per envelope sample: movement, repetition, sample, time, S1..Sr."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rank = study.movements[0].fit.synergies.shape[0] if study.movements else 0
+    points = env.meta.get("time_normalised")
+    # real time in seconds, or the position in the cycle (percent) after time normalisation
+    time_name, per_unit = ("cycle_percent", points / 100.0) if points else ("time", env.fs)
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(["movement", "repetition", "sample", "time", *[f"S{k + 1}" for k in range(rank)]])
+        out.writerow(["movement", "repetition", "sample", time_name, *[f"S{k + 1}" for k in range(rank)]])
         for m in study.movements:
             for rep, start, stop in m.repetition_bounds:
                 for i in range(start, stop):
                     row = m.fit.activations[i]
-                    out.writerow([m.movement, rep, i - start, f"{(i - start) / env.fs:.6g}", *[f"{v:.6g}" for v in row]])
+                    out.writerow([m.movement, rep, i - start, f"{(i - start) / per_unit:.6g}", *[f"{v:.6g}" for v in row]])
     return path
 
 
@@ -74,18 +77,20 @@ def write_figures(study, env, out: Path, *, rank: int) -> list[Path]:
     """Per movement: synergy bars, activations, reconstructions; plus the VAF curves."""
     from deepnmf.plotting.emg import plot_activations, plot_reconstruction, plot_synergies, plot_vaf_curve
 
-    normalised = bool(env.meta.get("time_normalised"))
-    time_label = "cycle / repetition samples" if normalised else "time within the movement's repetitions (s)"
+    points = env.meta.get("time_normalised")
+    # time-normalised data are plotted in cycles (repetitions), real time in seconds
+    fs = float(points) if points else env.fs
+    time_label = "cycles (time-normalised)" if points else "time within the movement's repetitions (s)"
     names = env.meta.get("movement_names", {})
     paths = []
     for m in study.movements:
         tag = f"movement-{m.movement}"
         label = f"{m.movement}" + (f" ({names[m.movement]})" if m.movement in names else "")
         paths.append(plot_synergies(m.fit.synergies, m.channels, out / f"{tag}_synergies.png", title=f"movement {label}: synergies"))
-        paths.append(plot_activations(m.fit.activations, env.fs, out / f"{tag}_activations.png", bounds=m.repetition_bounds,
+        paths.append(plot_activations(m.fit.activations, fs, out / f"{tag}_activations.png", bounds=m.repetition_bounds,
                                       title=f"movement {label}: activations", time_label=time_label))
         paths.append(plot_reconstruction(m.envelopes, m.fit.reconstruction, m.channels, m.fit.vaf_per_channel,
-                                         out / f"{tag}_reconstruction.png", fs=env.fs, vaf=m.fit.vaf,
+                                         out / f"{tag}_reconstruction.png", fs=fs, vaf=m.fit.vaf,
                                          title=f"movement {label}", time_label=time_label))
     curves = {str(m.movement): m.curve for m in study.movements if m.curve}
     if curves:
