@@ -268,7 +268,8 @@ def from_peaks(
     A peak is a bin whose magnitude exceeds both neighbours and lies within
     ``threshold_db`` of the loudest bin of the signal; its frequency and
     amplitude are refined by a parabola through the log magnitudes of the
-    three bins. At most ``max_peaks`` loudest peaks are kept per frame.
+    three bins (amplitudes within about 4 % for a Hann window). At most
+    ``max_peaks`` loudest peaks are kept per frame.
 
     Parameters
     ----------
