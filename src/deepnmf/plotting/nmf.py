@@ -48,9 +48,10 @@ def factorisation_figure(
     for k, act in enumerate(activations.T / np.maximum(activations.max(axis=0)[:, None], 1e-12)):
         ax.plot(times, act + k, lw=0.8)
     ax.set(title="activations (each scaled to 1, stacked)", xlabel="time (s)", ylabel="component")
-    inset = ax.inset_axes([0.68, 0.68, 0.3, 0.28])
-    inset.semilogy(np.asarray(loss_curve) - min(loss_curve) + 1e-12 * max(abs(min(loss_curve)), 1.0), lw=1)
-    inset.set_title("objective - min", fontsize=7)
+    inset = ax.inset_axes([0.72, 1.02, 0.28, 0.22])
+    curve = np.asarray(loss_curve, dtype=float)
+    (inset.semilogy if curve.min() > 0 else inset.plot)(curve, lw=1)
+    inset.set_title("objective per iteration", fontsize=7)
     inset.tick_params(labelsize=6)
     return save_figure(fig, path)
 
