@@ -29,6 +29,7 @@ from deepnmf._utils import (
 )
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
+from deepnmf.nn.implicit import pointwise_loss
 
 MODES = ("grid", "points")
 LOSSES = ("kl", "frobenius", "is")
@@ -511,8 +512,8 @@ def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> li
         with torch.no_grad():
             _mu_activations(X, W.detach(), H, loss, eps)
         report(epoch, losses[-1])
-    with torch.no_grad():
-        losses.append(float(_model_term(X, H @ net(F), loss, eps)) + const)
+    with torch.no_grad():  # the final value without cancellation: full formula in float64
+        losses.append(float(pointwise_loss(X.double(), (H @ net(F)).double(), loss, eps=eps)))
     return losses
 
 
@@ -544,5 +545,5 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
         report(epoch, losses[-1])
     with torch.no_grad():
         Y = (nets["W"](Ff).T[f_idx] * nets["H"](Ft).T[t_idx]).sum(dim=1)
-        losses.append(float(_model_term(V, Y, loss, eps)) + _data_term(V, loss, eps))
+        losses.append(float(pointwise_loss(V.double(), Y.double(), loss, eps=eps)))
     return losses

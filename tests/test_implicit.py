@@ -1,0 +1,98 @@
+"""Implicit factor networks: batched evaluation against naive per-component networks."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepnmf.divergences import beta_divergence
+from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.nn.implicit import ImplicitFactor, fourier_features, pointwise_loss, unique_coordinates
+
+
+def test_fourier_features_match_the_formula():
+    x = torch.tensor([0.0, 0.1, 0.37, 1.0], dtype=torch.float64)
+    phase = torch.tensor([0.0, 0.3, -1.0], dtype=torch.float64)
+    F = fourier_features(x, 3, phase=phase)
+    for i, xi in enumerate(x.tolist()):
+        for j in range(3):
+            arg = 2**j * math.pi * xi + phase[j].item()
+            assert F[i, j].item() == pytest.approx(math.cos(arg), abs=1e-12)
+            assert F[i, 3 + j].item() == pytest.approx(math.sin(arg), abs=1e-12)
+
+
+def naive_component(net: ImplicitFactor, k: int, F: torch.Tensor) -> torch.Tensor:
+    """Component ``k`` as an ordinary stack of torch.nn.Linear layers with sine activations."""
+    w = net.weights()
+    layers = []
+    lin = torch.nn.Linear(F.shape[1], net.hidden).double()
+    lin.weight.data, lin.bias.data = w["w_in"][k].double(), w["b_in"][k, :, 0].double()
+    layers += [lin]
+    for layer in range(net.n_layers - 1):
+        lin = torch.nn.Linear(net.hidden, net.hidden).double()
+        lin.weight.data, lin.bias.data = w["w_hidden"][layer, k].double(), w["b_hidden"][layer, k, :, 0].double()
+        layers += [lin]
+    out = torch.nn.Linear(net.hidden, 1).double()
+    out.weight.data, out.bias.data = w["w_out"][k].double(), w["b_out"][k, 0].double()
+    z = F.double()
+    for lin in layers:
+        z = torch.sin(lin(z))
+    return torch.nn.functional.softplus(out(z)[:, 0])
+
+
+def test_batched_factor_equals_per_component_networks(torch_gen):
+    net = ImplicitFactor(5, n_octaves=4, hidden=16, n_layers=3, generator=torch_gen, dtype=torch.float64)
+    x = torch.rand(50, generator=torch_gen, dtype=torch.float64)
+    G = net.at(x)
+    assert G.shape == (5, 50)
+    F = net.features(x)
+    for k in range(5):
+        torch.testing.assert_close(G[k], naive_component(net, k, F), rtol=1e-10, atol=1e-12)
+    assert bool((G > 0).all())
+
+
+def test_gather_at_unique_coordinates_equals_direct_evaluation(torch_gen):
+    net = ImplicitFactor(3, n_octaves=5, hidden=8, generator=torch_gen)
+    base = torch.linspace(0, 1, 17)
+    x = base[torch.randint(0, 17, (400,), generator=torch_gen)]
+    values, inverse = unique_coordinates(x)
+    assert values.numel() <= 17
+    torch.testing.assert_close(net.at_unique(x), net.at(x))
+    torch.testing.assert_close(values[inverse], x)
+
+
+def test_gradients_match_finite_differences(torch_gen):
+    net = ImplicitFactor(2, n_octaves=2, hidden=4, n_layers=2, generator=torch_gen, dtype=torch.float64)
+    F = net.features(torch.linspace(0, 1, 7, dtype=torch.float64))
+    theta = net.theta.detach().clone().requires_grad_(True)
+    evaluate = lambda th: torch.func.functional_call(net, {"theta": th}, (F,))  # noqa: E731
+    assert torch.autograd.gradcheck(evaluate, (theta,))
+
+
+def test_same_generator_state_gives_same_weights():
+    a = ImplicitFactor(4, generator=torch.Generator().manual_seed(3))
+    b = ImplicitFactor(4, generator=torch.Generator().manual_seed(3))
+    c = ImplicitFactor(4, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a.theta, b.theta)
+    assert not torch.equal(a.theta, c.theta)
+
+
+@pytest.mark.parametrize("loss, beta", [("kl", 1.0), ("frobenius", 2.0), ("is", 0.0)])
+def test_pointwise_loss_matches_beta_divergence(loss, beta, torch_gen):
+    X = torch.rand(6, 9, generator=torch_gen, dtype=torch.float64) + 0.05
+    Y = torch.rand(6, 9, generator=torch_gen, dtype=torch.float64) + 0.05
+    ours = pointwise_loss(X, Y, loss)
+    ref = beta_divergence(X, Y, beta, reduction="mean")
+    torch.testing.assert_close(ours, ref.to(ours.dtype))
+    assert float(pointwise_loss(X, X, loss)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_errors():
+    with pytest.raises(ParameterError, match="n_layers"):
+        ImplicitFactor(2, n_layers=0)
+    with pytest.raises(DataError, match="1-D"):
+        fourier_features(torch.zeros(3, 2), 4)
+    with pytest.raises(ParameterError, match="loss must be one of"):
+        pointwise_loss(torch.ones(2), torch.ones(2), "l1")

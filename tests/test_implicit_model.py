@@ -1,0 +1,163 @@
+"""ImplicitNMF: training properties, resolution transfer, points mode, save/load, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from deepnmf import NMF, ImplicitNMF
+from deepnmf.audio import points as P
+from deepnmf.audio.tf import stft_freqs
+from deepnmf.divergences import beta_divergence
+from deepnmf.exceptions import DataError, NotFittedError, ParameterError
+from deepnmf.models.implicit import _mu_activations
+
+SR = 8000
+SMALL = {"n_octaves": 6, "hidden": 16}
+
+
+def planted_atoms(freqs: np.ndarray) -> np.ndarray:
+    """Three smooth nonnegative atoms of frequency (Hz): harmonic bumps, ``(3, n_freqs)``."""
+    atoms = []
+    for f0 in (300.0, 500.0, 1100.0):
+        a = sum(np.exp(-0.5 * ((freqs - h * f0) / 60.0) ** 2) / h for h in (1, 2, 3))
+        atoms.append(a + 0.01)
+    return np.array(atoms)
+
+
+def planted_data(n_fft: int, n_frames: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    freqs = stft_freqs(n_fft, SR)
+    H = rng.gamma(0.5, 1.0, size=(n_frames, 3))
+    return H @ planted_atoms(freqs), freqs
+
+
+@pytest.fixture(scope="module")
+def grid_model():
+    X, freqs = planted_data(128)
+    model = ImplicitNMF(3, max_epochs=150, random_state=0, **SMALL).fit(X, freqs=freqs, sr=SR)
+    return model, X, freqs
+
+
+def test_grid_training_reduces_the_loss_and_reports_it_honestly(grid_model):
+    model, X, _ = grid_model
+    assert model.n_iter_ == 150 and len(model.loss_curve_) == 151
+    assert model.loss_curve_[-1] < 0.1 * model.loss_curve_[0]
+    Y = torch.as_tensor(model.activations_ @ model.components_, dtype=torch.float64)
+    ref = float(beta_divergence(torch.as_tensor(X), Y, 1.0, reduction="mean"))
+    assert model.reconstruction_err_ == pytest.approx(ref, rel=1e-3)
+    assert model.components_.shape == (3, 65) and model.activations_.shape == (40, 3)
+    assert (model.components_ >= 0).all() and (model.activations_ >= 0).all()
+
+
+@pytest.mark.parametrize("loss", ["kl", "frobenius", "is"])
+def test_activation_update_never_increases_the_divergence(loss, torch_gen):
+    X = torch.rand(12, 20, generator=torch_gen, dtype=torch.float64) + 0.01
+    W = torch.rand(4, 20, generator=torch_gen, dtype=torch.float64) + 0.01
+    H = torch.rand(12, 4, generator=torch_gen, dtype=torch.float64)
+    beta = {"kl": 1.0, "frobenius": 2.0, "is": 0.0}[loss]
+    prev = float(beta_divergence(X, H @ W, beta))
+    for _ in range(25):
+        _mu_activations(X, W, H, loss, 1e-12)
+        cur = float(beta_divergence(X, H @ W, beta))
+        assert cur <= prev * (1 + 1e-12)
+        prev = cur
+
+
+def test_dictionary_is_a_function_of_frequency_in_hz(grid_model):
+    model, _, freqs = grid_model
+    np.testing.assert_allclose(model.dictionary_at(freqs), model.components_, rtol=1e-5, atol=1e-7)
+    # the bins of size 256 include those of size 128: same function, same values
+    fine = model.dictionary_at(stft_freqs(256, SR))
+    np.testing.assert_allclose(fine[:, ::2], model.components_, rtol=1e-5, atol=1e-7)
+    as_tensor = model.dictionary_at(torch.as_tensor(stft_freqs(256, SR)))
+    assert isinstance(as_tensor, torch.Tensor) and as_tensor.shape == (3, 129)
+
+
+def test_transfer_to_another_stft_size(grid_model):
+    model, _, _ = grid_model
+    X256, f256 = planted_data(256, seed=1)
+    H = model.fit_activations(X256, freqs=f256)
+    assert H.shape == (40, 3) and (H >= 0).all()
+    ref = NMF.from_components(model.dictionary_at(f256), beta_loss="kullback-leibler", max_iter=500).transform(X256)
+    np.testing.assert_allclose(H, ref, rtol=1e-4, atol=1e-6)
+    err = float(beta_divergence(torch.as_tensor(X256), torch.as_tensor(H @ model.dictionary_at(f256)), 1.0,
+                                reduction="mean"))
+    scale = float(X256.mean())
+    assert err < 0.01 * scale  # the planted atoms transfer to the finer grid
+    np.testing.assert_allclose(model.transform(planted_data(128)[0]).shape, (40, 3))
+
+
+def test_same_seed_same_model_and_float_kinds():
+    X, freqs = planted_data(64, n_frames=10)
+    a = ImplicitNMF(2, max_epochs=5, random_state=3, **SMALL).fit(X, freqs=freqs)
+    b = ImplicitNMF(2, max_epochs=5, random_state=3, **SMALL).fit(X, freqs=freqs)
+    c = ImplicitNMF(2, max_epochs=5, random_state=4, **SMALL).fit(X, freqs=freqs)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    assert not np.allclose(a.components_, c.components_)
+    assert isinstance(a.components_, np.ndarray)
+    t = ImplicitNMF(2, max_epochs=2, random_state=3, **SMALL).fit(torch.as_tensor(X), freqs=freqs)
+    assert isinstance(t.components_, torch.Tensor)
+    assert a.nyquist_ == SR / 2  # max(freqs) of STFT bins is Nyquist
+
+
+@pytest.fixture(scope="module")
+def two_tone_points():
+    sr, seconds = 8000, 1.0
+    t = np.arange(int(sr * seconds)) / sr
+    first = (t < 0.5).astype(float)
+    x = 0.5 * np.sin(2 * np.pi * 440 * t) * first + 0.5 * np.sin(2 * np.pi * 1320 * t) * (1 - first)
+    return P.hybrid(x, sr, stfts=((128, 64), (512, 256)))
+
+
+def test_points_mode_learns_the_two_notes(two_tone_points):
+    pts = two_tone_points
+    model = ImplicitNMF(2, mode="points", max_epochs=250, point_fraction=0.5, random_state=0, **SMALL)
+    model.fit(pts)
+    assert model.loss_curve_[-1] < 0.5 * model.loss_curve_[0]
+    f = np.linspace(0, 4000, 801)
+    peaks = sorted(f[np.argmax(model.dictionary_at(f), axis=1)])
+    assert abs(peaks[0] - 440) < 40 and abs(peaks[1] - 1320) < 40
+    W = model.dictionary_at(np.array([440.0, 1320.0]))  # (2, 2)
+    low = int(np.argmax(W[:, 0]))
+    H = model.activations_at(np.array([0.25, 0.75]))  # (2 times, 2 atoms)
+    assert H[0, low] > H[1, low] and H[1, 1 - low] > H[0, 1 - low]
+    V = model.reconstruct_at(pts.t[:10], pts.f[:10])
+    assert V.shape == (10,) and (V >= 0).all()
+    assert model.reconstruct_at([0.1, 0.2], [100.0, 200.0, 300.0], grid=True).shape == (2, 3)
+
+
+def test_save_load_round_trip(tmp_path, grid_model, two_tone_points):
+    model, _, freqs = grid_model
+    loaded = ImplicitNMF.load(model.save(tmp_path / "grid"))
+    np.testing.assert_array_equal(loaded.dictionary_at(stft_freqs(300, SR)), model.dictionary_at(stft_freqs(300, SR)))
+    np.testing.assert_array_equal(loaded.activations_, model.activations_)
+    assert loaded.get_params() == model.get_params() and loaded.loss_curve_ == model.loss_curve_
+    pts_model = ImplicitNMF(2, mode="points", max_epochs=3, random_state=0, **SMALL).fit(two_tone_points)
+    back = ImplicitNMF.load(pts_model.save(tmp_path / "points"))
+    times = np.array([0.0, 0.3, 0.9])
+    np.testing.assert_array_equal(back.activations_at(times), pts_model.activations_at(times))
+
+
+def test_clone_and_errors(grid_model):
+    model, X, freqs = grid_model
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        ImplicitNMF(2).dictionary_at(freqs)
+    with pytest.raises(ParameterError, match="needs freqs"):
+        ImplicitNMF(2, max_epochs=1).fit(X)
+    with pytest.raises(DataError, match="one frequency per column"):
+        ImplicitNMF(2, max_epochs=1).fit(X, freqs=freqs[:-1])
+    with pytest.raises(DataError, match="negative"):
+        ImplicitNMF(2, max_epochs=1).fit(-X, freqs=freqs)
+    with pytest.raises(DataError, match="Nyquist"):
+        model.dictionary_at([SR])
+    with pytest.raises(DataError, match="TFPoints"):
+        ImplicitNMF(2, mode="points", max_epochs=1).fit(X)
+    with pytest.raises(ParameterError, match="activations_at needs mode='points'"):
+        model.activations_at([0.1])
+    for bad in ({"mode": "mesh"}, {"loss": "l2"}, {"optimizer": "sgd"}, {"lr": 0.0}, {"point_fraction": 0.0},
+                {"n_components": 0}, {"max_epochs": -1}):
+        with pytest.raises(ParameterError):
+            ImplicitNMF(**{"n_components": 2, **bad}).fit(X, freqs=freqs)
