@@ -111,6 +111,13 @@ def _suggested_ranks(curve: dict) -> dict[str, int]:
     }
 
 
+def _nnls_vaf(m) -> float:
+    """Training VAF with exact NNLS activations for the reported synergies."""
+    from deepnmf.emg.synergies import refit_activations, vaf
+
+    return float(vaf(m.envelopes, refit_activations(m.envelopes, m.fit.synergies) @ m.fit.synergies))
+
+
 def _summary(study) -> None:
     print(f"{'movement':>10}  {'VAF':>6}  held-out VAF (per left-out repetition)")
     for m in study.movements:
@@ -186,7 +193,12 @@ def synergies_command(
                                             for m in study.movements},
                 "heldout_fold_train_vaf": {str(m.movement): (m.heldout.train_vaf.tolist() if m.heldout else [])
                                            for m in study.movements},
-                "suggested_rank": {str(m.movement): _suggested_ranks(m.curve) for m in study.movements}}
+                "suggested_rank": {str(m.movement): _suggested_ranks(m.curve) for m in study.movements},
+                # the same fits judged the other way: NNLS activations for training, the other held-out method
+                "train_vaf_nnls": {str(m.movement): _nnls_vaf(m) for m in study.movements},
+                "heldout_vaf_" + ("transform" if heldout == "nnls" else "nnls"): {
+                    str(m.movement): (m.heldout.vaf_other.tolist() if m.heldout is not None and m.heldout.vaf_other is not None else [])
+                    for m in study.movements}}
     write_json(out / "run.json", run_info)
     if figures:
         write_figures(study, env, out / "figures", rank=rank)

@@ -333,11 +333,15 @@ class HeldOutResult:
     vaf_per_channel : np.ndarray [shape=(n_repetitions, n_channels)]
     train_vaf : np.ndarray [shape=(n_repetitions,)]
         Training VAF of each fold.
+    vaf_other : np.ndarray [shape=(n_repetitions,)]
+        Held-out VAF with the other activation method (``"transform"`` when
+        ``heldout="nnls"`` and the reverse), for comparison.
     """
 
     vaf: np.ndarray
     vaf_per_channel: np.ndarray
     train_vaf: np.ndarray
+    vaf_other: np.ndarray | None = None
 
 
 def cross_validated_vaf(
@@ -382,7 +386,8 @@ def cross_validated_vaf(
     if heldout not in HELDOUT_METHODS:
         raise ParameterError(f"heldout must be one of {', '.join(HELDOUT_METHODS)}; got {heldout!r}")
     seeds = _seeds(random_state, len(reps))
-    scores, per_channel, train = [], [], []
+    other = "transform" if heldout == "nnls" else "nnls"
+    scores, per_channel, train, others = [], [], [], []
     for k, test in enumerate(reps):
         X_train = np.concatenate([r for i, r in enumerate(reps) if i != k], axis=0)
         fit = extract_synergies(X_train, n_synergies, estimator=estimator, n_restarts=n_restarts,
@@ -391,9 +396,12 @@ def cross_validated_vaf(
         scores.append(vaf(test, X_hat))
         per_channel.append(vaf_per_channel(test, X_hat))
         train.append(fit.vaf)
+        if hasattr(fit.estimator, "transform"):
+            others.append(vaf(test, refit_activations(test, fit, method=other) @ fit.synergies))
         if callback is not None:
             callback(k)
-    return HeldOutResult(np.array(scores), np.array(per_channel), np.array(train))
+    other_vaf = np.array(others) if len(others) == len(reps) else None
+    return HeldOutResult(np.array(scores), np.array(per_channel), np.array(train), other_vaf)
 
 
 # --------------------------------------------------------------- rank choice
