@@ -43,15 +43,19 @@ METHODS = ("marsaglia-tsang", "implicit")
 
 
 def _uniform(shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """U(0, 1] draws (never exactly 0, so their log is finite)."""
+    """U(0, 1] draws (never exactly 0, so their log is finite).
+
+    Draws are made in float64 and cast, so a generator gives the same stream
+    (up to rounding) whatever the working precision.
+    """
     dev = generator.device if generator is not None else like.device
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=dev).to(like.device)
-    return 1.0 - u
+    u = torch.rand(shape, generator=generator, dtype=torch.float64, device=dev)
+    return (1.0 - u).to(like.device, like.dtype)
 
 
 def _normal(shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     dev = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, dtype=like.dtype, device=dev).to(like.device)
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).to(like.device, like.dtype)
 
 
 def marsaglia_tsang_eps(shape: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -68,7 +72,7 @@ def marsaglia_tsang_eps(shape: torch.Tensor, generator: torch.Generator | None =
     eps : torch.Tensor [shape=(...)]
         Draws such that ``h(eps, shape)`` is an exact ``Gamma(shape, 1)`` sample.
     """
-    a = shape.detach()
+    a = shape.detach().double()  # decide acceptance in float64, whatever the working precision
     d = a - 1.0 / 3.0
     c = torch.rsqrt(9.0 * d)
     eps = torch.zeros_like(a)
@@ -77,7 +81,7 @@ def marsaglia_tsang_eps(shape: torch.Tensor, generator: torch.Generator | None =
         idx = pending.nonzero(as_tuple=True)
         n = idx[0].numel()
         if n == 0:
-            return eps
+            return eps.to(shape.dtype)
         e = _normal(torch.Size([n]), a, generator)
         u = _uniform(torch.Size([n]), a, generator)
         dd, cc = d[idx], c[idx]

@@ -198,9 +198,9 @@ def negative_log_likelihood(
 
 
 def _uniform_(t: torch.Tensor, low: float, high: float, generator: torch.Generator | None) -> None:
-    """Fill ``t`` in place with U(low, high) draws from ``generator`` (on the generator's device)."""
+    """Fill ``t`` in place with U(low, high) draws from ``generator`` (drawn in float64, then cast)."""
     dev = generator.device if generator is not None else t.device
-    t.copy_(torch.empty(t.shape, dtype=t.dtype, device=dev).uniform_(low, high, generator=generator))
+    t.copy_(torch.empty(t.shape, dtype=torch.float64, device=dev).uniform_(low, high, generator=generator))
 
 
 def build_module(
@@ -328,7 +328,8 @@ class VAENMFModule(nn.Module):
         """Random training samples (with a little uniform jitter), scaled to the prior, ``(K, F)``."""
         dev = generator.device if generator is not None else X.device
         idx = torch.randint(0, X.shape[0], (n_components,), generator=generator, device=dev).to(X.device)
-        jitter = torch.rand(n_components, X.shape[1], generator=generator, device=dev, dtype=X.dtype).to(X.device)
+        jitter = torch.rand(n_components, X.shape[1], generator=generator, device=dev, dtype=torch.float64)
+        jitter = jitter.to(X.device, X.dtype)
         prior_mean = self.prior_shape / self.prior_rate
         W0 = X[idx] + X.mean(0, keepdim=True) * jitter  # (K, F)
         return W0 / (n_components * prior_mean)
