@@ -1,0 +1,189 @@
+"""``deepnmf train``: learn a dictionary (NMF or VAE-NMF) from audio files, folders or a ``.npy`` matrix.
+
+Audio becomes a magnitude STFT (frames x bins, via :mod:`deepnmf.audio`); a
+``.npy`` file must hold a nonnegative ``(n_samples, n_features)`` matrix.
+Writes the model folder (``weights.safetensors`` + ``config.json``), a
+``train.json`` (settings, data summary, final loss, time) and figures of the
+training curve and the dictionary.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import numpy as np
+import typer
+
+from deepnmf.cli.app import app, echo, handle_errors, progress_bar, write_json
+
+MODELS = ("nmf", "vae-nmf")
+LIKELIHOOD_TO_BETA = {"gaussian": "frobenius", "poisson": "kullback-leibler", "exponential": "itakura-saito"}
+
+
+def load_matrix(inputs: list[Path], *, sr: int, n_fft: int, hop: int, power: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Training matrix ``(n_frames, n_features)`` and a JSON-able summary of where it came from.
+
+    ``.npy`` inputs are stacked by rows; everything else is read as audio
+    (files, or folders searched recursively) and turned into ``|STFT|**power``.
+    """
+    from deepnmf.exceptions import DataError
+
+    npy = [p for p in inputs if p.suffix.lower() == ".npy"]
+    if npy and len(npy) != len(inputs):
+        raise DataError("give either .npy matrices or audio files/folders, not both")
+    if npy:
+        return _load_npy(npy)
+    return _load_audio_frames(inputs, sr=sr, n_fft=n_fft, hop=hop, power=power)
+
+
+def _load_npy(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
+    from deepnmf.exceptions import DataError
+
+    blocks = []
+    for p in paths:
+        if not p.is_file():
+            raise DataError(f"{str(p)!r} does not exist")
+        try:
+            block = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise DataError(f"cannot read {str(p)!r} as a numeric .npy array: {err}") from err
+        if block.ndim != 2:
+            raise DataError(f"{str(p)!r} holds a {block.ndim}-D array; expected (n_samples, n_features)")
+        if blocks and block.shape[1] != blocks[0].shape[1]:
+            raise DataError(f"{str(p)!r} has {block.shape[1]} features but the first matrix has {blocks[0].shape[1]}")
+        blocks.append(block)
+    X = np.concatenate(blocks, axis=0)
+    return X, {"kind": "matrix", "files": [str(p) for p in paths]}
+
+
+def _load_audio_frames(paths: list[Path], *, sr: int, n_fft: int, hop: int, power: float):
+    from deepnmf.audio.io import check_not_silent, list_audio_files, load_audio
+    from deepnmf.audio.tf import magnitude, stft
+    from deepnmf.exceptions import DataError
+
+    files = list_audio_files(*paths)
+    if not files:
+        raise DataError(f"no audio files found in {', '.join(map(str, paths))}")
+    frames, seconds = [], 0.0
+    for f in files:
+        x, _ = load_audio(f, sr=sr)
+        check_not_silent(x, name=str(f))
+        seconds += x.size / sr
+        frames.append(magnitude(stft(x, n_fft=n_fft, hop=hop), power).numpy())  # (n_frames, n_bins)
+    X = np.concatenate(frames, axis=0).astype(np.float32)
+    summary = {
+        "kind": "audio",
+        "files": [str(f) for f in files],
+        "n_files": len(files),
+        "seconds": round(seconds, 3),
+        "sr": sr,
+        "n_fft": n_fft,
+        "hop": hop,
+        "power": power,
+    }
+    return X, summary
+
+
+def _fit_vae(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
+    from deepnmf.models.vae import VAENMF
+
+    def callback(info):
+        val = f" val {info.val['loss']:.4g}" if info.val else ""
+        progress.update(task, completed=info.epoch, info=f"loss {info.train['loss']:.4g}{val}")
+
+    model = VAENMF(rank, likelihood=likelihood, max_epochs=max_epochs, random_state=seed, device=device,
+                   callback=callback)
+    model.fit(X)
+    progress.update(task, completed=max_epochs)
+    final = {k: v[-1] for k, v in model.history_.items()}
+    return model, {"final": final, "best_epoch": model.best_epoch_, "stopped_early": model.stopped_early_}
+
+
+def _fit_nmf(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
+    from deepnmf.models.nmf import NMF
+
+    def callback(n_iter, objective):
+        progress.update(task, completed=n_iter, info=f"objective {objective:.4g}")
+
+    model = NMF(rank, beta_loss=LIKELIHOOD_TO_BETA[likelihood], max_iter=max_epochs, random_state=seed, device=device)
+    model.fit_transform(X, callback=callback)
+    progress.update(task, completed=max_epochs)
+    return model, {"final": {"objective": float(model.loss_curve_[-1]) if model.loss_curve_ else None,
+                             "reconstruction_err": float(model.reconstruction_err_)}}
+
+
+def write_figures(model, out: Path, summary: dict[str, Any]) -> list[str]:
+    """Training curve (ELBO terms or NMF objective) and the dictionary image."""
+    from deepnmf.plotting.vae import plot_dictionary, plot_elbo, plot_loss_curve
+
+    paths = []
+    if hasattr(model, "history_"):
+        paths.append(plot_elbo(model.history_, out / "elbo.png"))
+    else:
+        paths.append(plot_loss_curve(model.loss_curve_, out / "loss.png", title="NMF objective"))
+    freqs = None
+    if summary.get("kind") == "audio":
+        from deepnmf.audio.tf import stft_freqs
+
+        freqs = stft_freqs(summary["n_fft"], summary["sr"])
+    paths.append(plot_dictionary(np.asarray(model.components_), out / "dictionary.png", freqs=freqs))
+    return [str(p) for p in paths]
+
+
+def _check_options(model: str, likelihood: str, rank: int, max_epochs: int) -> None:
+    from deepnmf.exceptions import ParameterError
+
+    if model not in MODELS:
+        raise ParameterError(f"--model must be one of {', '.join(MODELS)}; got {model!r}")
+    if likelihood not in LIKELIHOOD_TO_BETA:
+        raise ParameterError(f"--likelihood must be one of {', '.join(LIKELIHOOD_TO_BETA)}; got {likelihood!r}")
+    if rank < 1 or max_epochs < 1:
+        raise ParameterError("--rank and --max-epochs must be >= 1")
+
+
+@app.command("train")
+@handle_errors
+def train(
+    inputs: List[Path] = typer.Argument(..., help="Audio files or folders, or .npy matrices (n_samples x n_features)."),
+    model: str = typer.Option("vae-nmf", "--model", help="nmf | vae-nmf"),
+    rank: int = typer.Option(..., "--rank", help="Number of dictionary atoms."),
+    out: Path = typer.Option(..., "--out", help="Model folder to write (created)."),
+    sr: int = typer.Option(16000, "--sr", help="Working sampling rate for audio."),
+    n_fft: int = typer.Option(512, "--n-fft", help="STFT size."),
+    hop: int = typer.Option(128, "--hop", help="STFT hop."),
+    power: float = typer.Option(1.0, "--power", help="Spectrogram exponent: |STFT|**power."),
+    max_epochs: int = typer.Option(200, "--max-epochs", help="VAE-NMF epochs / NMF iterations."),
+    likelihood: str = typer.Option("gaussian", "--likelihood",
+                                   help="gaussian | poisson | exponential (NMF: frobenius | KL | IS)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the training-curve and dictionary figures."),
+) -> None:
+    """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json."""
+    _check_options(model, likelihood, rank, max_epochs)
+    X, summary = load_matrix(list(inputs), sr=sr, n_fft=n_fft, hop=hop, power=power)
+    summary.update(n_samples=int(X.shape[0]), n_features=int(X.shape[1]),
+                   min=float(X.min()), mean=float(X.mean()), max=float(X.max()))
+    echo(f"training {model} (rank {rank}) on {X.shape[0]} x {X.shape[1]} data")
+    fit = _fit_vae if model == "vae-nmf" else _fit_nmf
+    progress, task = progress_bar(max_epochs, model)
+    start = time.perf_counter()
+    with progress:
+        estimator, result = fit(X, rank=rank, max_epochs=max_epochs, seed=seed, device=device,
+                                likelihood=likelihood, progress=progress, task=task)
+    seconds = time.perf_counter() - start
+    estimator.save(out)
+    report = {
+        "model": model,
+        "settings": {"rank": rank, "max_epochs": max_epochs, "likelihood": likelihood, "seed": seed,
+                     "device": device, "params": estimator._json_params()},
+        "data": summary,
+        "n_iter": int(estimator.n_iter_),
+        **result,
+        "seconds": round(seconds, 3),
+    }
+    if figures:
+        report["figures"] = write_figures(estimator, out, summary)
+    write_json(out / "train.json", report)
+    echo(f"saved {model} model to {out} ({estimator.n_iter_} epochs/iterations, {seconds:.1f} s)")

@@ -1,0 +1,90 @@
+"""Figures for VAE-NMF and dictionary training: ELBO terms per epoch, dictionary atoms."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from deepnmf.plotting import new_figure, save_figure
+
+
+def plot_elbo(history: Mapping[str, Sequence[float]], path: str | Path, *, title: str = "VAE-NMF training") -> Path:
+    """Three panels per epoch: the loss (negative ELBO + penalty), the expected NLL, the KL.
+
+    Parameters
+    ----------
+    history : mapping of str -> sequence of float
+        ``VAENMF.history_``: ``train_loss``, ``train_nll``, ``train_kl`` and
+        optionally the ``val_`` versions, one value per epoch.
+    path : str or Path
+        PNG to write.
+
+    Returns
+    -------
+    Path
+    """
+    fig, axes = new_figure(1, 3, figsize=(12, 3.4))
+    panels = [("loss", "loss = -ELBO + penalty"), ("nll", "-E_q[log p(x|z)]"), ("kl", "KL(q(z|x) || p(z))")]
+    for ax, (term, label) in zip(axes, panels):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = history.get(f"{split}_{term}")
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, style, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per sample")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_loss_curve(losses: Sequence[float], path: str | Path, *, xlabel: str = "iteration", title: str = "objective") -> Path:
+    """One curve (for example ``NMF.loss_curve_``) on a log scale when positive.
+
+    Parameters
+    ----------
+    losses : sequence of float [shape=(n_iter,)]
+    path : str or Path
+    """
+    fig, ax = new_figure(figsize=(5, 3.4))
+    values = np.asarray(losses, dtype=float)
+    ax.plot(np.arange(1, values.size + 1), values)
+    if values.size and np.all(values > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("objective")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_dictionary(
+    components: np.ndarray,
+    path: str | Path,
+    *,
+    freqs: np.ndarray | None = None,
+    title: str = "dictionary atoms",
+) -> Path:
+    """The atoms as an image (one column per atom), each normalised to its maximum.
+
+    Parameters
+    ----------
+    components : np.ndarray [shape=(n_components, n_features)]
+    path : str or Path
+    freqs : np.ndarray [shape=(n_features,)], optional
+        Feature axis values (Hz for spectra); otherwise the feature index.
+    """
+    W = np.asarray(components, dtype=float)
+    W = W / np.maximum(W.max(axis=1, keepdims=True), 1e-12)
+    fig, ax = new_figure(figsize=(max(4.0, 0.12 * W.shape[0] + 3), 4))
+    extent = None
+    if freqs is not None:
+        extent = (0.5, W.shape[0] + 0.5, float(freqs[0]), float(freqs[-1]))
+    image = ax.imshow(W.T, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
+    ax.set_xlabel("atom")
+    ax.set_ylabel("frequency (Hz)" if freqs is not None else "feature")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="relative weight")
+    return save_figure(fig, path)
