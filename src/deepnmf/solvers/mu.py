@@ -28,6 +28,8 @@ tensors use torch kernels.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -174,35 +176,84 @@ def _data_constant(X, M, beta: float, eps: float) -> float:
 
 
 def _prepare(p: _Problem, WH, N, Q, S, *, with_loss: bool) -> float:
-    """From a fresh ``WH`` build the update matrices and (optionally) the divergence.
+    """From a fresh ``WH`` build the update matrices and (optionally) the objective.
 
     On return ``N = M * X * (WH)^(beta-2)`` (numerator matrix) and
     ``Q = M * (WH)^(beta-1)`` (denominator matrix) except for KL, whose
     denominator matrix is the constant mask (or a plain sum). ``X`` is already
     masked; ``WH`` is floored for ``beta < 2``; ``S`` is scratch. Returns the
     divergence, or NaN when ``with_loss`` is false.
+
+    Large numpy problems are processed in row blocks on a thread pool (numpy
+    releases the GIL): the passes over one block stay in cache and both cores
+    work, where a numpy ufunc alone would use one.
     """
-    k, X, M, beta = p.k, p.X, p.M, p.beta
+    args = (p.k, p.beta, p.eps, p.X, p.M, WH, N, Q, S, with_loss)
+    blocks = _row_blocks(WH) if p.k is _NumpyKernels else None
+    if not blocks:
+        return p.const + _elementwise(*args)
+    sl = lambda A, s: None if A is None else A[s]  # noqa: E731
+    parts = _pool().map(
+        lambda s: _elementwise(p.k, p.beta, p.eps, p.X[s], sl(p.M, s), WH[s], N[s], sl(Q, s), sl(S, s), with_loss),
+        blocks,
+    )
+    return p.const + sum(parts)
+
+
+def _n_threads() -> int:
+    """Worker threads for elementwise passes: ``OMP_NUM_THREADS`` if set, else the usable cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(env))) if env.isdigit() else cores
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="deepnmf-mu")
+    return _POOL
+
+
+#: arrays smaller than this (elements) are processed in one piece
+THREAD_MIN_SIZE = 1 << 20
+
+
+def _row_blocks(A, block_bytes: int = 1 << 20) -> list[slice] | None:
+    """Row slices of about ``block_bytes`` each, or None when threading does not pay off."""
+    if A.size < THREAD_MIN_SIZE or _n_threads() < 2:
+        return None
+    rows = max(1, block_bytes // (A.shape[1] * A.itemsize))
+    return [slice(i, min(i + rows, A.shape[0])) for i in range(0, A.shape[0], rows)]
+
+
+def _elementwise(k, beta: float, eps: float, X, M, WH, N, Q, S, with_loss: bool) -> float:
+    """The elementwise part of :func:`_prepare` on (a block of) the arrays; divergence minus its constant."""
     if beta < 2:
-        k.floor(WH, p.eps)
+        k.floor(WH, eps)
     loss = math.nan
     if beta == 2.0:  # masked Frobenius (the unmasked case never forms WH)
         k.multiply(WH, M, Q)
         if with_loss:
-            loss = p.const - k.dot(X, WH) + 0.5 * k.dot(Q, WH)
+            loss = -k.dot(X, WH) + 0.5 * k.dot(Q, WH)
     elif beta == 1.0:
         k.divide(X, WH, N)
         if with_loss:
             k.log(WH, S)
             sum_model = k.dot(M, WH) if M is not None else k.total(WH)
-            loss = p.const - k.dot(X, S) + sum_model
+            loss = -k.dot(X, S) + sum_model
     elif beta == 0.0:
         k.reciprocal(WH, Q)  # 1 / WH
         k.multiply(X, Q, N)  # X / WH
         if with_loss:
             k.log(WH, S)
             log_model = k.dot(M, S) if M is not None else k.total(S)
-            loss = p.const + k.total(N) + log_model
+            loss = k.total(N) + log_model
         k.multiply(N, Q, N)  # X / WH^2
         if M is not None:
             k.multiply(Q, M, Q)
@@ -213,7 +264,7 @@ def _prepare(p: _Problem, WH, N, Q, S, *, with_loss: bool) -> float:
         if M is not None:
             k.multiply(Q, M, Q)
         if with_loss:
-            loss = p.const + ((beta - 1.0) * k.dot(Q, WH) - beta * k.dot(X, Q)) / (beta * (beta - 1.0))
+            loss = ((beta - 1.0) * k.dot(Q, WH) - beta * k.dot(X, Q)) / (beta * (beta - 1.0))
     return loss
 
 
