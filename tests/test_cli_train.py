@@ -1,0 +1,96 @@
+"""``deepnmf train``: real TIMIT audio and .npy input, both models, output files, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+import deepnmf.cli.train  # noqa: F401  (registers the command)
+from deepnmf import NMF, VAENMF
+from deepnmf.cli.app import app
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["train", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def timit_files(data_dir):
+    folder = data_dir / "speech" / "timit-sample" / "dr1-fvmh0"
+    files = sorted(folder.glob("*.wav"))[:2]
+    assert len(files) == 2, f"expected TIMIT sentences in {folder}"
+    return files
+
+
+@pytest.fixture(scope="module")
+def planted_npy(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    X = rng.gamma(1.0, 1.0, (300, 3)) @ rng.uniform(size=(3, 12))
+    path = tmp_path_factory.mktemp("npy") / "X.npy"
+    np.save(path, X)
+    return path, X
+
+
+def test_vae_nmf_on_real_speech(timit_files, tmp_path):
+    out = tmp_path / "speech-dict"
+    result = run(*timit_files, "--model", "vae-nmf", "--rank", 4, "--out", out, "--n-fft", 256, "--hop", 128,
+                 "--max-epochs", 2, "--seed", 0)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "train.json").read_text())
+    n_samples = [sf.info(str(f)).frames for f in timit_files]  # TIMIT is 16 kHz already
+    expected_frames = sum(1 + n // 128 for n in n_samples)  # centred STFT
+    data = report["data"]
+    assert data["kind"] == "audio" and data["n_files"] == 2
+    assert data["n_features"] == 129 and data["n_samples"] == expected_frames
+    assert data["seconds"] == pytest.approx(sum(n_samples) / 16000, abs=1e-3)
+    assert report["n_iter"] == 2 and report["settings"]["params"]["hidden"] == [400, 400]
+    assert np.isfinite(report["final"]["train_loss"]) and report["seconds"] > 0
+    model = VAENMF.load(out)
+    assert model.components_.shape == (4, 129) and (model.components_ >= 0).all()
+    assert report["final"]["train_loss"] == pytest.approx(model.loss_curve_[-1])
+    for name in ("elbo.png", "dictionary.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_nmf_on_a_matrix(planted_npy, tmp_path):
+    path, X = planted_npy
+    out = tmp_path / "nmf"
+    result = run(path, "--model", "nmf", "--rank", 3, "--out", out, "--max-epochs", 30, "--seed", 1,
+                 "--likelihood", "poisson", "--no-figures")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "train.json").read_text())
+    model = NMF.load(out)
+    assert model.beta_loss == "kullback-leibler" and model.components_.shape == (3, 12)
+    assert report["data"] == {**report["data"], "kind": "matrix", "n_samples": 300, "n_features": 12}
+    assert report["data"]["mean"] == pytest.approx(X.mean())
+    assert report["final"]["objective"] == pytest.approx(model.loss_curve_[-1])
+    assert "figures" not in report and not (out / "loss.png").exists()
+
+
+@pytest.mark.parametrize(
+    "make,args,message",
+    [
+        (lambda p: np.save(p, -np.ones((5, 4))), ["--rank", 2], "negative values"),
+        (lambda p: np.save(p, np.ones((5, 4, 2))), ["--rank", 2], "3-D array"),
+        (lambda p: np.save(p, np.full((5, 4), np.nan)), ["--rank", 2], "NaN or infinite"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "pca"], "--model must be one of"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 0], "--rank and --max-epochs must be >= 1"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "--likelihood must be"),
+        (lambda p: None, ["--rank", 2], "does not exist"),
+    ],
+)
+def test_bad_input_exits_with_a_message(tmp_path, make, args, message):
+    path = tmp_path / "X.npy"
+    make(path)
+    result = run(path, "--out", tmp_path / "m", "--max-epochs", 1, *args)
+    assert result.exit_code == 2
+    assert message.lower() in result.output.lower()
+    assert "Traceback" not in result.output
+
+
+def test_missing_audio_folder_is_reported(tmp_path):
+    result = run(tmp_path / "nowhere", "--rank", 2, "--out", tmp_path / "m")
+    assert result.exit_code == 2 and "neither an audio file nor a folder" in result.output
