@@ -14,7 +14,7 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
-from deepnmf.cli.app import app, echo, handle_errors, progress_bar, write_json
+from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_bar, write_json
 
 
 @contextlib.contextmanager
@@ -204,3 +204,52 @@ def synergies_command(
         write_figures(study, env, out / "figures", rank=rank)
     _summary(study)
     echo(f"wrote {out / 'synergies.json'}, {out / 'activations.csv'}" + (f", {out / 'figures'}/" if figures else ""))
+
+
+@experiment_app.command("synergies")
+@handle_errors
+def synergies_experiment(
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    data: Optional[Path] = typer.Option(None, help="Folder of UCI gesture files (default: the shared emg/uci-gestures)."),
+    rank: int = typer.Option(4, help="Number of synergies."),
+    methods: str = typer.Option("nmf,vae-nmf", help="Comma-separated methods to compare."),
+    restarts: Optional[int] = typer.Option(None, help="Restarts per fit (default 5 for nmf, 2 for vae-nmf)."),
+    epochs: Optional[int] = typer.Option(None, help="VAE-NMF training epochs (default 200)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """The VAE-NMF paper's synergy protocol on the UCI gestures: every subject, NMF vs VAE-NMF, rank 4."""
+    from deepnmf.datasets.paths import shared_data_dir
+    from deepnmf.emg.io import UCI_CLASSES, list_uci_files, load_recording
+    from deepnmf.emg.preprocess import preprocess
+    from deepnmf._utils import check_choice
+    from deepnmf.emg.synergies import METHODS
+    from deepnmf.experiments.synergies import compare_methods, group_uci_subjects, rows_to_markdown, work_units
+    from deepnmf.plotting.emg import plot_vaf_comparison
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    for m in chosen:
+        check_choice(m, "method", METHODS)
+    folder = data or shared_data_dir("emg", "uci-gestures")
+    subjects = group_uci_subjects(list_uci_files(folder))
+    report, results = ["# Muscle synergies on the UCI gestures", "",
+                       f"rank {rank}; training VAF on all 4 repetitions; held-out VAF: leave one repetition out, "
+                       "synergies frozen, NNLS activations.", ""], {}
+    for s, files in enumerate(subjects, start=1):
+        name = f"subject {s} ({', '.join(f.name for f in files)})"
+        echo(f"{name}: {', '.join(chosen)}")
+        with _warnings_to_stderr():
+            env = preprocess(load_recording(files, format="uci"))
+        total = sum(work_units(env, rank=rank, method=m, n_restarts=restarts) for m in chosen)
+        progress, task = progress_bar(total, f"subject {s}")
+        with progress, _warnings_to_stderr():
+            res = compare_methods(env, rank=rank, methods=chosen, random_state=seed, n_restarts=restarts,
+                                  estimator_params={m: _estimator_params(m, epochs) for m in chosen},
+                                  step=lambda msg: progress.update(task, advance=1, info=msg))
+        for m, study in res["studies"].items():
+            write_json(out / f"subject{s}-{m}" / "synergies.json", study.to_json())
+        plot_vaf_comparison(res["rows"], chosen, out / f"subject{s}_vaf.png", title=f"subject {s}: rank {rank}")
+        report.append(rows_to_markdown(name, res["rows"], chosen, UCI_CLASSES))
+        results[f"subject{s}"] = {"files": [str(f) for f in files], "rows": res["rows"]}
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text("\n".join(report))
+    print("\n".join(report))

@@ -464,6 +464,17 @@ def _sibling_cycles(path: Path) -> Path:
     raise DataError(f"no cycle-time file found for {path} (looked for {candidates[0].name}); pass cycles=...")
 
 
+def list_uci_files(folder: str | Path) -> list[Path]:
+    """UCI gesture series in ``folder`` and its subfolders (``*raw_data*.txt[.gz]``), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*raw_data*") if p.name.endswith((".txt", ".txt.gz")))
+    if not files:
+        raise DataError(f"no UCI gesture files (*raw_data*.txt or .txt.gz) under {folder}")
+    return files
+
+
 # ------------------------------------------------------------ combining
 def concatenate(recordings: Sequence[Recording]) -> Recording:
     """Join recordings of one subject end to end; repetitions are renumbered per movement.

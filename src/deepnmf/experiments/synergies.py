@@ -262,3 +262,109 @@ def work_units(rec: Recording, *, rank: int, method: str, movements: Sequence[An
         n_curve = rec.n_channels if curve_ranks is None else len(list(curve_ranks))
         total += n_restarts + (n_reps if n_reps >= 2 else 0) + n_curve
     return total
+
+
+# ------------------------------------------------ UCI protocol (two methods)
+def group_uci_subjects(paths: Sequence[Any]) -> list[list[Any]]:
+    """Group UCI gesture files by subject.
+
+    Files in different folders (the original layout, one folder per subject)
+    are grouped by folder. In one folder, the name ``S_raw_data_HH-MM_DD.MM.YY``
+    gives the series ``S`` and the session time: each series-1 file is paired
+    with the series-2 file of the same date recorded closest after it.
+
+    Returns
+    -------
+    list of list of paths, one list per subject, series in order.
+    """
+    import re
+    from pathlib import Path
+
+    paths = [Path(p) for p in paths]
+    if len({p.parent for p in paths}) > 1:
+        groups: dict[Path, list[Path]] = {}
+        for p in sorted(paths):
+            groups.setdefault(p.parent, []).append(p)
+        return list(groups.values())
+    pattern = re.compile(r"^(\d+)_raw_data_(\d+)-(\d+)_(\d+\.\d+\.\d+)")
+    parsed = []
+    for p in sorted(paths):
+        m = pattern.match(p.name)
+        if not m:
+            raise DataError(f"{p.name}: not a UCI gestures file name (S_raw_data_HH-MM_DD.MM.YY.txt[.gz])")
+        parsed.append((int(m.group(1)), int(m.group(2)) * 60 + int(m.group(3)), m.group(4), p))
+    firsts = [q for q in parsed if q[0] == 1]
+    seconds = [q for q in parsed if q[0] != 1]
+    groups_list = []
+    for series, minute, date, p in firsts:
+        later = [q for q in seconds if q[2] == date and q[1] >= minute]
+        group = [p]
+        if later:
+            best = min(later, key=lambda q: q[1] - minute)
+            seconds.remove(best)
+            group.append(best[3])
+        groups_list.append(group)
+    groups_list += [[q[3]] for q in seconds]
+    return groups_list
+
+
+def compare_methods(
+    rec: Recording,
+    *,
+    rank: int = 4,
+    methods: Sequence[str] = ("nmf", "vae-nmf"),
+    random_state: int = 0,
+    step: Callable[[str], None] | None = None,
+    estimator_params: dict[str, dict] | None = None,
+    **study_kwargs: Any,
+) -> dict[str, Any]:
+    """Run the study with each method on the same envelopes and match their synergies.
+
+    ``estimator_params`` maps a method to its constructor overrides; other
+    keywords go to :func:`run_synergy_study`.
+
+    Returns
+    -------
+    dict
+        ``{"studies": {method: SynergyStudy}, "rows": [...]}`` where each row
+        holds a movement's training and held-out VAF per method and, with two
+        methods, the mean matched cosine between their synergies.
+    """
+    from deepnmf.emg.synergies import match_synergies
+
+    params = estimator_params or {}
+    studies = {m: run_synergy_study(rec, rank=rank, method=m, random_state=random_state, step=step,
+                                    estimator_params=params.get(m), **study_kwargs)
+               for m in methods}
+    rows = []
+    for i, movement in enumerate(studies[methods[0]].movements):
+        row: dict[str, Any] = {"movement": movement.movement}
+        for m in methods:
+            res = studies[m].movements[i]
+            held = res.heldout.vaf if res.heldout is not None else np.array([])
+            row[m] = {"vaf": float(res.fit.vaf), "heldout_vaf": held.tolist(),
+                      "heldout_mean": float(held.mean()) if held.size else None}
+        if len(methods) == 2:
+            a, b = (studies[m].movements[i].fit.synergies for m in methods)
+            row["matched_cosine"] = match_synergies(a, b).mean_cosine
+        rows.append(row)
+    return {"studies": studies, "rows": rows}
+
+
+def rows_to_markdown(subject: str, rows: list[dict[str, Any]], methods: Sequence[str], names: dict | None = None) -> str:
+    """A Markdown table: per movement, training VAF and held-out VAF (mean, min) per method."""
+    names = names or {}
+    head = ["movement"] + [f"{m} {k}" for m in methods for k in ("VAF", "held-out mean", "held-out min")]
+    if len(methods) == 2:
+        head.append("matched cosine")
+    lines = [f"### {subject}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        label = f"{row['movement']}" + (f" {names[row['movement']]}" if row["movement"] in names else "")
+        cells = [label]
+        for m in methods:
+            held = row[m]["heldout_vaf"]
+            cells += [f"{row[m]['vaf']:.3f}", f"{np.mean(held):.3f}" if held else "-", f"{np.min(held):.3f}" if held else "-"]
+        if len(methods) == 2:
+            cells.append(f"{row['matched_cosine']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

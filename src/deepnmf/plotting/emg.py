@@ -143,3 +143,37 @@ def plot_vaf_curve(
     if len(curves) > 1:
         ax.legend(fontsize=7, title="movement")
     return save_figure(fig, path)
+
+
+def plot_vaf_comparison(rows: Sequence[dict], methods: Sequence[str], path: str | Path, *, title: str = "") -> Path:
+    """Training and held-out VAF per movement and method (held-out: mean, bar; each repetition, dots).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        ``{"movement": label, method: {"vaf": float, "heldout_vaf": [float, ...]}, ...}``
+        as built by :func:`deepnmf.experiments.synergies.compare_methods`.
+    methods : sequence of str
+    """
+    n, m = len(rows), len(methods)
+    width = 0.8 / (2 * m)
+    fig, ax = new_figure(figsize=(max(5.0, 1.1 * n + 2), 3.6))
+    x = np.arange(n)
+    for j, method in enumerate(methods):
+        train = [r[method]["vaf"] for r in rows]
+        held = [np.mean(r[method]["heldout_vaf"]) if r[method]["heldout_vaf"] else np.nan for r in rows]
+        off = (2 * j - m + 0.5) * width
+        ax.bar(x + off, train, width, color=f"C{j}", label=f"{method} training")
+        ax.bar(x + off + width, held, width, color=f"C{j}", alpha=0.45, label=f"{method} held-out (mean)")
+        for i, r in enumerate(rows):
+            vals = r[method]["heldout_vaf"]
+            ax.plot(np.full(len(vals), x[i] + off + width), vals, "k.", ms=3)
+    ax.axhline(0.9, color="0.5", ls=":", lw=1)
+    lo = min(0.8, np.nanmin([v for r in rows for mm in methods for v in [r[mm]["vaf"], *r[mm]["heldout_vaf"]]]) - 0.02)
+    ax.set_ylim(lo, 1.0)
+    ax.set_xticks(x, [str(r["movement"]) for r in rows])
+    ax.set_xlabel("movement")
+    ax.set_ylabel("VAF")
+    ax.set_title(title or "training vs held-out VAF")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return save_figure(fig, path)
