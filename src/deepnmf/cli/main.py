@@ -10,6 +10,7 @@ COMMAND_MODULES = [
     "deepnmf.cli.demo",
     "deepnmf.cli.synergies",
     "deepnmf.cli.separate",
+    "deepnmf.cli.enhance",
     "deepnmf.cli.train",
 ]
 

@@ -1,0 +1,422 @@
+"""The VAE-NMF paper's speech-enhancement experiment (its Tables 1 and 2) as a runner.
+
+Protocol (``run_enhancement``):
+
+1. speech dictionary (rank 40) from about 10000 random frames of the
+   training speakers' utterances;
+2. one noise dictionary (rank 40) per noise from about 9000 frames of the
+   first part of the noise recording (a short file gives its first 70 %
+   instead), or one from all noises pooled (``pooled=True``, Table 2);
+   ``"babble"`` is constructed from training speakers (never test speakers);
+3. per dictionary type and noise, the activation network of Kang et al.
+   when a ``+dnn`` method asks for it, trained on mixtures of the training
+   speech with the training part of the noise;
+4. test mixtures: ``n_test`` utterances of the test speakers, each mixed at
+   every SNR with an excerpt of the disjoint later part of each noise;
+5. every method (``DICTIONARY+ACTIVATIONS``, plus ``noisy``) scored with BSS
+   Eval (speech and noise references), PESQ (narrow and wide band) and STOI,
+   averaged over the utterances of each (method, noise, SNR) cell.
+
+Models are cached in ``out/models`` with the recipe that made them, so a
+rerun with more methods does not retrain. Library code: it returns rows and
+writes files, the CLI adds progress bars.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from deepnmf.exceptions import DataError, ParameterError
+
+DICTIONARIES = ("nmf", "vae-nmf")
+ACTIVATION_METHODS = ("mu", "dnn", "encoder")
+ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
+METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
+
+
+@dataclass
+class EnhancementConfig:
+    """Settings of :func:`run_enhancement` (defaults: the paper's protocol)."""
+
+    train_speech: Sequence[str | Path]
+    test_speech: Sequence[str | Path]
+    noises: Sequence[str | Path]
+    out: str | Path
+    snrs: Sequence[float] = (-5.0, 0.0, 5.0, 10.0)
+    methods: Sequence[str] = ("nmf+mu", "vae-nmf+dnn")
+    n_test: int = 4
+    pooled: bool = False
+    n_components: int = 40
+    speech_frames: int = 10000
+    noise_frames: int = 9000
+    max_train_fraction: float = 0.7
+    babble_talkers: int = 6
+    babble_seconds: float = 60.0
+    sr: int = 16000
+    power: float = 2.0
+    floor: float = 0.0
+    sparsity: float = 0.0
+    nmf_iter: int = 200
+    vae_epochs: int = 200
+    vae_likelihood: str = "gaussian"
+    dnn_epochs: int = 30
+    dnn_copies: int = 1
+    dnn_context: int = 2
+    dnn_hidden: Sequence[int] = (512, 512)
+    random_state: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def parse_methods(methods: Sequence[str] | str) -> list[tuple[str, str]]:
+    """``"nmf+mu,vae-nmf+dnn"`` -> ``[("nmf", "mu"), ("vae-nmf", "dnn")]``, validated."""
+    if isinstance(methods, str):
+        methods = [methods]
+    names = [m.strip().lower() for item in methods for m in str(item).split(",") if m.strip()]
+    if not names:
+        raise ParameterError("no methods given; for example --methods nmf+mu,vae-nmf+dnn")
+    parsed = []
+    for name in names:
+        if name == "noisy":
+            continue
+        dictionary, _, activations = name.partition("+")
+        if dictionary not in DICTIONARIES or activations not in ACTIVATION_METHODS:
+            raise ParameterError(
+                f"unknown method {name!r}: use DICTIONARY+ACTIVATIONS with DICTIONARY in "
+                f"{', '.join(DICTIONARIES)} and ACTIVATIONS in {', '.join(ACTIVATION_METHODS)} (e.g. vae-nmf+dnn)"
+            )
+        if activations == "encoder" and dictionary != "vae-nmf":
+            raise ParameterError(f"{name}: the encoder activations exist only for vae-nmf dictionaries")
+        if (dictionary, activations) not in parsed:
+            parsed.append((dictionary, activations))
+    return parsed
+
+
+def _check_config(cfg: EnhancementConfig) -> None:
+    from deepnmf._utils import check_positive_int
+
+    for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs",
+                 "dnn_epochs", "dnn_copies", "babble_talkers"):
+        check_positive_int(getattr(cfg, name), name)
+    if not cfg.snrs or not all(np.isfinite(float(s)) for s in cfg.snrs):
+        raise ParameterError(f"snrs must be finite numbers of dB, got {list(cfg.snrs)}")
+    if not cfg.noises:
+        raise ParameterError("give at least one noise (a file, or 'babble')")
+    if cfg.sr not in (8000, 16000):
+        raise ParameterError(f"sr must be 8000 or 16000 (what PESQ accepts), got {cfg.sr}")
+
+
+# ------------------------------------------------------------------ data
+@dataclass
+class Corpus:
+    """Loaded signals: training utterances by speaker, test utterances, noises split in two."""
+
+    train: dict[str, list[np.ndarray]]
+    test: list[tuple[str, np.ndarray]]
+    noises: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (train part, test part)
+
+
+def _speaker_of(path: Path) -> str:
+    return path.parent.name
+
+
+def _pick_test(files: list[Path], n_test: int) -> list[Path]:
+    """``n_test`` files spread over speakers (round robin in sorted order)."""
+    by_speaker: dict[str, list[Path]] = {}
+    for f in files:
+        by_speaker.setdefault(str(f.parent), []).append(f)
+    queues = [sorted(v) for _, v in sorted(by_speaker.items())]
+    picked: list[Path] = []
+    while len(picked) < n_test and any(queues):
+        for q in queues:
+            if q and len(picked) < n_test:
+                picked.append(q.pop(0))
+    if len(picked) < n_test:
+        raise DataError(f"asked for {n_test} test utterances but the test folders hold only {len(picked)}")
+    return picked
+
+
+def load_corpus(cfg: EnhancementConfig) -> Corpus:
+    """Read the speech folders and noise files of ``cfg`` (folders are searched recursively)."""
+    from deepnmf.audio.io import check_not_silent, list_audio_files, load_audio
+
+    train_files = list_audio_files(*cfg.train_speech)
+    test_files = list_audio_files(*cfg.test_speech)
+    overlap = {f.resolve() for f in train_files} & {f.resolve() for f in test_files}
+    if overlap:
+        raise DataError(f"{len(overlap)} files are in both the training and the test speech, e.g. {sorted(overlap)[0]}")
+    train: dict[str, list[np.ndarray]] = {}
+    for f in train_files:
+        x, _ = load_audio(f, sr=cfg.sr, dtype=np.float64)
+        check_not_silent(x, name=str(f))
+        train.setdefault(str(f.parent), []).append(x)
+    test = []
+    for f in _pick_test(test_files, cfg.n_test):
+        x, _ = load_audio(f, sr=cfg.sr, dtype=np.float64)
+        check_not_silent(x, name=str(f))
+        test.append((f"{_speaker_of(f)}/{f.stem}", x))
+    noises = {}
+    for spec in cfg.noises:
+        name, signal = _noise_signal(spec, train, cfg)
+        if name in noises:
+            raise ParameterError(f"noise {name!r} is given twice")
+        noises[name] = _split_noise(name, signal, cfg, max(len(x) for _, x in test))
+    return Corpus(train=train, test=test, noises=noises)
+
+
+def _noise_signal(spec: str | Path, train: dict[str, list[np.ndarray]], cfg: EnhancementConfig) -> tuple[str, np.ndarray]:
+    from deepnmf.audio.io import check_not_silent, load_audio
+    from deepnmf.audio.mixing import babble
+
+    if str(spec).lower() == "babble":
+        voices = [np.concatenate(v) for _, v in sorted(train.items())][: cfg.babble_talkers]
+        if len(voices) < 2:
+            raise DataError("constructed babble needs at least 2 training speakers (speaker = folder of utterances)")
+        return "babble", babble(voices, int(cfg.babble_seconds * cfg.sr), random_state=cfg.random_state)
+    x, _ = load_audio(spec, sr=cfg.sr, dtype=np.float64)
+    check_not_silent(x, name=f"noise file {spec}")
+    return Path(spec).stem, x
+
+
+def _split_noise(name: str, x: np.ndarray, cfg: EnhancementConfig, longest: int) -> tuple[np.ndarray, np.ndarray]:
+    from deepnmf.audio.mixing import split_excerpt
+
+    train, test = split_excerpt(x.size, train_samples=cfg.noise_frames * 128,
+                                max_train_fraction=cfg.max_train_fraction)
+    if test.stop - test.start < longest:
+        raise DataError(
+            f"noise {name!r}: its test part ({(test.stop - test.start) / cfg.sr:.1f} s) is shorter than the longest "
+            f"test utterance ({longest / cfg.sr:.1f} s); use a longer noise recording"
+        )
+    return x[train], x[test]
+
+
+# ---------------------------------------------------------------- models
+Progress = Callable[[str, int, int, str], Any]
+
+
+def _quiet(stage: str, done: int, total: int, info: str = "") -> None:
+    return None
+
+
+def _magnitudes(signals: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    from deepnmf.enhancement import STFTSettings
+
+    settings = STFTSettings()
+    return [settings.stft(x).abs() for x in signals]
+
+
+def speech_frames(corpus: Corpus, cfg: EnhancementConfig) -> np.ndarray:
+    """About ``speech_frames`` random magnitude frames ``(n, n_bins)`` of the training speech."""
+    V = torch.cat(_magnitudes([x for utts in corpus.train.values() for x in utts])).numpy()
+    rng = np.random.default_rng(cfg.random_state)
+    if V.shape[0] > cfg.speech_frames:
+        V = V[np.sort(rng.choice(V.shape[0], cfg.speech_frames, replace=False))]
+    return V
+
+
+def noise_frames(corpus: Corpus, cfg: EnhancementConfig, names: Sequence[str]) -> np.ndarray:
+    """Magnitude frames ``(n, n_bins)`` of the training parts of ``names`` (at most ``noise_frames`` each)."""
+    return torch.cat([_magnitudes([corpus.noises[n][0]])[0][: cfg.noise_frames] for n in names]).numpy()
+
+
+def _make_dictionary(kind: str, V: np.ndarray, cfg: EnhancementConfig, seed: int):
+    if kind == "nmf":
+        from deepnmf.models.nmf import NMF
+
+        return NMF(cfg.n_components, beta_loss="kullback-leibler", max_iter=cfg.nmf_iter, random_state=seed).fit(V)
+    from deepnmf.models.vae import VAENMF
+
+    return VAENMF(cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs, random_state=seed).fit(V)
+
+
+def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any]):
+    """Load ``folder`` if it was made by the same ``recipe``, otherwise build, save and record it."""
+    from deepnmf.exceptions import ModelFileError
+    from deepnmf.io.model_files import load_any
+
+    recipe_file = folder / "recipe.json"
+    if recipe_file.is_file():
+        try:
+            if json.loads(recipe_file.read_text()) == recipe:
+                return load_any(folder), True
+        except (json.JSONDecodeError, ModelFileError):
+            pass  # stale or damaged cache: rebuild
+    model = build()
+    model.save(folder)
+    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+    return model, False
+
+
+def _noise_groups(corpus: Corpus, cfg: EnhancementConfig) -> dict[str, list[str]]:
+    """Noise-model name -> the noises it is trained on (one each, or all pooled)."""
+    names = list(corpus.noises)
+    return {"pooled": names} if cfg.pooled else {n: [n] for n in names}
+
+
+def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str, str]], progress: Progress = _quiet):
+    """Fit (or load from the cache) every dictionary and network the methods need.
+
+    Returns
+    -------
+    models : dict
+        ``(kind, "speech")`` and ``(kind, noise_model_name)`` -> estimator;
+        ``(kind, "dnn", noise_model_name)`` -> trained :class:`~deepnmf.enhancement.Enhancer`.
+    """
+    root = Path(cfg.out) / "models"
+    kinds = sorted({k for k, _ in methods}, key=DICTIONARIES.index)
+    groups = _noise_groups(corpus, cfg)
+    base = {"n_components": cfg.n_components, "sr": cfg.sr, "random_state": cfg.random_state, "stft": [512, 128, "hamming"]}
+    speech_recipe = {**base, "files": sorted(corpus.train), "frames": cfg.speech_frames}
+    models: dict[tuple, Any] = {}
+    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a == "dnn")
+    done = 0
+    for kind in kinds:
+        extra = {"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {"vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood}
+        progress("models", done, total, f"{kind} speech dictionary")
+        models[(kind, "speech")], _ = _cached_model(
+            root / kind / "speech", {**speech_recipe, **extra, "kind": kind},
+            lambda: _make_dictionary(kind, speech_frames(corpus, cfg), cfg, cfg.random_state))
+        done += 1
+        for group, names in groups.items():
+            progress("models", done, total, f"{kind} noise dictionary ({group})")
+            recipe = {**base, **extra, "kind": kind, "noises": names, "frames": cfg.noise_frames,
+                      "noise_samples": [int(corpus.noises[n][0].size) for n in names]}
+            models[(kind, group)], _ = _cached_model(
+                root / kind / f"noise-{group}", recipe,
+                lambda names=names: _make_dictionary(kind, noise_frames(corpus, cfg, names), cfg, cfg.random_state + 1))
+            done += 1
+    for kind, act in methods:
+        if act != "dnn":
+            continue
+        for group, names in groups.items():
+            progress("models", done, total, f"{kind} activation network ({group})")
+            models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root)
+            done += 1
+    progress("models", done, total, "done")
+    return models
+
+
+def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations: str):
+    from deepnmf.enhancement import Enhancer
+
+    return Enhancer(models[(kind, "speech")], models[(kind, group)], activations=activations, power=cfg.power,
+                    floor=cfg.floor, sparsity=cfg.sparsity, max_iter=cfg.nmf_iter)
+
+
+def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: str, names: list[str], root: Path):
+    from deepnmf.nn.networks import FrameNetwork
+
+    enh = _enhancer(cfg, models, kind, group, "dnn")
+    folder = root / kind / f"dnn-{group}"
+    recipe = {"fingerprints": enh.fingerprints(), "epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies,
+              "context": cfg.dnn_context, "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)],
+              "sparsity": cfg.sparsity, "random_state": cfg.random_state, "noises": names}
+    recipe_file = folder / "recipe.json"
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
+        net, state = FrameNetwork.load(folder)
+        enh.set_network(net, state)
+        return enh
+    speech = [x for utts in corpus.train.values() for x in utts]
+    enh.fit_network(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
+                    n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
+                    epochs=cfg.dnn_epochs, random_state=cfg.random_state)
+    enh.network.save(folder, extra={"fingerprints": enh.fingerprints(), "loss": enh.network_training_.val_loss})
+    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+    return enh
+
+
+# ------------------------------------------------------------ evaluation
+def score(clean: np.ndarray, noise: np.ndarray, estimate: np.ndarray, sr: int) -> dict[str, float]:
+    """SDR/SIR/SAR of the speech estimate (both references passed), PESQ nb/wb, STOI."""
+    import warnings
+
+    from deepnmf import metrics
+
+    bss = metrics.bss_eval(np.stack([clean, noise]), np.stack([estimate, noise]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", metrics.MetricWarning)  # missing values are NaN, counted in the rows
+        return {"sdr": float(bss["sdr"][0]), "sir": float(bss["sir"][0]), "sar": float(bss["sar"][0]),
+                "pesq": metrics.pesq(clean, estimate, sr, mode="nb"),
+                "pesq_wb": metrics.pesq(clean, estimate, sr, mode="wb") if sr == 16000 else math.nan,
+                "stoi": metrics.stoi(clean, estimate, sr)}
+
+
+def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: Progress = _quiet) -> list[dict]:
+    """Score ``noisy`` and every method on every (noise, SNR, utterance); one row per cell."""
+    from deepnmf.audio.mixing import mix_at_snr, noise_excerpt
+
+    groups = _noise_groups(corpus, cfg)
+    group_of = {n: g for g, names in groups.items() for n in names}
+    enhancers = {}
+    for kind, act in methods:
+        for n in corpus.noises:
+            g = group_of[n]
+            enhancers[(f"{kind}+{act}", n)] = models[(kind, "dnn", g)] if act == "dnn" else _enhancer(cfg, models, kind, g, act)
+    names = ["noisy"] + [f"{k}+{a}" for k, a in methods]
+    cells: dict[tuple, list[dict]] = {}
+    total, done = len(corpus.noises) * len(cfg.snrs) * len(corpus.test), 0
+    for i, (noise_name, (_, test_part)) in enumerate(corpus.noises.items()):
+        for j, (utt, clean) in enumerate(corpus.test):
+            excerpt = noise_excerpt(test_part, clean.size, random_state=cfg.random_state * 1000 + 100 * i + j)
+            for snr in cfg.snrs:
+                y, s, n = mix_at_snr(clean, excerpt, float(snr))
+                for name in names:
+                    est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
+                    cells.setdefault((name, noise_name, float(snr)), []).append(score(s, n, est, cfg.sr))
+                done += 1
+                progress("evaluate", done, total, f"{noise_name} {snr:+g} dB {utt}")
+    return [_row(name, noise, snr, scores) for (name, noise, snr), scores in cells.items()]
+
+
+def _row(method: str, noise: str, snr: float, scores: list[dict]) -> dict[str, Any]:
+    from deepnmf.metrics import mean_ignoring_missing
+
+    row: dict[str, Any] = {"method": method, "noise": noise, "snr": snr}
+    for key in METRICS:
+        value = mean_ignoring_missing([s[key] for s in scores])
+        row[key] = None if math.isnan(value) else value
+    row["n_utterances"] = len(scores)
+    row["pesq_missing"] = sum(1 for s in scores if math.isnan(s["pesq"]))
+    return row
+
+
+# ---------------------------------------------------------------- runner
+def run_enhancement(cfg: EnhancementConfig, progress: Progress = _quiet) -> list[dict]:
+    """Run the whole protocol and write ``results.json``, ``results.csv``,
+    ``results.md``, ``sdr_improvement.png`` and ``run.json`` into ``cfg.out``.
+
+    Returns
+    -------
+    rows : list of dict
+        One per (method, noise, SNR) with the keys of :data:`ROW_KEYS`
+        (plus ``pesq_wb`` and ``pesq_missing``); missing metrics are ``None``.
+    """
+    from deepnmf.experiments.enhancement_report import write_outputs
+
+    _check_config(cfg)
+    methods = parse_methods(cfg.methods)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    times = {}
+    t0 = time.perf_counter()
+    progress("data", 0, 1, "reading speech and noise")
+    corpus = load_corpus(cfg)
+    times["data_s"] = time.perf_counter() - t0
+    models = build_models(corpus, cfg, methods, progress)
+    times["models_s"] = time.perf_counter() - t0 - times["data_s"]
+    rows = evaluate(corpus, cfg, methods, models, progress)
+    times["evaluate_s"] = time.perf_counter() - t0 - times["data_s"] - times["models_s"]
+    times["total_s"] = time.perf_counter() - t0
+    info = {"config": {k: (list(map(str, v)) if isinstance(v, (list, tuple)) else str(v) if isinstance(v, Path) else v)
+                       for k, v in asdict(cfg).items()},
+            "test_utterances": [u for u, _ in corpus.test], "train_speakers": sorted(corpus.train),
+            "noises": list(corpus.noises), "seconds": times}
+    write_outputs(out, rows, info, pooled=cfg.pooled)
+    return rows

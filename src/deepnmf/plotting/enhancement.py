@@ -1,0 +1,59 @@
+"""Figures of speech enhancement: SDR improvement against input SNR, spectrograms and gain."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepnmf.plotting import new_figure, save_figure
+
+
+def plot_sdr_improvement(improvement: dict[str, dict[float, float]], path: str | Path, *, title: str = "") -> Path:
+    """One line per method: SDR improvement (dB) over the noisy input against the input SNR.
+
+    Parameters
+    ----------
+    improvement : dict
+        Method -> {input SNR (dB) -> SDR improvement (dB)}.
+    path : str or Path
+        PNG to write.
+    """
+    fig, ax = new_figure(figsize=(6, 4))
+    markers = "osd^v<>*"
+    for i, (method, curve) in enumerate(improvement.items()):
+        snrs = sorted(curve)
+        ax.plot(snrs, [curve[s] for s in snrs], marker=markers[i % len(markers)], label=method)
+    ax.axhline(0.0, color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("input SNR (dB)")
+    ax.set_ylabel("SDR improvement (dB)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    if improvement:
+        ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_enhancement(
+    noisy_mag: np.ndarray, gain: np.ndarray, enhanced_mag: np.ndarray, path: str | Path, *, sr: int = 16000, hop: int = 128
+) -> Path:
+    """Noisy spectrogram, gain and enhanced spectrogram, one above the other.
+
+    Parameters
+    ----------
+    noisy_mag, gain, enhanced_mag : np.ndarray [shape=(n_frames, n_bins)]
+    path : str or Path
+    """
+    fig, axes = new_figure(3, 1, figsize=(8, 7), sharex=True)
+    n_frames, n_bins = noisy_mag.shape
+    extent = (0.0, n_frames * hop / sr, 0.0, sr / 2000.0)
+    panels = [("noisy (dB)", 20 * np.log10(noisy_mag + 1e-6)), ("gain", gain), ("enhanced (dB)", 20 * np.log10(enhanced_mag + 1e-6))]
+    for ax, (label, data) in zip(axes, panels):
+        vmax = data.max() if label == "gain" else np.percentile(data, 99.5)
+        vmin = 0.0 if label == "gain" else vmax - 80
+        im = ax.imshow(data.T, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap="magma")
+        ax.set_ylabel("kHz")
+        ax.set_title(label, fontsize=9)
+        fig.colorbar(im, ax=ax, pad=0.01)
+    axes[-1].set_xlabel("time (s)")
+    return save_figure(fig, path)
