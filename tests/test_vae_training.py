@@ -1,0 +1,113 @@
+"""The shared fit loop (deepnmf.training): splits, epochs, early stopping, best weights, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.training import evaluate, fit_module, split_validation
+
+
+class Quadratic(torch.nn.Module):
+    """Loss = mean over the batch of (theta - x)^2: its minimiser is the mean of the data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.zeros(()))
+        self.steps = 0
+
+    def forward(self, x, generator):
+        loss = (self.theta - x[:, 0]).square().mean()
+        return {"loss": loss, "abs_theta": self.theta.detach().abs()}
+
+    def after_step(self):
+        self.steps += 1
+
+
+def test_split_is_a_partition_and_reproducible():
+    gen = torch.Generator().manual_seed(0)
+    train, val = split_validation(103, 0.2, gen)
+    assert val.numel() == 20 and train.numel() == 83
+    assert sorted(torch.cat([train, val]).tolist()) == list(range(103))
+    train2, val2 = split_validation(103, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(val, val2)
+    assert split_validation(5, 0.0, gen)[1].numel() == 0
+    assert split_validation(5, 0.01, gen)[1].numel() == 1  # a requested split keeps at least one sample
+
+
+def test_split_errors():
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(ParameterError, match=r"validation_fraction must be in \[0, 1\)"):
+        split_validation(10, 1.5, gen)
+    with pytest.raises(DataError, match="too few to hold out"):
+        split_validation(1, 0.5, gen)
+
+
+def test_exact_epochs_steps_and_convergence():
+    X = torch.full((50, 1), 2.0) + torch.linspace(-1, 1, 50)[:, None]
+    module = Quadratic()
+    result = fit_module(module, X, generator=torch.Generator().manual_seed(0), max_epochs=40, batch_size=16,
+                        lr=0.1, weight_decay=0.0, validation_fraction=0.0, early_stopping=False)
+    assert result.n_epochs == 40 and not result.stopped_early
+    assert module.steps == 40 * 4  # ceil(50 / 16) steps per epoch, after_step called each time
+    assert len(result.history["train_loss"]) == 40 and "val_loss" not in result.history
+    assert float(module.theta.detach()) == pytest.approx(2.0, abs=0.1)
+    # sample-weighted epoch means: abs_theta history is the parameter's size during each epoch
+    assert result.history["train_abs_theta"][-1] == pytest.approx(2.0, abs=0.15)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    X = torch.full((64, 1), 1.0)
+    module = Quadratic()
+    seen = []
+    result = fit_module(module, X, generator=torch.Generator().manual_seed(0), max_epochs=500, batch_size=64,
+                        lr=0.5, weight_decay=0.0, validation_fraction=0.25, early_stopping=True, patience=3,
+                        tol=1e-3, callback=lambda info: seen.append(info.val["loss"]))
+    assert result.stopped_early and result.n_epochs < 500
+    assert result.n_epochs - result.best_epoch == 3
+    best = min(result.history["val_loss"])
+    assert result.history["val_loss"][result.best_epoch - 1] == best
+    X_val = X[:16]
+    restored = evaluate(module, X_val, lambda m, b, g: m(b, g), batch_size=8, seed=0, device=torch.device("cpu"))
+    assert restored["loss"] == pytest.approx(best, rel=1e-6, abs=1e-12)
+    assert seen == result.history["val_loss"]
+
+
+def test_divergence_is_reported():
+    class Exploding(Quadratic):
+        def forward(self, x, generator):
+            return {"loss": self.theta * float("nan")}
+
+    with pytest.raises(DataError, match="training diverged at epoch 1"):
+        fit_module(Exploding(), torch.ones(8, 1), generator=torch.Generator().manual_seed(0), max_epochs=3,
+                   validation_fraction=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(max_epochs=0), "max_epochs must be an integer >= 1"),
+        (dict(batch_size=2.5), "batch_size must be an integer >= 1"),
+        (dict(lr=0.0), "lr must be > 0"),
+        (dict(weight_decay=-1.0), "weight_decay must be a finite number >= 0"),
+    ],
+)
+def test_bad_loop_arguments(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        fit_module(Quadratic(), torch.ones(8, 1), generator=torch.Generator().manual_seed(0), **kwargs)
+
+
+def test_vae_module_builds_without_the_global_generator():
+    from deepnmf.nn.vae import build_module
+
+    state = torch.random.get_rng_state()
+    a = build_module(6, 2, device=torch.device("cpu"), dtype=torch.float64, hidden=(8,),
+                     generator=torch.Generator().manual_seed(1))
+    b = build_module(6, 2, device=torch.device("cpu"), dtype=torch.float64, hidden=(8,),
+                     generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert a.encoder.head.weight.dtype == torch.float64
+    assert np.isclose(float(a.prior_shape), 1.0) and np.isclose(float(a.prior_rate), 1.0)
