@@ -12,6 +12,15 @@ from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.implicit import ImplicitFactor, fourier_features, pointwise_loss, unique_coordinates
 
 
+def test_per_component_phases_give_per_component_features():
+    x = torch.linspace(0, 1, 5, dtype=torch.float64)
+    phase = torch.tensor([[0.0, 0.5], [1.0, -2.0], [0.3, 0.3]], dtype=torch.float64)
+    F = fourier_features(x, 2, phase=phase)
+    assert F.shape == (3, 5, 4)
+    for k in range(3):
+        torch.testing.assert_close(F[k], fourier_features(x, 2, phase=phase[k]))
+
+
 def test_fourier_features_match_the_formula():
     x = torch.tensor([0.0, 0.1, 0.37, 1.0], dtype=torch.float64)
     phase = torch.tensor([0.0, 0.3, -1.0], dtype=torch.float64)
@@ -36,7 +45,7 @@ def naive_component(net: ImplicitFactor, k: int, F: torch.Tensor) -> torch.Tenso
         layers += [lin]
     out = torch.nn.Linear(net.hidden, 1).double()
     out.weight.data, out.bias.data = w["w_out"][k].double(), w["b_out"][k, 0].double()
-    z = F.double()
+    z = F[k].T.double()  # (n, 2J) features of component k
     for lin in layers:
         z = torch.sin(lin(z))
     return torch.nn.functional.softplus(out(z)[:, 0])
@@ -76,6 +85,7 @@ def test_same_generator_state_gives_same_weights():
     b = ImplicitFactor(4, generator=torch.Generator().manual_seed(3))
     c = ImplicitFactor(4, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(a.theta, b.theta)
+    torch.testing.assert_close(a.phase, b.phase)
     assert not torch.equal(a.theta, c.theta)
 
 

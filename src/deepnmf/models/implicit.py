@@ -81,7 +81,7 @@ class ImplicitNMF(BaseNMF):
     n_octaves : int
         Octaves of the Fourier features (``2 * n_octaves`` inputs).
     hidden : int
-        Width of the 4 hidden sine layers.
+        Width of the 3 sine layers (the reference recipe's functions, see :mod:`deepnmf.nn.implicit`).
     optimizer : {"rprop", "adam"}
         Full-batch optimiser of the network weights (and grid activations).
     lr : float
@@ -254,7 +254,7 @@ class ImplicitNMF(BaseNMF):
             raise DataError("cannot normalise frequencies: give sr= or include a positive frequency")
         gen = make_generator(self.random_state)
         net = self._new_factor(gen, Xt.device)
-        F = net.features(self._norm_f(f, Xt.device))  # (n_bins, 2J), constant on the grid
+        F = net.features(self._norm_f(f, Xt.device))  # (K, 2J, n_bins), constant on the grid
         H = self._initial_activations(Xt, net, F, gen)
         losses = _train_grid(net, F, H, Xt, loss=self.loss, eps=self.eps, optimizer=self.optimizer, lr=self.lr,
                              epochs=self.max_epochs, report=self._progress(callback))
@@ -294,8 +294,8 @@ class ImplicitNMF(BaseNMF):
         V = torch.as_tensor(points.value, dtype=torch.float32, device=device)
         gen = make_generator(self.random_state)
         nets = torch.nn.ModuleDict({"W": self._new_factor(gen, device), "H": self._new_factor(gen, device)})
-        Ft = nets["H"].features(t_u.to(device, torch.float32))  # (n_times, 2J), constant
-        Ff = nets["W"].features(f_u.to(device, torch.float32))  # (n_freqs, 2J), constant
+        Ft = nets["H"].features(t_u.to(device, torch.float32))  # (K, 2J, n_times), constant
+        Ff = nets["W"].features(f_u.to(device, torch.float32))  # (K, 2J, n_freqs), constant
         self._scale_points_init(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V)
         losses = _train_points(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
                                optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
@@ -493,7 +493,7 @@ def _mu_activations(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, loss: str
 def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> list[float]:
     """Full-batch training of the atom networks and the activation matrix on a grid.
 
-    ``F`` ``(n_bins, 2J)`` are the constant Fourier features of the bins, ``H``
+    ``F`` ``(K, 2J, n_bins)`` are the constant Fourier features of the bins, ``H``
     ``(n_frames, K)`` the activations, ``X`` ``(n_frames, n_bins)`` the data.
     Each epoch takes one optimiser step on the network weights (gradient of
     the mean divergence) and one multiplicative update of ``H`` with the
@@ -521,7 +521,7 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
                   report) -> list[float]:
     """Full-batch (or random-fraction) training of atom and activation networks on points.
 
-    ``Ff`` ``(n_freqs, 2J)`` and ``Ft`` ``(n_times, 2J)`` are the Fourier features
+    ``Ff`` ``(K, 2J, n_freqs)`` and ``Ft`` ``(K, 2J, n_times)`` are the Fourier features
     of the distinct coordinates; ``f_idx``, ``t_idx`` ``(n_points,)`` map each
     point to them; ``V`` ``(n_points,)`` holds the values.
     """

@@ -5,10 +5,17 @@ coordinate, ``g_k(x) = softplus(MLP_k(phi(x)))`` with ``x`` a normalised time
 or frequency (see :mod:`deepnmf.audio.points` for the one normalisation the
 package uses: ``t / duration`` and ``f / (sr / 2)``).
 
-- ``phi`` are Fourier features, ``cos(2^j pi x + b_j)`` and ``sin(2^j pi x + b_j)``
-  for ``j = 0 .. n_octaves - 1`` (``b_j`` a fixed phase, zero by default);
-- each ``MLP_k`` maps the ``2 n_octaves`` features through ``n_layers`` hidden
-  layers of ``hidden`` units with sine activations to one output.
+- ``phi`` are Fourier features, ``cos(2^j pi x + b_kj)`` and ``sin(2^j pi x + b_kj)``
+  for ``j = 0 .. n_octaves - 1``, with fixed random phases ``b_kj ~ N(0, 1)``
+  drawn once per component (as in the reference recipe);
+- each ``MLP_k`` maps the ``2 n_octaves`` features through ``n_layers`` sine
+  layers of ``hidden`` units to one output.
+
+The reference recipe writes its MLP as ``20 -> 64 -> 64 -> 64 -> 64 -> 1``
+with sine activations after the second, third and fourth linear layers only:
+its first two linear layers compose into a single linear map, so the same
+functions are ``sin`` layers ``20 -> 64 -> 64 -> 64`` then ``64 -> 1``, which
+is what ``n_layers=3`` builds (one ``64 x 64`` product fewer per evaluation).
 
 All ``K`` networks share their architecture, so their weights are stacked in a
 handful of large tensors and evaluated by batched matrix products
@@ -42,12 +49,12 @@ def fourier_features(x: torch.Tensor, n_octaves: int, *, phase: torch.Tensor | N
         Coordinates, normally in ``[0, 1]``.
     n_octaves : int
         Number of octaves ``J``; frequencies ``2^j pi`` for ``j < J``.
-    phase : torch.Tensor [shape=(n_octaves,)], optional
-        Phase offsets ``b_j`` (default zero).
+    phase : torch.Tensor [shape=(n_octaves,) or (n_components, n_octaves)], optional
+        Phase offsets ``b_j`` (default zero), shared or one row per component.
 
     Returns
     -------
-    F : torch.Tensor [shape=(n, 2 * n_octaves)]
+    F : torch.Tensor [shape=(n, 2 * n_octaves) or (n_components, n, 2 * n_octaves)]
         ``[cos(2^j pi x + b_j) for j] + [sin(2^j pi x + b_j) for j]``.
     """
     if x.ndim != 1:
@@ -55,8 +62,9 @@ def fourier_features(x: torch.Tensor, n_octaves: int, *, phase: torch.Tensor | N
     scales = math.pi * torch.pow(2.0, torch.arange(n_octaves, dtype=x.dtype, device=x.device))
     arg = x[:, None] * scales  # (n, J)
     if phase is not None:
-        arg = arg + phase.to(dtype=x.dtype, device=x.device)
-    return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)
+        phase = phase.to(dtype=x.dtype, device=x.device)
+        arg = arg + (phase[:, None, :] if phase.ndim == 2 else phase)  # (n, J) or (K, n, J)
+    return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
 
 def unique_coordinates(x: torch.Tensor, *, decimals: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,13 +100,15 @@ class ImplicitFactor(nn.Module):
     hidden : int
         Width of each hidden layer.
     n_layers : int
-        Number of hidden layers (>= 1); the reference recipe uses 4.
+        Number of sine layers (>= 1); 3 gives the reference recipe's functions
+        (see the module notes).
     generator : torch.Generator, optional
         Source of the initial weights.
 
     Notes
     -----
-    All weights live in one flat parameter ``theta`` (so an Rprop or Adam step
+    The Fourier phases are a buffer ``phase (K, J)`` drawn from
+    ``generator`` (standard normal). All weights live in one flat parameter ``theta`` (so an Rprop or Adam step
     is a few vectorised operations, not a loop over many small tensors); the
     named weights are views of it, stored output-major as in
     :class:`torch.nn.Linear`: ``w_in (K, h, 2J)``, ``b_in (K, h, 1)``,
@@ -116,7 +126,7 @@ class ImplicitFactor(nn.Module):
         *,
         n_octaves: int = 10,
         hidden: int = 64,
-        n_layers: int = 4,
+        n_layers: int = 3,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
@@ -134,7 +144,7 @@ class ImplicitFactor(nn.Module):
         }
         size = sum(math.prod(shape) for shape, _ in self._layout.values())
         self.theta = nn.Parameter(torch.empty(size, dtype=dtype, device=device))
-        self.register_buffer("phase", torch.zeros(n_octaves, dtype=dtype, device=device))
+        self.register_buffer("phase", torch.zeros(K, n_octaves, dtype=dtype, device=device))
         self.reset_parameters(generator)
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -148,8 +158,9 @@ class ImplicitFactor(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw every weight uniformly in ``+-1/sqrt(fan_in)`` (as ``nn.Linear``)."""
+        """Draw every weight uniformly in ``+-1/sqrt(fan_in)`` (as ``nn.Linear``) and the phases from N(0, 1)."""
         gen_device = "cpu" if generator is None else generator.device
+        self.phase.copy_(torch.randn(self.phase.shape, generator=generator, dtype=self.phase.dtype, device=gen_device))
         views = self.weights()
         for name, (_, fan_in) in self._layout.items():
             p = views[name]
@@ -157,15 +168,18 @@ class ImplicitFactor(nn.Module):
             p.copy_((2 * u - 1) / math.sqrt(fan_in))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Fourier features of ``x`` ``(n,)`` -> ``(n, 2 * n_octaves)`` with this factor's phases."""
-        return fourier_features(x, self.n_octaves, phase=self.phase)
+        """Fourier features of ``x`` ``(n,)`` with each component's phases, as ``(K, 2 * n_octaves, n)``.
+
+        This is the input :meth:`forward` takes; on a fixed grid compute it once.
+        """
+        return fourier_features(x, self.n_octaves, phase=self.phase).transpose(1, 2).contiguous()
 
     def forward(self, F: torch.Tensor) -> torch.Tensor:
         """Evaluate every component on precomputed features.
 
         Parameters
         ----------
-        F : torch.Tensor [shape=(n, 2 * n_octaves)]
+        F : torch.Tensor [shape=(n_components, 2 * n_octaves, n)]
             Output of :meth:`features` (constant on a fixed grid: compute once).
 
         Returns
@@ -173,9 +187,8 @@ class ImplicitFactor(nn.Module):
         G : torch.Tensor [shape=(n_components, n)]
             Nonnegative function values.
         """
-        K, w = self.n_components, self.weights()
-        Ft = F.T.expand(K, *F.T.shape)  # (K, 2J, n)
-        z = torch.sin(torch.baddbmm(w["b_in"], w["w_in"], Ft))  # (K, h, n)
+        w = self.weights()
+        z = torch.sin(torch.baddbmm(w["b_in"], w["w_in"], F))  # (K, h, n)
         for layer in range(self.n_layers - 1):
             z = torch.sin(torch.baddbmm(w["b_hidden"][layer], w["w_hidden"][layer], z))  # (K, h, n)
         out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
