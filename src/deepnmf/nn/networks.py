@@ -285,7 +285,7 @@ def train_frame_network(
         result.val_loss.append(va_loss)
         if callback is not None:
             callback(epoch, tr_loss, va_loss)
-        if va_loss < best - 1e-6 * abs(best):
+        if not math.isfinite(best) or va_loss < best - 1e-6 * abs(best):
             best, bad, result.best_epoch = va_loss, 0, epoch
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         else:
