@@ -1,0 +1,154 @@
+"""The enhancement experiment runner and the enhance / experiment enhancement commands (tiny sizes, real data)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepnmf.audio.io import load_audio, save_audio
+from deepnmf.cli.main import app
+from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.experiments.enhancement import ROW_KEYS, EnhancementConfig, parse_methods, run_enhancement
+
+runner = CliRunner()
+
+
+def _tiny(data_dir, out, **kw):
+    timit = data_dir / "speech" / "timit-sample"
+    base = dict(
+        train_speech=[timit / "dr1-fvmh0", timit / "dr1-mcpm0"], test_speech=[timit / "dr6-fapb0", timit / "dr6-mbma1"],
+        noises=[data_dir / "noise" / "noisex-excerpts" / "factory2.wav", "babble"], out=out, snrs=(0.0, 10.0),
+        methods=("nmf+mu", "nmf+dnn"), n_test=2, n_components=6, speech_frames=1500, noise_frames=800,
+        nmf_iter=30, dnn_epochs=2, dnn_hidden=(32,), babble_seconds=20.0, random_state=0,
+    )
+    base.update(kw)
+    return EnhancementConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("enh")
+    cfg = _tiny(data_dir, out)
+    return cfg, run_enhancement(cfg)
+
+
+def test_rows_and_files(tiny_run):
+    cfg, rows = tiny_run
+    out = cfg.out
+    assert len(rows) == 3 * 2 * 2  # (noisy + 2 methods) x 2 noises x 2 SNRs
+    assert {r["method"] for r in rows} == {"noisy", "nmf+mu", "nmf+dnn"}
+    assert {r["noise"] for r in rows} == {"factory2", "babble"}
+    for r in rows:
+        assert set(ROW_KEYS) <= set(r)
+        assert r["n_utterances"] == 2
+    saved = json.loads((out / "results.json").read_text())
+    assert saved == rows
+    with open(out / "results.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    md = (out / "results.md").read_text()
+    assert "| **Avg.** |" in md and "nmf+dnn SDR" in md and "Table 1" in md
+    assert (out / "sdr_improvement.png").stat().st_size > 1000
+    # the noisy row scores the unprocessed mixture: its SDR is close to the input SNR
+    for r in rows:
+        if r["method"] == "noisy":
+            assert r["sdr"] == pytest.approx(r["snr"], abs=0.5)
+
+
+def test_supervised_enhancement_helps_on_factory_noise(tiny_run):
+    _, rows = tiny_run
+    cell = {(r["method"], r["noise"], r["snr"]): r for r in rows}
+    assert cell[("nmf+mu", "factory2", 0.0)]["sdr"] > cell[("noisy", "factory2", 0.0)]["sdr"] + 2.0
+
+
+def test_rerun_reuses_cached_models(tiny_run):
+    cfg, rows = tiny_run
+    models = cfg.out / "models"
+    stamps = {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")}
+    assert len(stamps) == 1 + 2 + 2  # speech, two noise dictionaries, two networks
+    again = run_enhancement(cfg)
+    assert {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")} == stamps
+    assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in rows], abs=1e-6)
+    info = json.loads((cfg.out / "run.json").read_text())
+    assert info["test_utterances"] and len(info["train_speakers"]) == 2
+
+
+def test_parse_methods():
+    assert parse_methods("nmf+mu, vae-nmf+dnn,noisy") == [("nmf", "mu"), ("vae-nmf", "dnn")]
+    with pytest.raises(ParameterError, match="unknown method 'nmf\\+wiener'"):
+        parse_methods(["nmf+wiener"])
+    with pytest.raises(ParameterError, match="only for vae-nmf"):
+        parse_methods("nmf+encoder")
+
+
+def test_runner_bad_input(data_dir, tmp_path):
+    timit = data_dir / "speech" / "timit-sample"
+    with pytest.raises(DataError, match="both the training and the test"):
+        run_enhancement(_tiny(data_dir, tmp_path, test_speech=[timit / "dr1-fvmh0"]))
+    with pytest.raises(DataError, match="does not exist"):
+        run_enhancement(_tiny(data_dir, tmp_path, noises=[tmp_path / "missing.wav"]))
+    with pytest.raises(DataError, match="only 2"):
+        run_enhancement(_tiny(data_dir, tmp_path, test_speech=[timit / "dr6-fapb0" / "sa1.wav", timit / "dr6-fapb0" / "sa2.wav"], n_test=3))
+    short = save_audio(tmp_path / "short.wav", 0.1 * np.random.default_rng(0).standard_normal(16000 * 2), 16000)
+    with pytest.raises(DataError, match="test part .* is shorter"):
+        run_enhancement(_tiny(data_dir, tmp_path, noises=[short]))
+    silent = save_audio(tmp_path / "silent.wav", np.zeros(16000 * 10), 16000)
+    with pytest.raises(DataError, match="silent"):
+        run_enhancement(_tiny(data_dir, tmp_path, noises=[silent]))
+    with pytest.raises(ParameterError, match="sr must be 8000 or 16000"):
+        run_enhancement(_tiny(data_dir, tmp_path, sr=44100))
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_enhance_with_cached_models(tiny_run, data_dir, tmp_path):
+    cfg, _ = tiny_run
+    models = cfg.out / "models" / "nmf"
+    clean, _ = load_audio(data_dir / "speech" / "timit-sample" / "dr6-fapb0" / "sa1.wav", dtype=np.float64)
+    noise, _ = load_audio(data_dir / "noise" / "noisex-excerpts" / "factory2.wav", dtype=np.float64)
+    noisy = save_audio(tmp_path / "noisy.wav", 0.5 * (clean + noise[-clean.size :] * np.std(clean) / np.std(noise)), 16000)
+    out = tmp_path / "enhanced.wav"
+    args = ["enhance", str(noisy), "-o", str(out), "--speech-model", str(models / "speech"),
+            "--noise-model", str(models / "noise-factory2")]
+    res = runner.invoke(app, [*args, "--network", str(models / "dnn-factory2"), "--figure", str(tmp_path / "fig.png"),
+                              "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    enhanced, sr = load_audio(out)
+    assert sr == 16000 and enhanced.size == clean.size
+    assert json.loads((tmp_path / "r.json").read_text())["activations"] == "dnn"
+    assert (tmp_path / "fig.png").is_file()
+    # a network trained for factory noise does not fit the babble dictionary
+    res = runner.invoke(app, ["enhance", str(noisy), "-o", str(out), "--speech-model", str(models / "speech"),
+                              "--noise-model", str(models / "noise-babble"), "--network", str(models / "dnn-factory2")])
+    assert res.exit_code == 2 and "trained for other speech/noise dictionaries" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_cli_enhance_bad_input(tiny_run, tmp_path):
+    cfg, _ = tiny_run
+    models = cfg.out / "models" / "nmf"
+    base = ["--speech-model", str(models / "speech"), "--noise-model", str(models / "noise-factory2")]
+    silent = save_audio(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    cases = {
+        "does not exist": ["enhance", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav"), *base],
+        "silent": ["enhance", str(silent), "-o", str(tmp_path / "o.wav"), *base],
+        "not a model folder": ["enhance", str(silent), "-o", str(tmp_path / "o.wav"), "--speech-model", str(tmp_path),
+                               "--noise-model", str(models / "noise-factory2")],
+        "give --speech-model and --noise-model": ["enhance", str(silent), "-o", str(tmp_path / "o.wav")],
+    }
+    for message, args in cases.items():
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (message, res.output)
+        assert message in res.output and "Traceback" not in res.output
+
+
+def test_cli_experiment_multi_value_options_and_errors(data_dir, tmp_path):
+    timit = data_dir / "speech" / "timit-sample"
+    res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(timit / "dr1-fvmh0"), str(timit / "dr1-mcpm0"),
+                              "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--snr", "-5", "0",
+                              "--methods", "nmf+mu,nmf+magic", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown method 'nmf+magic'" in res.output
+    res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(tmp_path / "none"),
+                              "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "neither an audio file nor a folder" in res.output
