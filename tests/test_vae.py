@@ -271,3 +271,25 @@ def test_scikit_learn_conventions(fitted):
     defaults = VAENMF(5).get_params()
     assert defaults["hidden"] == (400, 400) and defaults["batch_size"] == 128 and defaults["max_epochs"] == 200
     assert defaults["likelihood"] == "gaussian" and defaults["validation_fraction"] == 0.1
+
+
+def test_likelihoods_match_scipy_densities():
+    from deepnmf.nn.vae import negative_log_likelihood
+
+    rng = np.random.default_rng(0)
+    mu = torch.tensor(rng.uniform(0.5, 30.0, size=(4, 50)))
+    x = torch.tensor(rng.poisson(mu.numpy()).astype(float))
+    floor, var = torch.tensor(1e-12, dtype=torch.float64), torch.tensor(2.5, dtype=torch.float64)
+    gauss = negative_log_likelihood(x, mu, "gaussian", var, floor)
+    np.testing.assert_allclose(gauss, -stats.norm(mu.numpy(), np.sqrt(2.5)).logpdf(x.numpy()).sum(1), rtol=1e-10)
+    expo = negative_log_likelihood(x + 0.1, mu, "exponential", var, floor)
+    np.testing.assert_allclose(expo, -stats.expon(scale=mu.numpy()).logpdf(x.numpy() + 0.1).sum(1), rtol=1e-10)
+    # Poisson with dispersion 1: the saddlepoint (Stirling) form of the Poisson pmf, naive here
+    one = torch.tensor(1.0, dtype=torch.float64)
+    pois = negative_log_likelihood(x, mu, "poisson", one, floor).numpy()
+    xs, ms = x.numpy(), mu.numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        naive = np.where(xs > 0, xs * np.log(xs / ms) - xs + ms + 0.5 * np.log(2 * np.pi * xs), ms).sum(1)
+    np.testing.assert_allclose(pois, naive, rtol=1e-10)
+    exact = -stats.poisson(ms).logpmf(xs).sum(1)
+    np.testing.assert_allclose(pois, exact, rtol=0.02)  # Stirling's error is below 1/(12 x) per entry

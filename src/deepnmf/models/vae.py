@@ -55,8 +55,9 @@ class VAENMF(BaseNMF):
     n_components : int
         Number of dictionary atoms (latent dimensions).
     likelihood : {"gaussian", "poisson", "exponential"}
-        ``p(x|z)``: Gaussian (squared error; the noise variance is estimated),
-        Poisson (generalised KL), exponential (Itakura-Saito).
+        ``p(x|z)``: Gaussian (squared error), Poisson-type (generalised KL),
+        exponential (Itakura-Saito). The Gaussian variance and the Poisson
+        dispersion are estimated during training (``dispersion_``).
     nonneg : {"penalty", "project", "softplus"}
         How ``W >= 0`` is kept: the paper's quadratic penalty of weight
         ``gamma`` (``components_`` then clips the small negative residue),
@@ -111,8 +112,9 @@ class VAENMF(BaseNMF):
     n_iter_ : int
         Epochs run.
     best_epoch_ : int
-    noise_var_ : float
-        Estimated Gaussian noise variance (Gaussian likelihood).
+    dispersion_ : float
+        Estimated dispersion (Gaussian: noise variance, also ``noise_var_``;
+        Poisson: variance-to-mean ratio; exponential: 1).
     fit_seconds_ : float
     """
 
@@ -298,10 +300,15 @@ class VAENMF(BaseNMF):
         return self.module_.components().cpu().numpy()
 
     @property
-    def noise_var_(self) -> float:
-        """Estimated Gaussian noise variance per entry (data units squared)."""
+    def dispersion_(self) -> float:
+        """Estimated dispersion: the Gaussian noise variance, or the Poisson variance-to-mean ratio."""
         self._check_is_fitted()
-        return float(self.module_.noise_var)
+        return float(self.module_.dispersion)
+
+    @property
+    def noise_var_(self) -> float:
+        """Estimated Gaussian noise variance per entry (data units squared); same as ``dispersion_``."""
+        return self.dispersion_
 
     def posterior_params(self, X: Any) -> tuple[Any, Any]:
         """Shapes and rates of ``q(z | x)`` for every row of ``X``.
@@ -432,7 +439,7 @@ class VAENMF(BaseNMF):
         nll = torch.zeros(T.shape[0], dtype=T.dtype, device=T.device)
         for _ in range(n_draws):
             z = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
-            nll += negative_log_likelihood(T, m.decoder(z), m.likelihood, m.noise_var, m.mean_floor) / n_draws
+            nll += negative_log_likelihood(T, m.decoder(z), m.likelihood, m.dispersion, m.mean_floor) / n_draws
         kl = gamma_dist.kl(alpha, beta, m.prior_shape, m.prior_rate).sum(-1)
         return (-(nll + kl)).cpu().numpy().astype(np.float64)
 

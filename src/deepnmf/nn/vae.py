@@ -168,7 +168,7 @@ class NonnegativeDecoder(nn.Module):
 
 
 def negative_log_likelihood(
-    x: torch.Tensor, x_hat: torch.Tensor, likelihood: str, noise_var: torch.Tensor, floor: torch.Tensor
+    x: torch.Tensor, x_hat: torch.Tensor, likelihood: str, dispersion: torch.Tensor, floor: torch.Tensor
 ) -> torch.Tensor:
     """``-log p(x | z)`` per sample, summed over features.
 
@@ -176,10 +176,18 @@ def negative_log_likelihood(
     ----------
     x, x_hat : torch.Tensor [shape=(batch, n_features)]
     likelihood : {"gaussian", "poisson", "exponential"}
-        Gaussian with variance ``noise_var`` (squared error, beta = 2),
-        Poisson with mean ``x_hat`` (generalised KL, beta = 1; ``lgamma(x + 1)``
-        is its normaliser), exponential with mean ``x_hat`` (Itakura-Saito, beta = 0).
-    noise_var : torch.Tensor [shape=()]
+        ``"gaussian"``: normal with mean ``x_hat`` and variance ``dispersion``
+        (squared error, beta = 2).
+        ``"poisson"``: Poisson-type with mean ``x_hat`` and variance
+        ``dispersion * x_hat`` (generalised KL, beta = 1), in saddlepoint form
+        ``d_KL(x | x_hat) / dispersion + 0.5 log(2 pi dispersion x)`` (the
+        exact ``-log P(x=0) = x_hat / dispersion`` at zeros). With
+        ``dispersion = 1`` and counts this is Poisson up to Stirling's
+        approximation of ``log x!``; the estimated dispersion makes the fit
+        independent of the data's units.
+        ``"exponential"``: exponential with mean ``x_hat`` (Itakura-Saito, beta = 0);
+        it is scale-free and ignores ``dispersion``.
+    dispersion : torch.Tensor [shape=()]
     floor : torch.Tensor [shape=()]
         Means below this are clamped (Poisson and exponential need ``x_hat > 0``).
 
@@ -190,11 +198,18 @@ def negative_log_likelihood(
     if likelihood == "gaussian":
         n_features = x.shape[-1]
         sq = (x - x_hat).square().sum(-1)
-        return 0.5 * sq / noise_var + 0.5 * n_features * torch.log(2 * math.pi * noise_var)
+        return 0.5 * sq / dispersion + 0.5 * n_features * torch.log(2 * math.pi * dispersion)
     mu = x_hat.clamp_min(floor)
     if likelihood == "poisson":
-        return (mu - x * torch.log(mu) + torch.lgamma(x + 1.0)).sum(-1)
+        positive = x > 0
+        normaliser = torch.where(positive, 0.5 * torch.log(2 * math.pi * dispersion * x.clamp_min(floor)), 0.0)
+        return (generalised_kl(x, mu) / dispersion + normaliser).sum(-1)
     return (torch.log(mu) + x / mu).sum(-1)
+
+
+def generalised_kl(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``x log(x / mu) - x + mu`` (0 log 0 = 0); shapes broadcast."""
+    return torch.xlogy(x, x) - torch.xlogy(x, mu) - x + mu
 
 
 def _uniform_(t: torch.Tensor, low: float, high: float, generator: torch.Generator | None) -> None:
@@ -243,9 +258,12 @@ class VAENMFModule(nn.Module):
 
     Notes
     -----
-    For the Gaussian likelihood the noise variance is estimated by maximum
-    likelihood as training goes: a running mean of the squared residual per
-    entry (buffer ``noise_var``), floored at ``1e-6`` of the data's mean square.
+    The dispersion of the Gaussian (its variance) and of the Poisson-type
+    likelihood is estimated by maximum likelihood as training goes: a running
+    mean, over minibatches, of the squared residual per entry (Gaussian) or
+    of twice the generalised KL per entry (Poisson), kept in the buffer
+    ``dispersion`` and floored at 1e-6 of the data's mean square (Gaussian)
+    or mean (Poisson).
     """
 
     def __init__(
@@ -272,7 +290,7 @@ class VAENMFModule(nn.Module):
         self.noise_momentum = float(noise_momentum)
         self.register_buffer("prior_shape", torch.tensor(float(prior_shape)))
         self.register_buffer("prior_rate", torch.tensor(float(prior_rate)))
-        self.register_buffer("noise_var", torch.ones(()))
+        self.register_buffer("dispersion", torch.ones(()))
         self.register_buffer("noise_floor", torch.zeros(()))
         self.register_buffer("mean_floor", torch.full((), 1e-12))
 
@@ -296,7 +314,7 @@ class VAENMFModule(nn.Module):
         self.decoder.natural_scale.fill_(1.0)
         self.prior_shape.fill_(self._prior[0])
         self.prior_rate.fill_(self._prior[1])
-        self.noise_var.fill_(1.0)
+        self.dispersion.fill_(1.0)
         self.noise_floor.fill_(0.0)
         self.mean_floor.fill_(1e-12)
 
@@ -319,8 +337,14 @@ class VAENMFModule(nn.Module):
         self.decoder.scale.fill_(float(DECODER_UNIT * natural))
         self.mean_floor.fill_(float(x_mean) * 1e-8)
         ms = X.square().mean()
-        self.noise_var.fill_(float(X.var()) if X.numel() > 1 else float(ms))
-        self.noise_floor.fill_(float(ms) * 1e-6)
+        var = X.var() if X.numel() > 1 else ms
+        if self.likelihood == "poisson":  # variance = dispersion * mean
+            self.dispersion.fill_(float(var / x_mean))
+            self.noise_floor.fill_(float(x_mean) * 1e-6)
+        else:
+            self.dispersion.fill_(float(var))
+            self.noise_floor.fill_(float(ms) * 1e-6)
+        self.dispersion.clamp_(min=float(self.noise_floor))
         W0 = self._initial_dictionary(X, n_components, generator)
         self.decoder.set_dictionary(W0)
 
@@ -355,18 +379,21 @@ class VAENMFModule(nn.Module):
         alpha, beta = self.encoder(x)  # (B, K) each
         z = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=generator, validate=False)
         x_hat = self.decoder(z)  # (B, F)
-        if self.likelihood == "gaussian" and self.training:
-            self._update_noise_var(x, x_hat)
-        nll = negative_log_likelihood(x, x_hat, self.likelihood, self.noise_var, self.mean_floor).mean()
+        if self.likelihood != "exponential" and self.training:
+            self._update_dispersion(x, x_hat)
+        nll = negative_log_likelihood(x, x_hat, self.likelihood, self.dispersion, self.mean_floor).mean()
         kl = gamma_dist.kl(alpha, beta, self.prior_shape, self.prior_rate).sum(-1).mean()
         penalty = self.decoder.penalty()
         return {"loss": nll + kl + penalty, "nll": nll, "kl": kl, "penalty": penalty}
 
     @torch.no_grad()
-    def _update_noise_var(self, x: torch.Tensor, x_hat: torch.Tensor) -> None:
-        mse = (x - x_hat).square().mean()
-        new = torch.lerp(self.noise_var, mse, self.noise_momentum)
-        self.noise_var.copy_(torch.maximum(new, self.noise_floor))
+    def _update_dispersion(self, x: torch.Tensor, x_hat: torch.Tensor) -> None:
+        if self.likelihood == "gaussian":
+            estimate = (x - x_hat).square().mean()
+        else:
+            estimate = 2.0 * generalised_kl(x, x_hat.clamp_min(self.mean_floor)).mean()
+        new = torch.lerp(self.dispersion, estimate, self.noise_momentum)
+        self.dispersion.copy_(torch.maximum(new, self.noise_floor))
 
     def after_step(self) -> None:
         """Called after every optimiser step (projection mode clamps ``W``)."""
