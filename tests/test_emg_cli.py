@@ -80,6 +80,7 @@ def test_gait_end_to_end_with_cycle_normalised_envelopes(data_dir, tmp_path):
     assert len(rows) == 5 * 200
     assert rows[100]["cycle_percent"] == "50" and rows[0]["repetition"] == "1" and rows[-1]["repetition"] == "5"
     assert (out / "figures" / "movement-gait_reconstruction.png").stat().st_size > 10_000
+    assert (out / "figures" / "movement-gait_mean_cycle.png").is_file()
 
 
 def test_uci_one_gesture(data_dir, tmp_path):

@@ -75,7 +75,7 @@ def write_activations_csv(study, env, path: Path) -> Path:
 
 def write_figures(study, env, out: Path, *, rank: int) -> list[Path]:
     """Per movement: synergy bars, activations, reconstructions; plus the VAF curves."""
-    from deepnmf.plotting.emg import plot_activations, plot_reconstruction, plot_synergies, plot_vaf_curve
+    from deepnmf.plotting.emg import plot_activations, plot_mean_cycle, plot_reconstruction, plot_synergies, plot_vaf_curve
 
     points = env.meta.get("time_normalised")
     # time-normalised data are plotted in cycles (repetitions), real time in seconds
@@ -92,6 +92,9 @@ def write_figures(study, env, out: Path, *, rank: int) -> list[Path]:
         paths.append(plot_reconstruction(m.envelopes, m.fit.reconstruction, m.channels, m.fit.vaf_per_channel,
                                          out / f"{tag}_reconstruction.png", fs=fs, vaf=m.fit.vaf,
                                          title=f"movement {label}", time_label=time_label))
+        if points and all(stop - start == points for _, start, stop in m.repetition_bounds):
+            paths.append(plot_mean_cycle(m.fit.activations, int(points), out / f"{tag}_mean_cycle.png",
+                                         title=f"movement {label}: mean activation per cycle (± 1 sd)"))
     curves = {str(m.movement): m.curve for m in study.movements if m.curve}
     if curves:
         paths.append(plot_vaf_curve(curves, out / "vaf_curve.png", rank=rank))

@@ -23,6 +23,8 @@ import numpy as np
 from deepnmf.emg.io import Recording
 from deepnmf.emg.synergies import (
     METHODS,
+    NMF_DEFAULTS,
+    VAE_DEFAULTS,
     HeldOutResult,
     SynergyFit,
     cross_validated_vaf,
@@ -246,7 +248,8 @@ def run_synergy_study(
     settings = {
         "rank": rank, "method": method, "n_restarts": n_restarts, "cv_restarts": cv_restarts,
         "curve_method": curve_method, "heldout_activations": heldout, "random_state": random_state,
-        "estimator_params": _jsonable(estimator_params or {}),
+        # the constructor arguments actually used: the EMG defaults with the caller's overrides
+        "estimator_params": _jsonable({**(VAE_DEFAULTS if method == "vae-nmf" else NMF_DEFAULTS), **(estimator_params or {})}),
     }
     return SynergyStudy(dict(rec.meta.get("preprocessing", {})), results, settings)
 

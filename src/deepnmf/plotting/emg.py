@@ -177,3 +177,28 @@ def plot_vaf_comparison(rows: Sequence[dict], methods: Sequence[str], path: str 
     ax.set_title(title or "training vs held-out VAF")
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     return save_figure(fig, path)
+
+
+def plot_mean_cycle(activations: np.ndarray, n_points: int, path: str | Path, *, title: str = "") -> Path:
+    """Activations averaged over time-normalised cycles (mean and ± one standard deviation).
+
+    Parameters
+    ----------
+    activations : np.ndarray [shape=(n_cycles * n_points, rank)]
+        Concatenated time-normalised cycles.
+    n_points : int
+        Points per cycle.
+    """
+    H = np.asarray(activations)
+    cycles = H.reshape(-1, n_points, H.shape[1])  # (n_cycles, n_points, rank)
+    mean, sd = cycles.mean(axis=0), cycles.std(axis=0)
+    pct = np.linspace(0, 100, n_points, endpoint=False)
+    fig, axes = new_figure(H.shape[1], 1, figsize=(5, 1.3 * H.shape[1] + 0.6), sharex=True, squeeze=False)
+    for k, ax in enumerate(axes[:, 0]):
+        ax.fill_between(pct, mean[:, k] - sd[:, k], mean[:, k] + sd[:, k], color=f"C{k}", alpha=0.3, lw=0)
+        ax.plot(pct, mean[:, k], color=f"C{k}", lw=1.2)
+        ax.axvline(50, color="0.6", ls=":", lw=0.8)
+        ax.set_ylabel(f"S{k + 1}")
+    axes[-1, 0].set_xlabel("cycle (%)")
+    axes[0, 0].set_title(title or f"mean activation over {cycles.shape[0]} cycles (± 1 sd)")
+    return save_figure(fig, path)
