@@ -136,23 +136,3 @@ def test_shape_errors(rng):
     with pytest.raises(DataError, match="only 0"):
         multiplicative_updates(X, torch.ones(5, 2, dtype=X.dtype), torch.ones(2, 4, dtype=X.dtype), mask=torch.full((5, 4), 0.5))
 
-
-@pytest.mark.parametrize(
-    "beta, masked",  # unmasked Frobenius never forms WH, so it has no blocked path
-    [(1.0, False), (1.0, True), (0.0, False), (0.0, True), (0.5, False), (0.5, True), (2.0, True)],
-)
-def test_blocked_threaded_path_matches_single_pass(beta, masked, rng, monkeypatch):
-    from deepnmf.solvers import mu
-
-    X = torch.from_numpy(rng.random((50, 40)) + 0.01)
-    M = torch.from_numpy((rng.random(X.shape) > 0.3).astype(np.float64)) if masked else None
-    W, H = _start(X)
-    single = multiplicative_updates(X, W.clone(), H.clone(), beta=beta, max_iter=15, tol=0, mask=M)
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    monkeypatch.setattr(mu, "THREAD_MIN_SIZE", 10)
-    assert mu._row_blocks(np.empty((50, 40)), block_bytes=7 * 40 * 8) is not None
-    orig = mu._row_blocks
-    monkeypatch.setattr(mu, "_row_blocks", lambda A: orig(A, block_bytes=7 * A.shape[1] * A.itemsize))
-    blocked = multiplicative_updates(X, W.clone(), H.clone(), beta=beta, max_iter=15, tol=0, mask=M)
-    np.testing.assert_allclose(blocked.W.numpy(), single.W.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(blocked.losses, single.losses, rtol=1e-10)

@@ -28,8 +28,6 @@ tensors use torch kernels.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -83,7 +81,8 @@ class _NumpyKernels:
 
     @staticmethod
     def total(a) -> float:
-        return float(a.sum(dtype=np.float64))
+        """Sum (numpy's pairwise summation in the array's own dtype: no float64 copy)."""
+        return float(a.sum())
 
     @staticmethod
     def empty_like(a, shape=None):
@@ -182,54 +181,13 @@ def _prepare(p: _Problem, WH, N, Q, S, *, with_loss: bool) -> float:
     ``Q = M * (WH)^(beta-1)`` (denominator matrix) except for KL, whose
     denominator matrix is the constant mask (or a plain sum). ``X`` is already
     masked; ``WH`` is floored for ``beta < 2``; ``S`` is scratch. Returns the
-    divergence, or NaN when ``with_loss`` is false.
+    objective's divergence, or NaN when ``with_loss`` is false.
 
-    Large numpy problems are processed in row blocks on a thread pool (numpy
-    releases the GIL): the passes over one block stay in cache and both cores
-    work, where a numpy ufunc alone would use one.
+    The passes run single-threaded on purpose: splitting them over Python
+    threads was 10x slower here, because OpenBLAS's worker threads keep
+    spinning on the cores after each matrix product.
     """
-    args = (p.k, p.beta, p.eps, p.X, p.M, WH, N, Q, S, with_loss)
-    blocks = _row_blocks(WH) if p.k is _NumpyKernels else None
-    if not blocks:
-        return p.const + _elementwise(*args)
-    sl = lambda A, s: None if A is None else A[s]  # noqa: E731
-    parts = _pool().map(
-        lambda s: _elementwise(p.k, p.beta, p.eps, p.X[s], sl(p.M, s), WH[s], N[s], sl(Q, s), sl(S, s), with_loss),
-        blocks,
-    )
-    return p.const + sum(parts)
-
-
-def _n_threads() -> int:
-    """Worker threads for elementwise passes: ``OMP_NUM_THREADS`` if set, else the usable cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(cores, int(env))) if env.isdigit() else cores
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="deepnmf-mu")
-    return _POOL
-
-
-#: arrays smaller than this (elements) are processed in one piece
-THREAD_MIN_SIZE = 1 << 20
-
-
-def _row_blocks(A, block_bytes: int = 1 << 20) -> list[slice] | None:
-    """Row slices of about ``block_bytes`` each, or None when threading does not pay off."""
-    if A.size < THREAD_MIN_SIZE or _n_threads() < 2:
-        return None
-    rows = max(1, block_bytes // (A.shape[1] * A.itemsize))
-    return [slice(i, min(i + rows, A.shape[0])) for i in range(0, A.shape[0], rows)]
+    return p.const + _elementwise(p.k, p.beta, p.eps, p.X, p.M, WH, N, Q, S, with_loss)
 
 
 def _elementwise(k, beta: float, eps: float, X, M, WH, N, Q, S, with_loss: bool) -> float:
