@@ -88,6 +88,31 @@ def unique_coordinates(x: torch.Tensor, *, decimals: int = 9) -> tuple[torch.Ten
     return (uniq / 10**decimals).to(x.dtype), inverse
 
 
+class _SineLayer(torch.autograd.Function):
+    """``sin(b + W @ z)`` for stacked components with a lean backward.
+
+    Shapes: ``z (K, d, n)``, ``W (K, h, d)``, ``b (K, h, 1)`` -> ``(K, h, n)``.
+    The backward forms ``cos(a) * grad`` with one new buffer and skips ``dz``
+    when ``z`` needs no gradient (the constant Fourier features).
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a = torch.baddbmm(b, W, z)  # (K, h, n)
+        ctx.save_for_backward(z, W, a)
+        return torch.sin(a)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        z, W, a = ctx.saved_tensors
+        ga = torch.cos(a).mul_(grad)  # (K, h, n)
+        gz = torch.bmm(W.transpose(1, 2), ga) if ctx.needs_input_grad[0] else None
+        gW = torch.bmm(ga, z.transpose(1, 2)) if ctx.needs_input_grad[1] else None
+        gb = ga.sum(dim=2, keepdim=True) if ctx.needs_input_grad[2] else None
+        return gz, gW, gb
+
+
 class ImplicitFactor(nn.Module):
     """``K`` coordinate MLPs with sine activations and a softplus output, stacked.
 
@@ -188,9 +213,9 @@ class ImplicitFactor(nn.Module):
             Nonnegative function values.
         """
         w = self.weights()
-        z = torch.sin(torch.baddbmm(w["b_in"], w["w_in"], F))  # (K, h, n)
+        z = _SineLayer.apply(F, w["w_in"], w["b_in"])  # (K, h, n)
         for layer in range(self.n_layers - 1):
-            z = torch.sin(torch.baddbmm(w["b_hidden"][layer], w["w_hidden"][layer], z))  # (K, h, n)
+            z = _SineLayer.apply(z, w["w_hidden"][layer], w["b_hidden"][layer])  # (K, h, n)
         out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
         return nn.functional.softplus(out.squeeze(1))  # (K, n)
 
