@@ -63,8 +63,8 @@ def enhancement_command(
     power: float = typer.Option(2.0, "--power", help="Gain exponent p in S^p/(S^p+N^p)."),
     floor: float = typer.Option(0.0, "--floor", help="Lowest gain."),
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
-    vae_epochs: int = typer.Option(200, "--vae-epochs", help="Most VAE-NMF training epochs (early stopping)."),
-    dnn_epochs: int = typer.Option(30, "--dnn-epochs", help="Most activation-network epochs (early stopping)."),
+    vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
+    dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
     """Run the VAE-NMF paper's speech-enhancement experiment and write its tables."""

@@ -64,12 +64,12 @@ class EnhancementConfig:
     floor: float = 0.0
     sparsity: float = 0.0
     nmf_iter: int = 200
-    vae_epochs: int = 200
+    vae_epochs: int = 30
     vae_likelihood: str = "gaussian"
-    dnn_epochs: int = 30
+    dnn_epochs: int = 12
     dnn_copies: int = 1
     dnn_context: int = 2
-    dnn_hidden: Sequence[int] = (512, 512)
+    dnn_hidden: Sequence[int] = (256, 256)
     random_state: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -233,7 +233,9 @@ def _make_dictionary(kind: str, V: np.ndarray, cfg: EnhancementConfig, seed: int
         return NMF(cfg.n_components, beta_loss="kullback-leibler", max_iter=cfg.nmf_iter, random_state=seed).fit(V)
     from deepnmf.models.vae import VAENMF
 
-    return VAENMF(cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs, random_state=seed).fit(V)
+    # a fixed number of epochs: the validation loss of the Gaussian VAE is too noisy for early stopping
+    return VAENMF(cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs, early_stopping=False,
+                  random_state=seed).fit(V)
 
 
 def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any]):
