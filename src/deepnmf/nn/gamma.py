@@ -75,23 +75,29 @@ def marsaglia_tsang_eps(shape: torch.Tensor, generator: torch.Generator | None =
     a = shape.detach().double()  # decide acceptance in float64, whatever the working precision
     d = a - 1.0 / 3.0
     c = torch.rsqrt(9.0 * d)
-    eps = torch.zeros_like(a)
-    pending = torch.ones_like(a, dtype=torch.bool)
+    # first round on the whole tensor (no indexing): more than 95% are accepted here
+    e = _normal(a.shape, a, generator)
+    ok = _mt_accept(e, _uniform(a.shape, a, generator), d, c)
+    eps = torch.where(ok, e, torch.zeros_like(e))
+    pending = ~ok
     for _ in range(_MAX_ROUNDS):
         idx = pending.nonzero(as_tuple=True)
         n = idx[0].numel()
         if n == 0:
             return eps.to(shape.dtype)
         e = _normal(torch.Size([n]), a, generator)
-        u = _uniform(torch.Size([n]), a, generator)
-        dd, cc = d[idx], c[idx]
-        v = 1.0 + cc * e
-        ok = v > 0
-        v3 = torch.where(ok, v, torch.ones_like(v)) ** 3
-        ok &= torch.log(u) < 0.5 * e * e + dd - dd * v3 + dd * torch.log(v3)
+        ok = _mt_accept(e, _uniform(torch.Size([n]), a, generator), d[idx], c[idx])
         eps[idx] = torch.where(ok, e, eps[idx])
         pending[idx] = ~ok
     raise RuntimeError("Marsaglia-Tsang sampler did not accept within the round limit (non-finite shape?)")
+
+
+def _mt_accept(e: torch.Tensor, u: torch.Tensor, d: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Marsaglia-Tsang acceptance of proposals ``e`` with uniforms ``u`` (``d = a - 1/3``, ``c = 1/sqrt(9d)``)."""
+    v = 1.0 + c * e
+    ok = v > 0
+    v3 = torch.where(ok, v, torch.ones_like(v)) ** 3
+    return ok & (torch.log(u) < 0.5 * e * e + d - d * v3 + d * torch.log(v3))
 
 
 def _mt_log_h(eps: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
