@@ -194,6 +194,11 @@ def test_save_load_round_trip(fitted, small_data, tmp_path):
     assert loaded.history_ == fitted.history_ and loaded.n_iter_ == fitted.n_iter_
     assert loaded.noise_var_ == fitted.noise_var_
     assert isinstance(loaded.module_, torch.nn.Module)
+    from deepnmf.io.model_files import load_any
+
+    again = load_any(tmp_path / "m")
+    assert isinstance(again, VAENMF)
+    np.testing.assert_array_equal(again.sample(5, random_state=2), fitted.sample(5, random_state=2))
 
 
 def test_altered_or_incomplete_model_folder_is_refused(fitted, tmp_path):
@@ -208,6 +213,10 @@ def test_altered_or_incomplete_model_folder_is_refused(fitted, tmp_path):
     (folder2 / "weights.safetensors").unlink()
     with pytest.raises(ModelFileError, match="has no weights.safetensors"):
         VAENMF.load(folder2)
+    folder4 = fitted.save(tmp_path / "m4")
+    (folder4 / "config.json").unlink()
+    with pytest.raises(ModelFileError, match="has no config.json"):
+        VAENMF.load(folder4)
     folder3 = fitted.save(tmp_path / "m3")
     config = json.loads((folder3 / "config.json").read_text())
     config["params"]["n_components"] = 7
