@@ -88,6 +88,9 @@ def test_any_estimator_works_scikit_learn_agrees(synthetic):
     theirs = extract_synergies(X, 4, estimator=SkNMF(4, init="random", max_iter=500, tol=1e-6), n_restarts=2, random_state=0)
     assert theirs.vaf == pytest.approx(ours.vaf, abs=0.01)
     assert match_synergies(ours.synergies, theirs.synergies).mean_cosine > 0.98
+    # a factory whose estimators have another rank is caught
+    with pytest.raises(ParameterError, match="the estimator returned components"):
+        extract_synergies(X, 4, estimator=lambda seed: SkNMF(3, init="random", random_state=seed, max_iter=50), n_restarts=1)
 
 
 def test_nnls_activations_satisfy_the_kkt_conditions(rng):

@@ -221,11 +221,11 @@ def _as_numpy(a: Any) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def _fit_once(make: Callable[[int], Any], X: np.ndarray, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+def _fit_once(make: Callable[[int], Any], X: np.ndarray, seed: int, rank: int) -> tuple[Any, np.ndarray, np.ndarray]:
     est = make(seed)
     H = _as_numpy(est.fit_transform(X))
     W = _as_numpy(est.components_)
-    if W.shape[1] != X.shape[1] or H.shape[0] != X.shape[0]:
+    if W.shape != (rank, X.shape[1]) or H.shape != (X.shape[0], rank):
         raise ParameterError(f"the estimator returned components {W.shape} / activations {H.shape} for data {X.shape}")
     return est, W, H
 
@@ -271,7 +271,7 @@ def extract_synergies(
     make = _factory(estimator, n_synergies, dict(estimator_params or {}))
     best, vafs = None, []
     for i, seed in enumerate(_seeds(random_state, n_restarts)):
-        est, W, H = _fit_once(make, X, seed)
+        est, W, H = _fit_once(make, X, seed, n_synergies)
         W, H, norms, order = _normalise(W, H)  # clipping makes a soft-constrained W exactly nonnegative
         score = vaf(X, H @ W)
         vafs.append(score)
