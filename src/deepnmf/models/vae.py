@@ -9,6 +9,7 @@ The maths lives in :mod:`deepnmf.nn.vae` (modules, ELBO) and
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Callable, Sequence
 
@@ -415,33 +416,56 @@ class VAENMF(BaseNMF):
         return (X, Z.cpu().numpy()) if return_latent else X
 
     @torch.no_grad()
-    def score_samples(self, X: Any, *, n_draws: int = 1, random_state: Any = 0) -> np.ndarray:
+    def score_samples(self, X: Any, *, n_draws: int = 16, random_state: Any = 0) -> np.ndarray:
         """ELBO of every row of ``X`` (a lower bound on ``log p(x)``), in nats.
+
+        For the Gaussian likelihood the expectation is exact:
+        ``E_q ||x - z W||^2 = ||x - E[z] W||^2 + sum_k Var(z_k) ||W_k||^2``, so
+        the score of a row does not depend on the other rows or on draws. The
+        Poisson and exponential expectations are Monte Carlo averages.
 
         Parameters
         ----------
         X : array-like [shape=(n_samples, n_features)]
         n_draws : int
-            Monte Carlo draws of ``z`` averaged per sample.
+            Monte Carlo draws of ``z`` per sample (Poisson and exponential).
+        random_state : int, generator or None
+            For the draws.
 
         Returns
         -------
         elbo : np.ndarray [shape=(n_samples,)]
         """
         from deepnmf.nn import gamma as gamma_dist
-        from deepnmf.nn.vae import negative_log_likelihood
 
         T, _ = self._prepare_X(X, reset=False)
         n_draws = check_positive_int(n_draws, "n_draws")
-        gen = make_generator(random_state, self.device_)
         m = self.module_
         alpha, beta = self._encode(T)
+        if m.likelihood == "gaussian":
+            nll = self._gaussian_expected_nll(T, alpha, beta)
+        else:
+            nll = self._monte_carlo_nll(T, alpha, beta, n_draws, make_generator(random_state, self.device_))
+        kl = gamma_dist.kl(alpha, beta, m.prior_shape, m.prior_rate).sum(-1)
+        return (-(nll + kl)).cpu().numpy().astype(np.float64)
+
+    def _gaussian_expected_nll(self, T: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        m = self.module_
+        W = m.decoder.weight()  # (K, F), the forward-pass dictionary
+        mean, var = alpha / beta, alpha / beta.square()  # (n, K)
+        sq = (T - mean @ W).square().sum(-1) + var @ W.square().sum(-1)  # (n,)
+        return 0.5 * sq / m.dispersion + 0.5 * T.shape[1] * torch.log(2 * math.pi * m.dispersion)
+
+    def _monte_carlo_nll(self, T, alpha, beta, n_draws: int, gen: torch.Generator) -> torch.Tensor:
+        from deepnmf.nn import gamma as gamma_dist
+        from deepnmf.nn.vae import negative_log_likelihood
+
+        m = self.module_
         nll = torch.zeros(T.shape[0], dtype=T.dtype, device=T.device)
         for _ in range(n_draws):
             z = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
             nll += negative_log_likelihood(T, m.decoder(z), m.likelihood, m.dispersion, m.mean_floor) / n_draws
-        kl = gamma_dist.kl(alpha, beta, m.prior_shape, m.prior_rate).sum(-1)
-        return (-(nll + kl)).cpu().numpy().astype(np.float64)
+        return nll
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean ELBO per sample of ``X`` (higher is better)."""
@@ -452,6 +476,11 @@ class VAENMF(BaseNMF):
         if kind.kind == "numpy":
             return T.detach().cpu().numpy().astype(kind.dtype if kind.dtype in (np.float32, np.float64) else np.float64)
         return T.to(device=kind.device, dtype=kind.dtype)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
 
     # ------------------------------------------------------------- save/load
     def _state_tensors(self) -> dict[str, torch.Tensor]:
