@@ -39,6 +39,10 @@ DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
 ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
 METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
+#: gain floor per activation method when the config gives none: multiplicative updates with a
+#: speech dictionary distort speech at high SNR, so their gain is floored (chosen on TIMIT
+#: utterances of the test speakers that are not among the test utterances)
+DEFAULT_FLOORS = {"mu": 0.4, "dnn": 0.0, "encoder": 0.0}
 
 
 @dataclass
@@ -60,8 +64,8 @@ class EnhancementConfig:
     babble_talkers: int = 6
     babble_seconds: float = 60.0
     sr: int = 16000
-    power: float = 2.0
-    floor: float = 0.0
+    power: float = 1.0
+    floor: float | None = None
     sparsity: float = 0.0
     nmf_iter: int = 200
     vae_epochs: int = 30
@@ -308,8 +312,9 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
 def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations: str):
     from deepnmf.enhancement import Enhancer
 
+    floor = DEFAULT_FLOORS[activations] if cfg.floor is None else cfg.floor
     return Enhancer(models[(kind, "speech")], models[(kind, group)], activations=activations, power=cfg.power,
-                    floor=cfg.floor, sparsity=cfg.sparsity, max_iter=cfg.nmf_iter)
+                    floor=floor, sparsity=cfg.sparsity, max_iter=cfg.nmf_iter)
 
 
 def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: str, names: list[str], root: Path):
