@@ -23,13 +23,18 @@ gradients with respect to the concentration and the rate:
 
 ``"implicit"``
     Implicit reparameterisation (Figurnov et al. 2018), the gradient that
-    ``torch.distributions.Gamma.rsample`` uses: an exact draw ``z`` (from the
-    same exact rejection sampler, so the ``generator`` controls it) and
+    ``torch.distributions.Gamma.rsample`` uses: an exact draw ``z`` (torch's
+    Gamma kernel, driven by the ``generator``) and
     ``dz/da = -(dF(z; a)/da) / f(z; a)``, computed by torch's
-    ``_standard_gamma_grad``. Draws below the dtype's smallest normal number
-    are clamped to it, as torch does; keep shapes above about 0.05 in float32.
+    ``_standard_gamma_grad``.
+
+With both methods, draws below the dtype's smallest normal number are clamped
+to it (with zero gradient), as torch does: keep shapes above about 0.05 in
+float32, where ``u^(1/alpha)`` can underflow.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -37,8 +42,6 @@ from deepnmf.exceptions import ParameterError
 
 #: shape augmentation used by the Marsaglia-Tsang sampler (a -> a + MT_BOOST)
 MT_BOOST = 1
-#: proposals give up after this many rounds (the acceptance rate is above 0.95)
-_MAX_ROUNDS = 200
 METHODS = ("marsaglia-tsang", "implicit")
 
 
@@ -53,13 +56,25 @@ def _uniform(shape: torch.Size, like: torch.Tensor, generator: torch.Generator |
     return (1.0 - u).to(like.device, like.dtype)
 
 
-def _normal(shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    dev = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).to(like.device, like.dtype)
+def _standard_gamma(alpha: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Exact ``Gamma(alpha, 1)`` draws from ``generator`` (float64 on its device, cast back).
+
+    torch's kernel is itself a Marsaglia-Tsang rejection sampler (boosted for
+    shapes below 1); drawing in float64 keeps a generator's stream the same
+    whatever the working precision.
+    """
+    dev = generator.device if generator is not None else alpha.device
+    z = torch._standard_gamma(alpha.detach().to(dev, torch.float64), generator=generator)
+    return z.to(alpha.device)
 
 
 def marsaglia_tsang_eps(shape: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Accepted ``eps`` of Marsaglia and Tsang's rejection sampler.
+
+    The accepted ``eps`` is the unique value with ``h(eps, a) = z`` for an
+    exact draw ``z ~ Gamma(a, 1)`` (``h`` is increasing), so it is obtained
+    by inverting ``h`` at an exact draw: the same distribution as running the
+    rejection loop, in one vectorised kernel.
 
     Parameters
     ----------
@@ -72,32 +87,11 @@ def marsaglia_tsang_eps(shape: torch.Tensor, generator: torch.Generator | None =
     eps : torch.Tensor [shape=(...)]
         Draws such that ``h(eps, shape)`` is an exact ``Gamma(shape, 1)`` sample.
     """
-    a = shape.detach().double()  # decide acceptance in float64, whatever the working precision
+    a = shape.detach().double()
+    z = _standard_gamma(a, generator)
     d = a - 1.0 / 3.0
-    c = torch.rsqrt(9.0 * d)
-    # first round on the whole tensor (no indexing): more than 95% are accepted here
-    e = _normal(a.shape, a, generator)
-    ok = _mt_accept(e, _uniform(a.shape, a, generator), d, c)
-    eps = torch.where(ok, e, torch.zeros_like(e))
-    pending = ~ok
-    for _ in range(_MAX_ROUNDS):
-        idx = pending.nonzero(as_tuple=True)
-        n = idx[0].numel()
-        if n == 0:
-            return eps.to(shape.dtype)
-        e = _normal(torch.Size([n]), a, generator)
-        ok = _mt_accept(e, _uniform(torch.Size([n]), a, generator), d[idx], c[idx])
-        eps[idx] = torch.where(ok, e, eps[idx])
-        pending[idx] = ~ok
-    raise RuntimeError("Marsaglia-Tsang sampler did not accept within the round limit (non-finite shape?)")
-
-
-def _mt_accept(e: torch.Tensor, u: torch.Tensor, d: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Marsaglia-Tsang acceptance of proposals ``e`` with uniforms ``u`` (``d = a - 1/3``, ``c = 1/sqrt(9d)``)."""
-    v = 1.0 + c * e
-    ok = v > 0
-    v3 = torch.where(ok, v, torch.ones_like(v)) ** 3
-    return ok & (torch.log(u) < 0.5 * e * e + d - d * v3 + d * torch.log(v3))
+    eps = (torch.pow(z / d, 1.0 / 3.0) - 1.0) * torch.sqrt(9.0 * d)
+    return eps.to(shape.dtype)
 
 
 def _mt_log_h(eps: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
@@ -181,10 +175,11 @@ def rsample(
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(concentration.shape, rate.shape)
     alpha, beta = concentration.expand(shape), rate.expand(shape)
     if method == "marsaglia-tsang":
-        return torch.exp(_log_standard_gamma(alpha, generator, MT_BOOST) - torch.log(beta))
+        log_z = _log_standard_gamma(alpha, generator, MT_BOOST) - torch.log(beta)
+        # like torch, keep draws at or above the smallest normal number of the dtype
+        return torch.exp(log_z.clamp_min(math.log(torch.finfo(log_z.dtype).tiny)))
     with torch.no_grad():
-        boost = 1 if bool((alpha < 1).any()) else 0
-        z = torch.exp(_log_standard_gamma(alpha.detach(), generator, boost))
+        z = _standard_gamma(alpha, generator).to(alpha.dtype)
         z = z.clamp_min(torch.finfo(z.dtype).tiny)
     return _ImplicitGamma.apply(alpha, z) / beta
 
