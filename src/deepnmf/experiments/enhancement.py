@@ -39,10 +39,11 @@ DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
 ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
 METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
-#: gain floor per activation method when the config gives none: multiplicative updates with a
-#: speech dictionary distort speech at high SNR, so their gain is floored (chosen on TIMIT
-#: utterances of the test speakers that are not among the test utterances)
-DEFAULT_FLOORS = {"mu": 0.4, "dnn": 0.0, "encoder": 0.0}
+#: gain (power p, floor) per activation method when the config gives none. Multiplicative
+#: updates with a speech dictionary distort speech at high SNR, so their gain is softened
+#: (p = 0.5) and floored (0.3); the networks' estimates take p = 1 and no floor. Chosen on
+#: TIMIT utterances of the test speakers that are not among the test utterances.
+DEFAULT_GAINS = {"mu": (0.5, 0.3), "dnn": (1.0, 0.0), "encoder": (1.0, 0.0)}
 
 
 @dataclass
@@ -64,7 +65,7 @@ class EnhancementConfig:
     babble_talkers: int = 6
     babble_seconds: float = 60.0
     sr: int = 16000
-    power: float = 1.0
+    power: float | None = None
     floor: float | None = None
     sparsity: float = 0.0
     nmf_iter: int = 200
@@ -312,8 +313,9 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
 def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations: str):
     from deepnmf.enhancement import Enhancer
 
-    floor = DEFAULT_FLOORS[activations] if cfg.floor is None else cfg.floor
-    return Enhancer(models[(kind, "speech")], models[(kind, group)], activations=activations, power=cfg.power,
+    power = DEFAULT_GAINS[activations][0] if cfg.power is None else cfg.power
+    floor = DEFAULT_GAINS[activations][1] if cfg.floor is None else cfg.floor
+    return Enhancer(models[(kind, "speech")], models[(kind, group)], activations=activations, power=power,
                     floor=floor, sparsity=cfg.sparsity, max_iter=cfg.nmf_iter)
 
 
@@ -424,6 +426,8 @@ def run_enhancement(cfg: EnhancementConfig, progress: Progress = _quiet) -> list
     info = {"config": {k: (list(map(str, v)) if isinstance(v, (list, tuple)) else str(v) if isinstance(v, Path) else v)
                        for k, v in asdict(cfg).items()},
             "test_utterances": [u for u, _ in corpus.test], "train_speakers": sorted(corpus.train),
-            "noises": list(corpus.noises), "seconds": times}
+            "noises": list(corpus.noises), "seconds": times,
+            "gains": {f"{k}+{a}": {"power": DEFAULT_GAINS[a][0] if cfg.power is None else cfg.power,
+                                   "floor": DEFAULT_GAINS[a][1] if cfg.floor is None else cfg.floor} for k, a in methods}}
     write_outputs(out, rows, info, pooled=cfg.pooled)
     return rows
