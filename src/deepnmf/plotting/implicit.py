@@ -43,9 +43,9 @@ def plot_dictionary_at_sizes(
         W = np.asarray(model.dictionary_at(f))  # (K, n_bins)
         if offsets is None:
             offsets = np.arange(min(n_atoms, W.shape[0])) * float(np.max(W[:n_atoms]))
-        for k, off in enumerate(offsets):
-            axes[0].plot(f, W[k] + off, marker=marker, markersize=2.5, linewidth=0.6,
-                         label=f"size {size}" if k == 0 else None)
+        for k, off in enumerate(offsets):  # one colour per atom, one marker per size
+            axes[0].plot(f, W[k] + off, color=f"C{k}", marker=marker, markersize=2.5, linewidth=0.6,
+                         label=f"size {size} ({f.size} bins)" if k == 0 else None)
     axes[0].set(xlabel="frequency (Hz)", ylabel="atom (offset)", title=f"first {len(offsets)} atoms at several STFT sizes")
     axes[0].legend(loc="upper right")
     for ax, size in zip(axes[1:], (sizes[0], sizes[-1])):
