@@ -21,7 +21,7 @@ def _tiny(data_dir, out, **kw):
     base = dict(
         train_speech=[timit / "dr1-fvmh0", timit / "dr1-mcpm0"], test_speech=[timit / "dr6-fapb0", timit / "dr6-mbma1"],
         noises=[data_dir / "noise" / "noisex-excerpts" / "factory2.wav", "babble"], out=out, snrs=(0.0, 10.0),
-        methods=("nmf+mu", "nmf+dnn"), n_test=2, n_components=6, speech_frames=1500, noise_frames=800,
+        methods=("nmf+mu", "nmf+dnn", "dnn-mask"), n_test=2, n_components=6, speech_frames=1500, noise_frames=800,
         nmf_iter=30, dnn_epochs=2, dnn_hidden=(32,), babble_seconds=20.0, random_state=0,
     )
     base.update(kw)
@@ -38,8 +38,8 @@ def tiny_run(data_dir, tmp_path_factory):
 def test_rows_and_files(tiny_run):
     cfg, rows = tiny_run
     out = cfg.out
-    assert len(rows) == 3 * 2 * 2  # (noisy + 2 methods) x 2 noises x 2 SNRs
-    assert {r["method"] for r in rows} == {"noisy", "nmf+mu", "nmf+dnn"}
+    assert len(rows) == 4 * 2 * 2  # (noisy + 3 methods) x 2 noises x 2 SNRs
+    assert {r["method"] for r in rows} == {"noisy", "nmf+mu", "nmf+dnn", "dnn-mask"}
     assert {r["noise"] for r in rows} == {"factory2", "babble"}
     for r in rows:
         assert set(ROW_KEYS) <= set(r)
@@ -67,7 +67,7 @@ def test_rerun_reuses_cached_models(tiny_run):
     cfg, rows = tiny_run
     models = cfg.out / "models"
     stamps = {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")}
-    assert len(stamps) == 1 + 2 + 2  # speech, two noise dictionaries, two networks
+    assert len(stamps) == 1 + 2 + 2 + 2  # speech, two noise dictionaries, two activation and two mask networks
     again = run_enhancement(cfg)
     assert {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")} == stamps
     assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in rows], abs=1e-6)
@@ -81,6 +81,7 @@ def test_parse_methods():
         parse_methods(["nmf+wiener"])
     with pytest.raises(ParameterError, match="only for vae-nmf"):
         parse_methods("nmf+encoder")
+    assert parse_methods("dnn-mask,nmf+dnn") == [("dnn", "mask"), ("nmf", "dnn")]
 
 
 def test_runner_bad_input(data_dir, tmp_path):
@@ -123,6 +124,11 @@ def test_cli_enhance_with_cached_models(tiny_run, data_dir, tmp_path):
                               "--noise-model", str(models / "noise-babble"), "--network", str(models / "dnn-factory2")])
     assert res.exit_code == 2 and "trained for other speech/noise dictionaries" in res.output
     assert "Traceback" not in res.output
+    # the DNN mask baseline needs no dictionaries
+    res = runner.invoke(app, ["enhance", str(noisy), "-o", str(out), "--mask-network", str(cfg.out / "models" / "dnn-mask" / "mask-factory2")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["enhance", str(noisy), "-o", str(out), "--mask-network", str(models / "dnn-factory2")])
+    assert res.exit_code == 2 and "is not a mask network" in res.output
 
 
 def test_cli_enhance_bad_input(tiny_run, tmp_path):

@@ -47,7 +47,7 @@ import torch
 from deepnmf._utils import check_choice, check_nonneg_float, check_positive_int
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["STFTSettings", "Enhancer", "wiener_gain", "frozen_activations", "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "Enhancer", "MaskEnhancer", "STFTSettings", "frozen_activations", "training_mixtures", "wiener_gain"]
 
 ACTIVATIONS = ("mu", "dnn", "encoder")
 _EPS = 1e-10
@@ -311,18 +311,7 @@ class Enhancer:
         enhanced : np.ndarray [shape=(n_samples,)]
         gain : np.ndarray [shape=(n_frames, n_bins)], if ``return_gain``
         """
-        from deepnmf.audio.io import check_not_silent
-
-        y = np.asarray(noisy, dtype=np.float32)
-        if y.ndim != 1:
-            raise DataError(f"the noisy signal must be 1-D (mono), got shape {y.shape}")
-        if not np.all(np.isfinite(y)):
-            raise DataError("the noisy signal contains NaN or infinite samples")
-        check_not_silent(y, name="the noisy signal")
-        Y = self.stft.stft(y)
-        G = self.gain(Y.abs())
-        out = self.stft.istft(Y * G.to(Y.real.dtype), len(y)).astype(np.float64)
-        return (out, G.numpy()) if return_gain else out
+        return _apply_gain(self.stft, noisy, self.gain, return_gain)
 
     # ----------------------------------------------------------- training
     def fit_network(
@@ -374,27 +363,11 @@ class Enhancer:
         return self
 
     def _training_pairs(self, speech, noise, snr_range, n_copies, random_state, callback):
-        from deepnmf.audio.mixing import _numpy_rng, mix_at_snr, noise_excerpt
-
-        noises = [np.asarray(noise, dtype=np.float64)] if np.ndim(noise) == 1 and not isinstance(noise, list) else [
-            np.asarray(n, dtype=np.float64) for n in noise]
-        lo, hi = map(float, snr_range)
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
-            raise ParameterError(f"snr_range must be (low, high) with low <= high, got {snr_range}")
-        if len(speech) == 0:
-            raise DataError("fit_network needs at least one clean training utterance")
-        rng = _numpy_rng(random_state)
         inputs, targets = [], []
-        total = len(speech) * n_copies
-        for i in range(total):
-            s = np.asarray(speech[i % len(speech)], dtype=np.float64)
-            n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
-            y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
-            mags = [self.stft.stft(v).abs() for v in (y, s, n)]
-            inputs.append(mags[0])
-            targets.append(self.targets(mags[1], mags[2]))
-            if callback is not None:
-                callback("pairs", i + 1, total)
+        for Y, S, N in training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                         random_state=random_state, callback=callback):
+            inputs.append(Y)
+            targets.append(self.targets(S, N))
         return inputs, targets
 
     # -------------------------------------------------------------- files
@@ -459,3 +432,118 @@ def _settings(config: dict[str, Any]) -> dict[str, Any]:
         except TypeError as err:
             raise ModelFileError(f"bad STFT settings in {_CONFIG}: {err}") from err
     return out
+
+
+# ---------------------------------------------------------- shared helpers
+def _apply_gain(stft: STFTSettings, noisy: Any, gain_fn: Callable, return_gain: bool):
+    """Check a noisy signal, multiply its STFT by ``gain_fn(|Y|)`` and invert with the noisy phase."""
+    from deepnmf.audio.io import check_not_silent
+
+    y = np.asarray(noisy, dtype=np.float32)
+    if y.ndim != 1:
+        raise DataError(f"the noisy signal must be 1-D (mono), got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise DataError("the noisy signal contains NaN or infinite samples")
+    check_not_silent(y, name="the noisy signal")
+    Y = stft.stft(y)
+    G = gain_fn(Y.abs())
+    out = stft.istft(Y * G.to(Y.real.dtype), len(y)).astype(np.float64)
+    return (out, G.numpy()) if return_gain else out
+
+
+def training_mixtures(
+    speech: Sequence[Any], noise: Any, stft: STFTSettings, *, snr_range: tuple[float, float] = (-5.0, 10.0),
+    n_copies: int = 1, random_state: Any = None, callback: Callable | None = None,
+):
+    """Generate magnitude spectrograms ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, of training mixtures.
+
+    Each utterance is mixed ``n_copies`` times with a random excerpt of a
+    random noise at an SNR drawn uniformly from ``snr_range``.
+    """
+    from deepnmf.audio.mixing import _numpy_rng, mix_at_snr, noise_excerpt
+
+    single = isinstance(noise, np.ndarray) and noise.ndim == 1
+    noises = [np.asarray(n, dtype=np.float64) for n in ([noise] if single else noise)]
+    lo, hi = map(float, snr_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ParameterError(f"snr_range must be (low, high) with low <= high, got {snr_range}")
+    if len(speech) == 0 or not noises:
+        raise DataError("training needs at least one clean utterance and one noise signal")
+    rng = _numpy_rng(random_state)
+    total = len(speech) * check_positive_int(n_copies, "n_copies")
+    for i in range(total):
+        s = np.asarray(speech[i % len(speech)], dtype=np.float64)
+        n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
+        y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
+        yield tuple(stft.stft(v).abs() for v in (y, s, n))
+        if callback is not None:
+            callback("pairs", i + 1, total)
+
+
+# ------------------------------------------------------- DNN mask baseline
+class MaskEnhancer:
+    """DNN mask baseline (after Huang et al. 2014): a network predicts the ratio mask directly.
+
+    A :class:`~deepnmf.nn.networks.FrameNetwork` with a sigmoid output maps
+    the noisy log-magnitude frame with context to ``|S|^p / (|S|^p + |N|^p)``
+    per bin; no dictionary is involved.
+
+    Parameters
+    ----------
+    mask_power : float
+        Exponent ``p`` of the target ratio mask (1: magnitude ratio).
+    stft : STFTSettings
+    network : FrameNetwork, optional
+        A trained mask network; see :meth:`fit`.
+    """
+
+    activations = "mask"
+
+    def __init__(self, *, mask_power: float = 1.0, stft: STFTSettings = STFTSettings(), network: Any = None) -> None:
+        if not mask_power > 0:
+            raise ParameterError(f"mask_power must be > 0, got {mask_power}")
+        self.mask_power, self.stft, self.network = float(mask_power), stft, network
+
+    def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
+            context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
+            lr: float = 1e-3, random_state: Any = None, callback: Callable | None = None) -> "MaskEnhancer":
+        """Train on generated mixtures (as :meth:`Enhancer.fit_network`); returns ``self``."""
+        from deepnmf.nn.networks import FrameNetwork, train_frame_network
+
+        p = self.mask_power
+        inputs, targets = [], []
+        for Y, S, N in training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                         random_state=random_state, callback=callback):
+            inputs.append(Y)
+            targets.append(wiener_gain(S, N, power=p))
+        net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output="sigmoid")
+        self.network_training_ = train_frame_network(net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr,
+                                                     random_state=random_state)
+        self.network = net
+        return self
+
+    def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """The predicted mask ``(n_frames, n_bins)`` of a noisy magnitude spectrogram."""
+        if self.network is None:
+            raise ParameterError("the mask network is not trained: call fit or pass network=")
+        return self.network.predict(magnitude.float())
+
+    def enhance(self, noisy: Any, *, return_gain: bool = False):
+        """Enhanced signal ``(n_samples,)`` (and the mask) as :meth:`Enhancer.enhance`."""
+        return _apply_gain(self.stft, noisy, self.gain, return_gain)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the network folder with the STFT settings and mask power."""
+        if self.network is None:
+            raise ParameterError("nothing to save: the mask network is not trained")
+        return self.network.save(path, extra={"type": "mask", "mask_power": self.mask_power, "stft": asdict(self.stft)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MaskEnhancer":
+        """Read a folder written by :meth:`save`."""
+        from deepnmf.nn.networks import FrameNetwork
+
+        net, state = FrameNetwork.load(path)
+        if state.get("type") != "mask" or net.config["output"] != "sigmoid":
+            raise ModelFileError(f"{path} is not a mask network (it predicts {net.config['output']} outputs)")
+        return cls(mask_power=state.get("mask_power", 1.0), stft=STFTSettings(**state.get("stft", {})), network=net)

@@ -56,7 +56,7 @@ def enhancement_command(
     noise: List[str] = typer.Option(..., "--noise", help="Noise files, or 'babble' (constructed from training speakers)."),
     out: Path = typer.Option(..., "--out", help="Output folder: results.json/csv/md, sdr_improvement.png, run.json, models/."),
     snr: List[str] = typer.Option(["-5", "0", "5", "10"], "--snr", help="Input SNRs in dB."),
-    methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn"], "--methods", help="DICTIONARY+ACTIVATIONS: nmf|vae-nmf + mu|dnn|encoder, comma-separated."),
+    methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or dnn-mask (DNN mask baseline), comma-separated."),
     n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell."),
     pooled: bool = typer.Option(False, "--pooled", help="One noise model from all noises pooled (the paper's Table 2)."),
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),
@@ -105,6 +105,7 @@ def enhance_command(
     noise_model: Optional[Path] = typer.Option(None, "--noise-model", help="Noise dictionary model folder."),
     network: Optional[Path] = typer.Option(None, "--network", help="Activation-network folder (implies --activations dnn)."),
     model: Optional[Path] = typer.Option(None, "--model", help="An enhancer folder (speech/, noise/, network/) instead of the three above."),
+    mask_network: Optional[Path] = typer.Option(None, "--mask-network", help="A DNN mask baseline folder (no dictionaries)."),
     activations: Optional[str] = typer.Option(None, "--activations", help="mu, dnn or encoder (default: dnn with --network, else mu)."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p (default 2)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Lowest gain (default 0)."),
@@ -122,7 +123,13 @@ def enhance_command(
     from deepnmf.exceptions import ParameterError
 
     settings = {k: v for k, v in {"activations": activations, "power": power, "floor": floor, "sparsity": sparsity}.items() if v is not None}
-    if model is not None:
+    if mask_network is not None:
+        from deepnmf.enhancement import MaskEnhancer
+
+        if speech_model or noise_model or network or model or settings:
+            raise ParameterError("--mask-network works alone: no dictionaries, network or gain options")
+        enh = MaskEnhancer.load(mask_network)
+    elif model is not None:
         if speech_model or noise_model or network:
             raise ParameterError("give either --model or --speech-model/--noise-model/--network, not both")
         enh = Enhancer.load(model, **settings)
@@ -142,5 +149,6 @@ def enhance_command(
         Y = enh.stft.stft(y).abs().numpy()
         plot_enhancement(Y, gain, Y * gain, figure, sr=sr, hop=enh.stft.hop)
     if report is not None:
+        config = enh.config() if hasattr(enh, "config") else {"activations": "mask", "mask_power": enh.mask_power}
         write_json(report, {"input": str(noisy), "output": str(output), "seconds": seconds,
-                            "mean_gain": float(np.mean(gain)), **enh.config()})
+                            "mean_gain": float(np.mean(gain)), **config})

@@ -37,6 +37,7 @@ from deepnmf.exceptions import DataError, ParameterError
 
 DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
+MASK_METHOD = "dnn-mask"
 ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
 METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
 #: gain (power p, floor) per activation method when the config gives none. Multiplicative
@@ -90,17 +91,26 @@ def parse_methods(methods: Sequence[str] | str) -> list[tuple[str, str]]:
     for name in names:
         if name == "noisy":
             continue
+        if name == MASK_METHOD:
+            parsed += [] if ("dnn", "mask") in parsed else [("dnn", "mask")]
+            continue
         dictionary, _, activations = name.partition("+")
         if dictionary not in DICTIONARIES or activations not in ACTIVATION_METHODS:
             raise ParameterError(
                 f"unknown method {name!r}: use DICTIONARY+ACTIVATIONS with DICTIONARY in "
-                f"{', '.join(DICTIONARIES)} and ACTIVATIONS in {', '.join(ACTIVATION_METHODS)} (e.g. vae-nmf+dnn)"
+                f"{', '.join(DICTIONARIES)} and ACTIVATIONS in {', '.join(ACTIVATION_METHODS)} (e.g. vae-nmf+dnn), "
+                f"or {MASK_METHOD} (the DNN mask baseline)"
             )
         if activations == "encoder" and dictionary != "vae-nmf":
             raise ParameterError(f"{name}: the encoder activations exist only for vae-nmf dictionaries")
         if (dictionary, activations) not in parsed:
             parsed.append((dictionary, activations))
     return parsed
+
+
+def method_name(kind: str, activations: str) -> str:
+    """``("nmf", "mu")`` -> ``"nmf+mu"``; the mask baseline is ``"dnn-mask"``."""
+    return MASK_METHOD if activations == "mask" else f"{kind}+{activations}"
 
 
 def _check_config(cfg: EnhancementConfig) -> None:
@@ -277,12 +287,12 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
         ``(kind, "dnn", noise_model_name)`` -> trained :class:`~deepnmf.enhancement.Enhancer`.
     """
     root = Path(cfg.out) / "models"
-    kinds = sorted({k for k, _ in methods}, key=DICTIONARIES.index)
+    kinds = sorted({k for k, a in methods if a != "mask"}, key=DICTIONARIES.index)
     groups = _noise_groups(corpus, cfg)
     base = {"n_components": cfg.n_components, "sr": cfg.sr, "random_state": cfg.random_state, "stft": [512, 128, "hamming"]}
     speech_recipe = {**base, "files": sorted(corpus.train), "frames": cfg.speech_frames}
     models: dict[tuple, Any] = {}
-    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a == "dnn")
+    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a in ("dnn", "mask"))
     done = 0
     for kind in kinds:
         extra = {"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {"vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood}
@@ -300,11 +310,14 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
                 lambda names=names: _make_dictionary(kind, noise_frames(corpus, cfg, names), cfg, cfg.random_state + 1))
             done += 1
     for kind, act in methods:
-        if act != "dnn":
+        if act not in ("dnn", "mask"):
             continue
         for group, names in groups.items():
-            progress("models", done, total, f"{kind} activation network ({group})")
-            models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root)
+            progress("models", done, total, f"{method_name(kind, act)} network ({group})")
+            if act == "mask":
+                models[("mask", group)] = _mask_network(corpus, cfg, group, names, root)
+            else:
+                models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root)
             done += 1
     progress("models", done, total, "done")
     return models
@@ -341,6 +354,25 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
     return enh
 
 
+def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
+    from deepnmf.enhancement import MaskEnhancer
+
+    folder = root / MASK_METHOD / f"mask-{group}"
+    recipe = {"train": sorted(corpus.train), "noises": names, "noise_samples": [int(corpus.noises[n][0].size) for n in names],
+              "epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies, "context": cfg.dnn_context,
+              "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)], "random_state": cfg.random_state}
+    recipe_file = folder / "recipe.json"
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
+        return MaskEnhancer.load(folder)
+    speech = [x for utts in corpus.train.values() for x in utts]
+    enh = MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
+                             n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
+                             epochs=cfg.dnn_epochs, random_state=cfg.random_state)
+    enh.save(folder)
+    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+    return enh
+
+
 # ------------------------------------------------------------ evaluation
 def score(clean: np.ndarray, noise: np.ndarray, estimate: np.ndarray, sr: int) -> dict[str, float]:
     """SDR/SIR/SAR of the speech estimate (both references passed), PESQ nb/wb, STOI."""
@@ -367,8 +399,12 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
     for kind, act in methods:
         for n in corpus.noises:
             g = group_of[n]
-            enhancers[(f"{kind}+{act}", n)] = models[(kind, "dnn", g)] if act == "dnn" else _enhancer(cfg, models, kind, g, act)
-    names = ["noisy"] + [f"{k}+{a}" for k, a in methods]
+            if act == "mask":
+                enhancers[(MASK_METHOD, n)] = models[("mask", g)]
+            else:
+                enhancers[(method_name(kind, act), n)] = (models[(kind, "dnn", g)] if act == "dnn"
+                                                          else _enhancer(cfg, models, kind, g, act))
+    names = ["noisy"] + [method_name(k, a) for k, a in methods]
     cells: dict[tuple, list[dict]] = {}
     total, done = len(corpus.noises) * len(cfg.snrs) * len(corpus.test), 0
     for i, (noise_name, (_, test_part)) in enumerate(corpus.noises.items()):
@@ -427,7 +463,8 @@ def run_enhancement(cfg: EnhancementConfig, progress: Progress = _quiet) -> list
                        for k, v in asdict(cfg).items()},
             "test_utterances": [u for u, _ in corpus.test], "train_speakers": sorted(corpus.train),
             "noises": list(corpus.noises), "seconds": times,
-            "gains": {f"{k}+{a}": {"power": DEFAULT_GAINS[a][0] if cfg.power is None else cfg.power,
-                                   "floor": DEFAULT_GAINS[a][1] if cfg.floor is None else cfg.floor} for k, a in methods}}
+            "gains": {method_name(k, a): {"power": DEFAULT_GAINS[a][0] if cfg.power is None else cfg.power,
+                                          "floor": DEFAULT_GAINS[a][1] if cfg.floor is None else cfg.floor}
+                      for k, a in methods if a != "mask"}}
     write_outputs(out, rows, info, pooled=cfg.pooled)
     return rows
