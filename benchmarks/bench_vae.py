@@ -16,6 +16,9 @@
    optimal matching (Hungarian) and the time of each fit, for 5 seeds
    (target: each >= 0.9 within 2 minutes).
 
+Figures next to the JSON: ``bench_vae_throughput.png`` (frames/s per loop)
+and ``bench_vae_elbo.png`` (ELBO terms of the seed-0 planted fit).
+
 3. Real speech (``--speech``): magnitude STFT (512/128, 16 kHz) of 8 TIMIT
    sentences of speaker dr1-fvmh0 for training, its 2 other sentences for
    testing; rank 40; relative Frobenius error ``||V - H W|| / ||V||`` with
@@ -164,6 +167,8 @@ def throughput(args) -> dict:
 
 
 def recovery(args) -> dict:
+    from deepnmf.plotting.vae import plot_elbo
+
     rows = []
     for seed in range(args.seeds):
         X, W_true = planted(seed)
@@ -171,6 +176,9 @@ def recovery(args) -> dict:
         model = VAENMF(10, max_epochs=args.max_epochs, random_state=seed, device=args.device).fit(X)
         seconds = time.perf_counter() - t0
         cos = matched_cosine(model.components_, W_true)
+        if seed == 0:
+            plot_elbo(model.history_, args.out.with_name("bench_vae_elbo.png"),
+                      title=f"VAE-NMF on planted data (seed 0): cosine {cos:.4f}")
         rows.append({"seed": seed, "cosine": cos, "seconds": seconds, "epochs": model.n_iter_,
                      "best_epoch": model.best_epoch_})
         print(f"  seed {seed}: mean matched cosine {cos:.4f}, {model.n_iter_} epochs, {seconds:.1f} s", flush=True)
@@ -242,6 +250,10 @@ def main() -> None:
         print(f"throughput: {args.frames} x {args.bins} float32, rank {args.rank}, {args.epochs} epochs, "
               f"{args.repeats} interleaved repeats on {args.device}", flush=True)
         report["throughput"] = tp = throughput(args)
+        from deepnmf.plotting.vae import plot_throughput
+
+        plot_throughput(tp["frames_per_second"], args.out.with_name("bench_vae_throughput.png"),
+                        title=f"float32 training, {args.frames} x {args.bins}, rank {args.rank} ({args.device})")
         for name, fps in tp["frames_per_second"].items():
             print(f"  {name:26s} {fps:10.0f} frames/s")
         print(f"  ratio hand-written / deepnmf loop: {tp['ratio_hand_written_over_deepnmf_loop']:.3f} "

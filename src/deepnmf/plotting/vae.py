@@ -88,3 +88,26 @@ def plot_dictionary(
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="relative weight")
     return save_figure(fig, path)
+
+
+def plot_throughput(frames_per_second: Mapping[str, float], path: str | Path, *, title: str = "training throughput") -> Path:
+    """Horizontal bars of frames per second, one per training loop.
+
+    Parameters
+    ----------
+    frames_per_second : mapping of str -> float
+        Loop name -> frames per second.
+    path : str or Path
+    """
+    names = list(frames_per_second)
+    values = [float(frames_per_second[n]) for n in names]
+    fig, ax = new_figure(figsize=(7, 0.5 * len(names) + 1.5))
+    ax.barh(np.arange(len(names)), values, color="tab:blue")
+    ax.set_yticks(np.arange(len(names)), names)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.0f}", va="center")
+    ax.set_xlabel("frames per second")
+    ax.set_xlim(0, max(values) * 1.2 if values else 1)
+    ax.set_title(title)
+    return save_figure(fig, path)
