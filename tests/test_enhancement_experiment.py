@@ -136,7 +136,11 @@ def test_cli_enhance_bad_input(tiny_run, tmp_path):
     models = cfg.out / "models" / "nmf"
     base = ["--speech-model", str(models / "speech"), "--noise-model", str(models / "noise-factory2")]
     silent = save_audio(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0), 16000)
     cases = {
+        "is empty": ["enhance", str(tmp_path / "empty.wav"), "-o", str(tmp_path / "o.wav"), *base],
         "does not exist": ["enhance", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav"), *base],
         "silent": ["enhance", str(silent), "-o", str(tmp_path / "o.wav"), *base],
         "not a model folder": ["enhance", str(silent), "-o", str(tmp_path / "o.wav"), "--speech-model", str(tmp_path),
