@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from deepnmf import NMF, ImplicitNMF
+from deepnmf import ImplicitNMF
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.experiments.transfer import load_speaker, mix_at_0db, separation_table
