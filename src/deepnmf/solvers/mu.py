@@ -61,9 +61,11 @@ class _NumpyKernels:
     """In-place kernels on numpy views of CPU tensors."""
 
     matmul = staticmethod(lambda a, b, out: np.matmul(a, b, out=out))
+    small = staticmethod(lambda a, b: a @ b)
     divide = staticmethod(lambda a, b, out: np.divide(a, b, out=out))
     multiply = staticmethod(lambda a, b, out: np.multiply(a, b, out=out))
-    floor = staticmethod(lambda a, eps: np.maximum(a, eps, out=a))
+    # the scalar in the array's dtype: a Python float makes numpy take a loop 3x slower
+    floor = staticmethod(lambda a, eps: np.maximum(a, a.dtype.type(eps), out=a))
     power = staticmethod(lambda a, p, out: np.power(a, p, out=out))
     log = staticmethod(lambda a, out: np.log(a, out=out))
     reciprocal = staticmethod(lambda a, out: np.reciprocal(a, out=out))
@@ -93,6 +95,7 @@ class _TorchKernels:
     """In-place torch kernels (used on CUDA, or on CPU with ``backend="torch"``)."""
 
     matmul = staticmethod(lambda a, b, out: torch.matmul(a, b, out=out))
+    small = staticmethod(lambda a, b: a @ b)
     divide = staticmethod(lambda a, b, out: torch.div(a, b, out=out))
     multiply = staticmethod(lambda a, b, out: torch.mul(a, b, out=out))
     floor = staticmethod(lambda a, eps: a.clamp_min_(eps))
@@ -402,16 +405,15 @@ def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, callbac
     """Frobenius without a mask: Gram-matrix form, ``W @ H`` is never formed.
 
     The objective ``0.5 ||X||^2 - <H, W^T X> + 0.5 <W^T W, H H^T>`` reuses the
-    products of the H update (and of the W update when H is frozen).
+    products of the H update (and of the W update when H is frozen). Products
+    with a small output are left to allocate: numpy then uses SYRK for the Gram
+    matrices, which a GEMM into a preallocated buffer was 100x slower than.
     """
     k = p.k
     X = p.X
-    XHt, den_W = k.empty_like(W), k.empty_like(W)
-    WtX, den_H = k.empty_like(H), k.empty_like(H)
-    r = H.shape[0]
-    HHt, WtW = k.empty_like(H, (r, r)), k.empty_like(H, (r, r))
-    k.matmul(H, H.T, HHt)
-    k.matmul(W.T, W, WtW)
+    XHt = k.empty_like(W)
+    WtX = k.empty_like(H)
+    HHt, WtW = k.small(H, H.T), k.small(W.T, W)
     k.matmul(W.T, X, WtX)
     losses = [p.const - k.dot(H, WtX) + 0.5 * k.dot(WtW, HHt) + p.penalty(W, H)]
     if update_W:
@@ -421,17 +423,17 @@ def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, callbac
         if update_W:
             if update_H:
                 k.matmul(X, H.T, XHt)
-            k.matmul(W, HHt, den_W)
+            den_W = k.small(W, HHt)
             num = XHt if update_H else XHt.copy() if k is _NumpyKernels else XHt.clone()
             _update(k, W, num, den_W, p.l1_W, p.l2_W, p.gamma, p.eps)
-            k.matmul(W.T, W, WtW)
+            WtW = k.small(W.T, W)
             loss = p.const - k.dot(W, XHt) + 0.5 * k.dot(WtW, HHt)
         if update_H:
             k.matmul(W.T, X, WtX)
-            k.matmul(WtW, H, den_H)
+            den_H = k.small(WtW, H)
             num = WtX.copy() if k is _NumpyKernels else WtX.clone()
             _update(k, H, num, den_H, p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed)
-            k.matmul(H, H.T, HHt)
+            HHt = k.small(H, H.T)
             loss = p.const - k.dot(H, WtX) + 0.5 * k.dot(WtW, HHt)
         losses.append(loss + p.penalty(W, H))
         if (callback is not None and callback(n_iter, losses[-1]) is True) or _stop(losses, n_iter, tol):
