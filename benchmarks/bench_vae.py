@@ -192,7 +192,7 @@ def _relative_error(V: np.ndarray, model, H: np.ndarray) -> float:
 
 def speech(args) -> dict:
     from deepnmf import NMF
-    from deepnmf.cli.train import load_matrix
+    from deepnmf.audio.frames import load_matrix
     from deepnmf.datasets.paths import shared_data_dir
 
     files = sorted(shared_data_dir("speech", "timit-sample", "dr1-fvmh0").glob("*.wav"))
