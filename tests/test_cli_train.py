@@ -94,3 +94,36 @@ def test_bad_input_exits_with_a_message(tmp_path, make, args, message):
 def test_missing_audio_folder_is_reported(tmp_path):
     result = run(tmp_path / "nowhere", "--rank", 2, "--out", tmp_path / "m")
     assert result.exit_code == 2 and "neither an audio file nor a folder" in result.output
+
+
+def test_nmf_options_reach_the_estimator(tmp_path):
+    """Any beta, init, penalties, a mask and fixed atoms are reachable from `deepnmf train --model nmf`."""
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from deepnmf import NMF
+    from deepnmf.cli.main import app
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 12))
+    mask = (rng.random(X.shape) > 0.2).astype(float)
+    atoms = rng.random((1, 12))
+    corrupt = X.copy()
+    corrupt[mask == 0] = 1e6  # masked entries must not matter
+    for name, data in (("x.npy", X), ("corrupt.npy", corrupt), ("m.npy", mask), ("f.npy", atoms)):
+        np.save(tmp_path / name, data)
+    outputs = []
+    for data in ("x.npy", "corrupt.npy"):
+        out = tmp_path / f"model-{data}"
+        args = ["train", str(tmp_path / data), "--model", "nmf", "--rank", "3", "--out", str(out), "--beta-loss", "0.5",
+                "--init", "nndsvdar", "--alpha-w", "0.01", "--l1-ratio", "1", "--mask", str(tmp_path / "m.npy"),
+                "--fixed-components", str(tmp_path / "f.npy"), "--max-epochs", "50", "--seed", "0", "--no-figures"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outputs.append(NMF.load(out))
+    params = json.loads((tmp_path / "model-x.npy" / "train.json").read_text())["settings"]["params"]
+    assert params["beta_loss"] == 0.5 and params["init"] == "nndsvdar" and params["l1_ratio"] == 1.0
+    np.testing.assert_array_equal(outputs[0].components_[0], atoms[0])
+    np.testing.assert_allclose(outputs[0].components_, outputs[1].components_, rtol=1e-10)

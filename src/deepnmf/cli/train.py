@@ -8,6 +8,7 @@ training curve and the dictionary.
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any, List, Optional
@@ -37,14 +38,18 @@ def _fit_vae(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
     return model, {"final": final, "best_epoch": model.best_epoch_, "stopped_early": model.stopped_early_}
 
 
-def _fit_nmf(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
+def _fit_nmf(X, *, rank, max_epochs, seed, device, likelihood, progress, task, nmf=None):
     from deepnmf.models.nmf import NMF
 
     def callback(n_iter, objective):
         progress.update(task, completed=n_iter, info=f"objective {objective:.4g}")
 
-    model = NMF(rank, beta_loss=LIKELIHOOD_TO_BETA[likelihood], max_iter=max_epochs, random_state=seed, device=device)
-    model.fit_transform(X, callback=callback)
+    nmf = dict(nmf or {})
+    arrays = {key: _load_side_array(nmf.pop(key)) for key in ("mask", "fixed_components") if nmf.get(key)}
+    nmf = {key: value for key, value in nmf.items() if key not in ("mask", "fixed_components")}
+    beta = nmf.pop("beta_loss", None) or LIKELIHOOD_TO_BETA[likelihood]
+    model = NMF(rank, beta_loss=beta, max_iter=max_epochs, random_state=seed, device=device, **nmf)
+    model.fit_transform(X, callback=callback, **arrays)
     progress.update(task, completed=max_epochs)
     return model, {"final": {"objective": float(model.loss_curve_[-1]) if model.loss_curve_ else None,
                              "reconstruction_err": float(model.reconstruction_err_)}}
@@ -79,6 +84,26 @@ def _check_options(model: str, likelihood: str, rank: int, max_epochs: int) -> N
         raise ParameterError("--rank and --max-epochs must be >= 1")
 
 
+def _load_side_array(path: Path) -> np.ndarray:
+    """A mask or a matrix of fixed atoms from a ``.npy`` file."""
+    from deepnmf.exceptions import DataError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read {str(path)!r} as a numeric .npy array: {err}") from err
+
+
+def _beta_option(value: Optional[str]) -> Any:
+    """``--beta-loss``: a name (frobenius, kullback-leibler, itakura-saito) or a number."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 @app.command("train")
 @handle_errors
 def train(
@@ -96,6 +121,17 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the training-curve and dictionary figures."),
+    beta_loss: Optional[str] = typer.Option(None, "--beta-loss",
+                                            help="NMF: frobenius | kullback-leibler | itakura-saito | any real beta "
+                                                 "(overrides --likelihood)."),
+    init: Optional[str] = typer.Option(None, "--init", help="NMF: random | nndsvd | nndsvda | nndsvdar."),
+    tol: float = typer.Option(1e-4, "--tol", help="NMF: stopping tolerance (0 runs every iteration)."),
+    alpha_w: float = typer.Option(0.0, "--alpha-w", help="NMF: penalty weight on the activations."),
+    alpha_h: float = typer.Option(0.0, "--alpha-h", help="NMF: penalty weight on the dictionary."),
+    l1_ratio: float = typer.Option(0.0, "--l1-ratio", help="NMF: share of L1 in the penalties (0 = L2, 1 = L1)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="NMF: .npy mask of observed entries (1) and missing ones (0)."),
+    fixed_components: Optional[Path] = typer.Option(None, "--fixed-components",
+                                                    help="NMF: .npy atoms (n_fixed x n_features) held fixed."),
 ) -> None:
     """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json."""
     _check_options(model, likelihood, rank, max_epochs)
@@ -103,7 +139,12 @@ def train(
     summary.update(n_samples=int(X.shape[0]), n_features=int(X.shape[1]),
                    min=float(X.min()), mean=float(X.mean()), max=float(X.max()))
     echo(f"training {model} (rank {rank}) on {X.shape[0]} x {X.shape[1]} data")
-    fit = _fit_vae if model == "vae-nmf" else _fit_nmf
+    nmf_options = {"beta_loss": _beta_option(beta_loss), "init": init, "tol": tol, "alpha_W": alpha_w,
+                   "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components}
+    if model == "vae-nmf":
+        fit = _fit_vae
+    else:
+        fit = functools.partial(_fit_nmf, nmf=nmf_options)
     progress, task = progress_bar(max_epochs, model)
     start = time.perf_counter()
     with progress:
