@@ -189,8 +189,9 @@ class NMF(BaseNMF):
         n, m = Xt.shape
         k = self._check_params(n, m)
         gen = make_generator(self.random_state, Xt.device)
-        W0, H0, fixed = self._initial_factors(Xt, k, W, H, fixed_components, gen)
         M = self._prepare_mask(mask, Xt)
+        X_init = Xt if M is None else _fill_missing(Xt, M)  # missing entries must not steer the start either
+        W0, H0, fixed = self._initial_factors(X_init, k, W, H, fixed_components, gen)
         l1_W, l2_W, l1_H, l2_H = _regularisation(self.alpha_W, self.alpha_H, self.l1_ratio, n, m)
         result = multiplicative_updates(
             Xt, W0, H0, beta=self.beta_, max_iter=self.max_iter, tol=self.tol,
@@ -341,6 +342,14 @@ class NMF(BaseNMF):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
         return tags
+
+
+def _fill_missing(X: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``X`` with entries where ``M == 0`` replaced by the mean of the observed ones."""
+    observed = M != 0
+    if not bool(observed.any()):
+        raise DataError("mask marks every entry as missing; nothing to fit")
+    return torch.where(observed, X, X[observed].mean())
 
 
 def non_negative_factorization(
