@@ -230,18 +230,20 @@ def _elementwise(k, beta: float, eps: float, X, M, WH, N, Q, S, with_loss: bool)
 
 
 def _update(k, F, num, den, l1: float, l2: float, gamma: float, eps: float, fixed=None) -> None:
-    """``F *= (num / (den + l1 + l2 F)) ** gamma`` in place; ``den`` is overwritten."""
-    if l1:
-        den += l1
-    if l2:
-        den += l2 * F
+    """``F *= (num / max(den + l1 + l2 F, eps)) ** gamma`` in place.
+
+    ``num`` is a fresh array and is overwritten with the ratio; ``den`` may be
+    a broadcastable row or column (KL's plain sums).
+    """
+    if l1 or l2:
+        den = den + l1 + l2 * F
     k.floor(den, eps)
-    k.divide(num, den, den)
+    k.divide(num, den, num)
     if gamma != 1.0:
-        k.power(den, gamma, den)
+        k.power(num, gamma, num)
     if fixed is not None:
-        den[fixed] = 1.0
-    k.multiply(F, den, F)
+        num[fixed] = 1.0
+    k.multiply(F, num, F)
 
 
 def _validate(X, W, H, mask, fixed_components):
@@ -362,37 +364,28 @@ def _stop(losses: list[float], n_iter: int, tol: float) -> bool:
 
 
 def _run_general(p: _Problem, W, H, max_iter, tol, update_W, update_H, callback):
-    """Any beta, optional mask: form ``WH`` once per factor update."""
+    """Any beta, optional mask: form ``WH`` once per factor update.
+
+    Only the ``(n_samples, n_features)`` matrices live in preallocated
+    buffers; products with a rank-sized dimension allocate their (small) result.
+    """
     k = p.k
     WH = k.empty_like(p.X)
     N = p.X if p.beta == 2.0 else k.empty_like(p.X)  # masked Frobenius: numerator matrix is M * X
     S = k.empty_like(p.X) if p.beta in (0.0, 1.0) else None
-    if p.beta == 1.0:
-        Q = p.M  # KL: the denominator matrix is the mask, or all ones (plain sums)
-    else:
-        Q = k.empty_like(p.X)
-    num_W, den_W = k.empty_like(W), k.empty_like(W)
-    num_H, den_H = k.empty_like(H), k.empty_like(H)
+    Q = p.M if p.beta == 1.0 else k.empty_like(p.X)  # KL: the denominator matrix is the mask, or all ones
     k.matmul(W, H, WH)
     losses = [_prepare(p, WH, N, Q, S, with_loss=True) + p.penalty(W, H)]
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         if update_W:
-            k.matmul(N, H.T, num_W)
-            if Q is None:
-                den_W[...] = H.sum(1)[None, :]
-            else:
-                k.matmul(Q, H.T, den_W)
-            _update(k, W, num_W, den_W, p.l1_W, p.l2_W, p.gamma, p.eps)
+            den_W = H.sum(1)[None, :] if Q is None else k.small(Q, H.T)
+            _update(k, W, k.small(N, H.T), den_W, p.l1_W, p.l2_W, p.gamma, p.eps)
             k.matmul(W, H, WH)
             loss = _prepare(p, WH, N, Q, S, with_loss=not update_H)
         if update_H:
-            k.matmul(W.T, N, num_H)
-            if Q is None:
-                den_H[...] = W.sum(0)[:, None]
-            else:
-                k.matmul(W.T, Q, den_H)
-            _update(k, H, num_H, den_H, p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed)
+            den_H = W.sum(0)[:, None] if Q is None else k.small(W.T, Q)
+            _update(k, H, k.small(W.T, N), den_H, p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed)
             k.matmul(W, H, WH)
             loss = _prepare(p, WH, N, Q, S, with_loss=True)
         losses.append(loss + p.penalty(W, H))
@@ -405,34 +398,29 @@ def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, callbac
     """Frobenius without a mask: Gram-matrix form, ``W @ H`` is never formed.
 
     The objective ``0.5 ||X||^2 - <H, W^T X> + 0.5 <W^T W, H H^T>`` reuses the
-    products of the H update (and of the W update when H is frozen). Products
-    with a small output are left to allocate: numpy then uses SYRK for the Gram
-    matrices, which a GEMM into a preallocated buffer was 100x slower than.
+    products of the H update (and of the W update when H is frozen). Every
+    product here has a rank-sized dimension and allocates its result: numpy
+    then uses SYRK for the Gram matrices (a GEMM into a preallocated buffer
+    was 100x slower for ``H @ H.T``).
     """
     k = p.k
     X = p.X
-    XHt = k.empty_like(W)
-    WtX = k.empty_like(H)
     HHt, WtW = k.small(H, H.T), k.small(W.T, W)
-    k.matmul(W.T, X, WtX)
+    WtX = k.small(W.T, X)
     losses = [p.const - k.dot(H, WtX) + 0.5 * k.dot(WtW, HHt) + p.penalty(W, H)]
-    if update_W:
-        k.matmul(X, H.T, XHt)  # constant while H is frozen
+    XHt = k.small(X, H.T) if update_W and not update_H else None  # constant while H is frozen
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         if update_W:
-            if update_H:
-                k.matmul(X, H.T, XHt)
-            den_W = k.small(W, HHt)
-            num = XHt if update_H else XHt.copy() if k is _NumpyKernels else XHt.clone()
-            _update(k, W, num, den_W, p.l1_W, p.l2_W, p.gamma, p.eps)
+            num = k.small(X, H.T) if update_H else XHt.copy() if k is _NumpyKernels else XHt.clone()
+            _update(k, W, num, k.small(W, HHt), p.l1_W, p.l2_W, p.gamma, p.eps)
             WtW = k.small(W.T, W)
-            loss = p.const - k.dot(W, XHt) + 0.5 * k.dot(WtW, HHt)
+            if not update_H:
+                loss = p.const - k.dot(W, XHt) + 0.5 * k.dot(WtW, HHt)
         if update_H:
-            k.matmul(W.T, X, WtX)
-            den_H = k.small(WtW, H)
+            WtX = k.small(W.T, X)
             num = WtX.copy() if k is _NumpyKernels else WtX.clone()
-            _update(k, H, num, den_H, p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed)
+            _update(k, H, num, k.small(WtW, H), p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed)
             HHt = k.small(H, H.T)
             loss = p.const - k.dot(H, WtX) + 0.5 * k.dot(WtW, HHt)
         losses.append(loss + p.penalty(W, H))
