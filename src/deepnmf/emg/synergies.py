@@ -528,14 +528,6 @@ def match_synergies(reference: Any, estimate: Any) -> SynergyMatch:
     -------
     SynergyMatch
     """
-    from scipy.optimize import linear_sum_assignment
+    from deepnmf.matching import cosine_assignment
 
-    A, B = np.asarray(reference, dtype=np.float64), np.asarray(estimate, dtype=np.float64)
-    if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
-        raise DataError(f"synergy sets must be 2-D with the same channel count, got {A.shape} and {B.shape}")
-    na, nb = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
-    if np.any(na == 0) or np.any(nb == 0):
-        raise DataError("a synergy vector is all zero; cosine similarity is undefined")
-    cos = (A / na[:, None]) @ (B / nb[:, None]).T
-    rows, cols = linear_sum_assignment(cos, maximize=True)
-    return SynergyMatch(rows, cols, cos[rows, cols])
+    return SynergyMatch(*cosine_assignment(reference, estimate))
