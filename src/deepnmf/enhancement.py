@@ -47,7 +47,7 @@ import torch
 from deepnmf._utils import check_choice, check_nonneg_float, check_positive_int
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["ACTIVATIONS", "Enhancer", "MaskEnhancer", "STFTSettings", "frozen_activations", "training_mixtures", "wiener_gain"]
+__all__ = ["ACTIVATIONS", "Enhancer", "STFTSettings", "frozen_activations", "training_mixtures", "wiener_gain"]
 
 ACTIVATIONS = ("mu", "dnn", "encoder")
 _EPS = 1e-10
@@ -478,72 +478,3 @@ def training_mixtures(
         yield tuple(stft.stft(v).abs() for v in (y, s, n))
         if callback is not None:
             callback("pairs", i + 1, total)
-
-
-# ------------------------------------------------------- DNN mask baseline
-class MaskEnhancer:
-    """DNN mask baseline (after Huang et al. 2014): a network predicts the ratio mask directly.
-
-    A :class:`~deepnmf.nn.networks.FrameNetwork` with a sigmoid output maps
-    the noisy log-magnitude frame with context to ``|S|^p / (|S|^p + |N|^p)``
-    per bin; no dictionary is involved.
-
-    Parameters
-    ----------
-    mask_power : float
-        Exponent ``p`` of the target ratio mask (1: magnitude ratio).
-    stft : STFTSettings
-    network : FrameNetwork, optional
-        A trained mask network; see :meth:`fit`.
-    """
-
-    activations = "mask"
-
-    def __init__(self, *, mask_power: float = 1.0, stft: STFTSettings = STFTSettings(), network: Any = None) -> None:
-        if not mask_power > 0:
-            raise ParameterError(f"mask_power must be > 0, got {mask_power}")
-        self.mask_power, self.stft, self.network = float(mask_power), stft, network
-
-    def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
-            context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
-            lr: float = 1e-3, random_state: Any = None, callback: Callable | None = None) -> "MaskEnhancer":
-        """Train on generated mixtures (as :meth:`Enhancer.fit_network`); returns ``self``."""
-        from deepnmf.nn.networks import FrameNetwork, train_frame_network
-
-        p = self.mask_power
-        inputs, targets = [], []
-        for Y, S, N in training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                         random_state=random_state, callback=callback):
-            inputs.append(Y)
-            targets.append(wiener_gain(S, N, power=p))
-        net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output="sigmoid")
-        self.network_training_ = train_frame_network(net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                     random_state=random_state)
-        self.network = net
-        return self
-
-    def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """The predicted mask ``(n_frames, n_bins)`` of a noisy magnitude spectrogram."""
-        if self.network is None:
-            raise ParameterError("the mask network is not trained: call fit or pass network=")
-        return self.network.predict(magnitude.float())
-
-    def enhance(self, noisy: Any, *, return_gain: bool = False):
-        """Enhanced signal ``(n_samples,)`` (and the mask) as :meth:`Enhancer.enhance`."""
-        return _apply_gain(self.stft, noisy, self.gain, return_gain)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the network folder with the STFT settings and mask power."""
-        if self.network is None:
-            raise ParameterError("nothing to save: the mask network is not trained")
-        return self.network.save(path, extra={"type": "mask", "mask_power": self.mask_power, "stft": asdict(self.stft)})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "MaskEnhancer":
-        """Read a folder written by :meth:`save`."""
-        from deepnmf.nn.networks import FrameNetwork
-
-        net, state = FrameNetwork.load(path)
-        if state.get("type") != "mask" or net.config["output"] != "sigmoid":
-            raise ModelFileError(f"{path} is not a mask network (it predicts {net.config['output']} outputs)")
-        return cls(mask_power=state.get("mask_power", 1.0), stft=STFTSettings(**state.get("stft", {})), network=net)

@@ -56,7 +56,7 @@ def enhancement_command(
     noise: List[str] = typer.Option(..., "--noise", help="Noise files, or 'babble' (constructed from training speakers)."),
     out: Path = typer.Option(..., "--out", help="Output folder: results.json/csv/md, sdr_improvement.png, run.json, models/."),
     snr: List[str] = typer.Option(["-5", "0", "5", "10"], "--snr", help="Input SNRs in dB."),
-    methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or dnn-mask (DNN mask baseline), comma-separated."),
+    methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or the baselines dnn-mask (DNN mask) and dnmf (discriminative NMF), comma-separated."),
     n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell."),
     pooled: bool = typer.Option(False, "--pooled", help="One noise model from all noises pooled (the paper's Table 2)."),
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),
@@ -124,7 +124,7 @@ def enhance_command(
 
     settings = {k: v for k, v in {"activations": activations, "power": power, "floor": floor, "sparsity": sparsity}.items() if v is not None}
     if mask_network is not None:
-        from deepnmf.enhancement import MaskEnhancer
+        from deepnmf.enhancement_baselines import MaskEnhancer
 
         if speech_model or noise_model or network or model or settings:
             raise ParameterError("--mask-network works alone: no dictionaries, network or gain options")

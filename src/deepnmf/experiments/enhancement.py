@@ -38,6 +38,7 @@ from deepnmf.exceptions import DataError, ParameterError
 DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
 MASK_METHOD = "dnn-mask"
+DNMF_METHOD = "dnmf"
 ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
 METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
 #: gain (power p, floor) per activation method when the config gives none. Multiplicative
@@ -94,12 +95,15 @@ def parse_methods(methods: Sequence[str] | str) -> list[tuple[str, str]]:
         if name == MASK_METHOD:
             parsed += [] if ("dnn", "mask") in parsed else [("dnn", "mask")]
             continue
+        if name == DNMF_METHOD:
+            parsed += [] if ("nmf", "dnmf") in parsed else [("nmf", "dnmf")]
+            continue
         dictionary, _, activations = name.partition("+")
         if dictionary not in DICTIONARIES or activations not in ACTIVATION_METHODS:
             raise ParameterError(
                 f"unknown method {name!r}: use DICTIONARY+ACTIVATIONS with DICTIONARY in "
                 f"{', '.join(DICTIONARIES)} and ACTIVATIONS in {', '.join(ACTIVATION_METHODS)} (e.g. vae-nmf+dnn), "
-                f"or {MASK_METHOD} (the DNN mask baseline)"
+                f"or {MASK_METHOD} (the DNN mask baseline) or {DNMF_METHOD} (discriminative NMF on the nmf dictionaries)"
             )
         if activations == "encoder" and dictionary != "vae-nmf":
             raise ParameterError(f"{name}: the encoder activations exist only for vae-nmf dictionaries")
@@ -110,7 +114,7 @@ def parse_methods(methods: Sequence[str] | str) -> list[tuple[str, str]]:
 
 def method_name(kind: str, activations: str) -> str:
     """``("nmf", "mu")`` -> ``"nmf+mu"``; the mask baseline is ``"dnn-mask"``."""
-    return MASK_METHOD if activations == "mask" else f"{kind}+{activations}"
+    return {"mask": MASK_METHOD, "dnmf": DNMF_METHOD}.get(activations, f"{kind}+{activations}")
 
 
 def _check_config(cfg: EnhancementConfig) -> None:
@@ -292,7 +296,7 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
     base = {"n_components": cfg.n_components, "sr": cfg.sr, "random_state": cfg.random_state, "stft": [512, 128, "hamming"]}
     speech_recipe = {**base, "files": sorted(corpus.train), "frames": cfg.speech_frames}
     models: dict[tuple, Any] = {}
-    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a in ("dnn", "mask"))
+    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a in ("dnn", "mask", "dnmf"))
     done = 0
     for kind in kinds:
         extra = {"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {"vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood}
@@ -310,12 +314,14 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
                 lambda names=names: _make_dictionary(kind, noise_frames(corpus, cfg, names), cfg, cfg.random_state + 1))
             done += 1
     for kind, act in methods:
-        if act not in ("dnn", "mask"):
+        if act not in ("dnn", "mask", "dnmf"):
             continue
         for group, names in groups.items():
-            progress("models", done, total, f"{method_name(kind, act)} network ({group})")
+            progress("models", done, total, f"{method_name(kind, act)} training ({group})")
             if act == "mask":
                 models[("mask", group)] = _mask_network(corpus, cfg, group, names, root)
+            elif act == "dnmf":
+                models[("dnmf", group)] = _dnmf(corpus, cfg, models, group, names, root)
             else:
                 models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root)
             done += 1
@@ -355,7 +361,7 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
 
 
 def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
-    from deepnmf.enhancement import MaskEnhancer
+    from deepnmf.enhancement_baselines import MaskEnhancer
 
     folder = root / MASK_METHOD / f"mask-{group}"
     recipe = {"train": sorted(corpus.train), "noises": names, "noise_samples": [int(corpus.noises[n][0].size) for n in names],
@@ -371,6 +377,33 @@ def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: lis
     enh.save(folder)
     recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
     return enh
+
+
+def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: list[str], root: Path):
+    from deepnmf.enhancement_baselines import DNMFEnhancer
+    from deepnmf.io.model_files import load_any
+
+    enh = DNMFEnhancer(models[("nmf", "speech")], models[("nmf", group)], floor=0.0 if cfg.floor is None else cfg.floor,
+                       sparsity=cfg.sparsity)
+    folder = root / "nmf" / f"dnmf-{group}"
+    recipe = {"dictionaries": [_fp(enh.W_speech), _fp(enh.W_noise)], "noises": names, "sparsity": cfg.sparsity,
+              "epochs": enh.max_epochs, "snr_range": [min(cfg.snrs), max(cfg.snrs)], "random_state": cfg.random_state}
+    recipe_file = folder / "recipe.json"
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
+        enh.model = load_any(folder)
+        return enh
+    speech = [x for utts in corpus.train.values() for x in utts]
+    enh.fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
+            random_state=cfg.random_state)
+    enh.model.save(folder)
+    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+    return enh
+
+
+def _fp(W: torch.Tensor) -> str:
+    from deepnmf.enhancement import _fingerprint
+
+    return _fingerprint(W)
 
 
 # ------------------------------------------------------------ evaluation
@@ -399,8 +432,8 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
     for kind, act in methods:
         for n in corpus.noises:
             g = group_of[n]
-            if act == "mask":
-                enhancers[(MASK_METHOD, n)] = models[("mask", g)]
+            if act in ("mask", "dnmf"):
+                enhancers[(method_name(kind, act), n)] = models[(act, g)]
             else:
                 enhancers[(method_name(kind, act), n)] = (models[(kind, "dnn", g)] if act == "dnn"
                                                           else _enhancer(cfg, models, kind, g, act))
@@ -465,6 +498,6 @@ def run_enhancement(cfg: EnhancementConfig, progress: Progress = _quiet) -> list
             "noises": list(corpus.noises), "seconds": times,
             "gains": {method_name(k, a): {"power": DEFAULT_GAINS[a][0] if cfg.power is None else cfg.power,
                                           "floor": DEFAULT_GAINS[a][1] if cfg.floor is None else cfg.floor}
-                      for k, a in methods if a != "mask"}}
+                      for k, a in methods if a not in ("mask", "dnmf")}}
     write_outputs(out, rows, info, pooled=cfg.pooled)
     return rows
