@@ -180,3 +180,31 @@ def test_network_training_is_reproducible_and_checked(audio):
         nets[0].predict(x[:, :100])
     with pytest.raises(ParameterError, match="output must be one of"):
         FrameNetwork(10, 2, output="relu")
+
+
+# ------------------------------------------------------------- baselines
+def test_dnmf_baseline_learns_a_useful_gain(models, audio, mixture, tmp_path):
+    from deepnmf.enhancement_baselines import DNMFEnhancer
+
+    y, s, n = mixture
+    enh = DNMFEnhancer(*models, max_epochs=20)
+    with pytest.raises(ParameterError, match="not trained"):
+        enh.enhance(y)
+    enh.fit(audio["train"][:4], audio["noise_train"], max_frames=1500, random_state=0)
+    assert enh.model.loss_curve_[-1] < enh.model.loss_curve_[0]
+    out, G = enh.enhance(y, return_gain=True)
+    assert G.min() >= 0 and G.max() <= 1
+    assert _sdr(s, n, out) > _sdr(s, n, y) + 3.0
+
+
+def test_mask_baseline_round_trip(audio, mixture, tmp_path):
+    from deepnmf.enhancement_baselines import MaskEnhancer
+
+    y, s, n = mixture
+    enh = MaskEnhancer().fit(audio["train"], audio["noise_train"], hidden=(64,), epochs=6, random_state=0)
+    out = enh.enhance(y)
+    assert _sdr(s, n, out) > _sdr(s, n, y) + 2.0
+    enh.save(tmp_path / "mask")
+    np.testing.assert_allclose(MaskEnhancer.load(tmp_path / "mask").enhance(y), out, atol=1e-6)
+    with pytest.raises(ParameterError, match="mask_power must be > 0"):
+        MaskEnhancer(mask_power=0)
