@@ -162,3 +162,19 @@ def test_cli_experiment_multi_value_options_and_errors(data_dir, tmp_path):
     res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(tmp_path / "none"),
                               "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "neither an audio file nor a folder" in res.output
+
+
+def test_missing_pesq_is_null_and_counted(tmp_path):
+    from deepnmf.experiments.enhancement import _row
+    from deepnmf.experiments.enhancement_report import markdown_table, write_outputs
+
+    nan = float("nan")
+    scores = [{"sdr": 1.0, "sir": 2.0, "sar": 3.0, "pesq": nan, "pesq_wb": nan, "stoi": 0.5},
+              {"sdr": 3.0, "sir": 4.0, "sar": 5.0, "pesq": 2.0, "pesq_wb": nan, "stoi": 0.7}]
+    row = _row("nmf+mu", "factory2", 5.0, scores)
+    assert row["sdr"] == 2.0 and row["pesq"] == 2.0 and row["pesq_wb"] is None and row["pesq_missing"] == 1
+    assert row["stoi"] == pytest.approx(0.6)
+    rows = [row, {**row, "method": "noisy", "pesq": None}]
+    assert "| n/a |" in markdown_table(rows)
+    write_outputs(tmp_path, rows, {}, pooled=False)
+    assert json.loads((tmp_path / "results.json").read_text())[1]["pesq"] is None
