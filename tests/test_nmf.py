@@ -96,6 +96,14 @@ def test_non_negative_factorization_functional(X):
     assert stacked.transform(X).shape == (40, 4)
 
 
+def test_from_components_save_load(tmp_path, rng):
+    H = rng.random((3, 12))
+    est = NMF.from_components(H, beta_loss="kullback-leibler")
+    back = NMF.load(est.save(tmp_path / "given"))
+    np.testing.assert_array_equal(back.components_, H)
+    assert not hasattr(back, "reconstruction_err_")
+
+
 @pytest.mark.parametrize(
     "data, match",
     [

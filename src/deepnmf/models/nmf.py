@@ -325,7 +325,8 @@ class NMF(BaseNMF):
 
     def _state_json(self) -> dict[str, Any]:
         state = super()._state_json()
-        state["reconstruction_err_"] = float(getattr(self, "reconstruction_err_", float("nan")))
+        err = getattr(self, "reconstruction_err_", None)  # absent for from_components: JSON null
+        state["reconstruction_err_"] = None if err is None or err != err else float(err)
         return state
 
     def _set_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
@@ -336,7 +337,9 @@ class NMF(BaseNMF):
         self._H = H
         self.n_components_ = H.shape[0]
         self.components_ = H.cpu().numpy()
-        self.reconstruction_err_ = float(state.get("reconstruction_err_", float("nan")))
+        err = state.get("reconstruction_err_")
+        if err is not None:
+            self.reconstruction_err_ = float(err)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
