@@ -56,9 +56,12 @@ def test_same_objective_as_scikit_learn_estimator(X):
     for beta in ("frobenius", "kullback-leibler"):
         ours = NMF(4, beta_loss=beta, init="nndsvda", max_iter=200, tol=0, random_state=0)
         theirs = Sk(4, beta_loss=beta, solver="mu", init="nndsvda", max_iter=200, tol=0, random_state=0)
-        a = _beta_divergence(X, ours.fit_transform(X), ours.components_, beta)
+        W_ours = ours.fit_transform(X)
+        a = _beta_divergence(X, W_ours, ours.components_, beta)
         b = _beta_divergence(X, theirs.fit_transform(X), theirs.components_, beta)
         assert abs(a - b) / b < 1e-2
+        expected = _beta_divergence(X, W_ours, ours.components_, beta, square_root=True)
+        assert ours.reconstruction_err_ == pytest.approx(expected, rel=1e-6)
 
 
 def test_reproducible_random_state(X):

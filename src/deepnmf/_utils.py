@@ -163,6 +163,9 @@ def to_kind(T: torch.Tensor, kind: ArrayKind) -> Any:
 
 def check_finite_nonnegative(T: torch.Tensor, name: str = "X", *, allow_empty: bool = False) -> None:
     """Raise :class:`DataError` if ``T`` is empty, has NaN/inf or negative entries."""
+    if T.device.type == "cpu":  # numpy's single-pass checks; torch's threaded ones contend with BLAS threads
+        _check_numpy(T.numpy(), name, allow_empty)
+        return
     if T.numel() == 0 and not allow_empty:
         what = "feature(s)" if T.ndim == 2 and T.shape[0] > 0 else "sample(s)"
         raise DataError(
@@ -174,6 +177,23 @@ def check_finite_nonnegative(T: torch.Tensor, name: str = "X", *, allow_empty: b
     if T.numel() and bool((T < 0).any()):
         raise DataError(
             f"Negative values in data passed to {name} (min {float(T.min()):.3g}); NMF needs nonnegative data, "
+            "for example a magnitude spectrogram or a rectified envelope"
+        )
+
+
+def _check_numpy(A: np.ndarray, name: str, allow_empty: bool) -> None:
+    if A.size == 0 and not allow_empty:
+        what = "feature(s)" if A.ndim == 2 and A.shape[0] > 0 else "sample(s)"
+        raise DataError(f"{name} is empty: 0 {what} (shape={tuple(A.shape)}) while a minimum of 1 is required.")
+    if A.size == 0:
+        return
+    lo, hi = float(A.min()), float(A.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        n_bad = int((~np.isfinite(A)).sum())
+        raise DataError(f"{name} contains {n_bad} NaN or infinite entries; clean or impute them first")
+    if lo < 0:
+        raise DataError(
+            f"Negative values in data passed to {name} (min {lo:.3g}); NMF needs nonnegative data, "
             "for example a magnitude spectrogram or a rectified envelope"
         )
 

@@ -29,7 +29,7 @@ from deepnmf._utils import (
     make_generator,
     resolve_device,
 )
-from deepnmf.divergences import beta_divergence, beta_from_loss
+from deepnmf.divergences import beta_from_loss
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.init import INITS, default_init, initialize
 from deepnmf.models._base import BaseNMF
@@ -203,7 +203,7 @@ class NMF(BaseNMF):
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.losses
-        self.reconstruction_err_ = self._reconstruction_err(Xt, result.W, result.H, M)
+        self.reconstruction_err_ = float(np.sqrt(max(2.0 * result.divergence, 0.0)))
         self.components_ = self._output(result.H, kind)
         return self._output(result.W, kind)
 
@@ -251,10 +251,6 @@ class NMF(BaseNMF):
             return user(n_iter, loss) if user is not None else None
 
         return report
-
-    def _reconstruction_err(self, X, W, H, M) -> float:
-        div = float(beta_divergence(X, W @ H, self.beta_, mask=M))
-        return float(np.sqrt(max(2.0 * div, 0.0)))
 
     # ------------------------------------------------------------- transform
     def transform(self, X: Any, *, mask: Any = None, max_iter: int | None = None) -> Any:

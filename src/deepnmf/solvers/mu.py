@@ -46,6 +46,8 @@ class MUResult:
     H: torch.Tensor
     n_iter: int
     losses: list[float] = field(default_factory=list)
+    #: divergence (objective without penalties) of the returned factors
+    divergence: float = float("nan")
 
 
 def mm_gamma(beta: float) -> float:
@@ -226,21 +228,24 @@ def _elementwise(k, beta: float, eps: float, X, M, WH, N, Q, S, with_loss: bool)
     return loss
 
 
-def _update(k, F, num, den, l1: float, l2: float, gamma: float, eps: float, fixed=None) -> None:
+def _update(k, F, num, den, l1: float, l2: float, gamma: float, eps: float, fixed=None, *, into_den=False) -> None:
     """``F *= (num / max(den + l1 + l2 F, eps)) ** gamma`` in place.
 
-    ``num`` is a fresh array and is overwritten with the ratio; ``den`` may be
-    a broadcastable row or column (KL's plain sums).
+    The ratio overwrites ``num`` (a fresh array), or ``den`` with
+    ``into_den=True`` (then ``den`` must be a fresh array of ``F``'s shape and
+    ``num`` is left intact); ``den`` may otherwise be a broadcastable row or
+    column (KL's plain sums).
     """
     if l1 or l2:
         den = den + l1 + l2 * F
     k.floor(den, eps)
-    k.divide(num, den, num)
+    ratio = den if into_den else num
+    k.divide(num, den, ratio)
     if gamma != 1.0:
-        k.power(num, gamma, num)
+        k.power(ratio, gamma, ratio)
     if fixed is not None:
-        num[fixed] = 1.0
-    k.multiply(F, num, F)
+        ratio[fixed] = 1.0
+    k.multiply(F, ratio, F)
 
 
 def _validate(X, W, H, mask, fixed_components):
@@ -349,7 +354,7 @@ def multiplicative_updates(
         losses, n_iter = _run_frobenius(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
     else:
         losses, n_iter = _run_general(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
-    return MUResult(W, H, n_iter, losses)
+    return MUResult(W, H, n_iter, losses, losses[-1] - p.penalty(Wv, Hv))
 
 
 def _stop(losses: list[float], n_iter: int, tol: float) -> bool:
@@ -417,9 +422,8 @@ def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, callbac
             if not update_H:
                 loss = p.const - k.dot(W, XHt) + 0.5 * k.dot(WtW, HHt)
         if update_H:
-            WtX = k.small(W.T, X)
-            num = WtX.copy() if k is _NumpyKernels else WtX.clone()
-            _update(k, H, num, k.small(WtW, H), p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed)
+            WtX = k.small(W.T, X)  # kept intact for the objective: the ratio goes into the denominator
+            _update(k, H, WtX, k.small(WtW, H), p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed, into_den=True)
             HHt = k.small(H, H.T)
             loss = p.const - k.dot(H, WtX) + 0.5 * k.dot(WtW, HHt)
         losses.append(loss + p.penalty(W, H))
