@@ -1,7 +1,6 @@
 """The synergy study runner: subject grouping of UCI files and the NMF vs VAE-NMF comparison."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from deepnmf.datasets.synthetic_emg import make_synthetic_emg

@@ -5,7 +5,6 @@ is allowed to fail, with its reason; every other check must pass.
 """
 import warnings
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from deepnmf import NMF
