@@ -36,6 +36,7 @@ import torch
 
 from deepnmf.divergences import EPS
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.solvers._blocked import run_blocked
 
 
 @dataclass
@@ -287,6 +288,7 @@ def multiplicative_updates(
     eps: float = EPS,
     callback: Callable[[int, float], Any] | None = None,
     backend: str = "auto",
+    n_workers: int | None = None,
 ) -> MUResult:
     """Run multiplicative updates from ``W``, ``H`` (updated in place).
 
@@ -321,6 +323,10 @@ def multiplicative_updates(
         return value of ``True`` stops the run.
     backend : {"auto", "numpy", "torch"}
         Kernels for CPU tensors (``"auto"``: numpy on CPU, torch on CUDA).
+        The numpy kernels run the column-blocked, multi-threaded schedule of
+        :mod:`deepnmf.solvers._blocked`.
+    n_workers : int, optional
+        Worker threads of the numpy schedule (default: ``torch.get_num_threads()``).
 
     Returns
     -------
@@ -350,7 +356,12 @@ def multiplicative_updates(
         k, Xv, Mv, float(beta), mm_gamma(float(beta)), eps,
         l1_reg_W, l2_reg_W, l1_reg_H, l2_reg_H, fixed, _data_constant(Xv, Mv, float(beta), eps),
     )
-    if p.beta == 2.0 and Mv is None:
+    gram = p.beta == 2.0 and Mv is None
+    if k is _NumpyKernels and not (gram and update_H and X.shape[0] > X.shape[1]):
+        # (Frobenius on tall data: the column blocks would accumulate a tall X H^T; the plain
+        # Gram-matrix loop with threaded BLAS measured as fast as a row-blocked variant)
+        losses, n_iter = run_blocked(p, Wv, Hv, max_iter, tol, update_W, update_H, callback, n_workers)
+    elif gram:
         losses, n_iter = _run_frobenius(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
     else:
         losses, n_iter = _run_general(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
