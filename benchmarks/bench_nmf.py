@@ -139,13 +139,17 @@ def main() -> None:
         med = {k: float(np.median(v)) / N_ITER for k, v in times.items()}
         gflops = {k: flops_per_iter(beta) / v / 1e9 for k, v in med.items()}
         ratio = med["deepnmf"] / med["sklearn-mu"]
+        # the machine's speed drifts (shared host): runs adjacent in time are compared pairwise too
+        paired = np.asarray(times["deepnmf"]) / np.asarray(times["sklearn-mu"])
         print(f"\n[{name}] {N_ITER} iterations, median of {args.repeats}")
         for k in med:
             print(f"  {k:11s} {med[k] * 1e3:8.2f} ms/iter  {gflops[k]:6.1f} GFLOP/s "
                   f"({100 * gflops[k] / peak_best:4.1f}% of peak)  final objective {finals[k]:.6g}")
-        print(f"  time ratio deepnmf / scikit-learn = {ratio:.3f}")
+        print(f"  time ratio deepnmf / scikit-learn = {ratio:.3f} (ratio of medians); "
+              f"paired runs: median {np.median(paired):.3f}, range {paired.min():.3f}-{paired.max():.3f}")
         report["losses"][name] = {"ms_per_iter": {k: v * 1e3 for k, v in med.items()}, "gflops": gflops,
-                                  "ratio": ratio, "final_objective": finals,
+                                  "ratio": ratio, "paired_ratios": paired.tolist(),
+                                  "final_objective": finals,
                                   "relative_objective_gap": abs(finals["deepnmf"] - finals["sklearn-mu"]) / finals["sklearn-mu"]}
     cd = SklearnNMF(RANK, solver="cd", init="custom", max_iter=200, tol=0)
     with warnings.catch_warnings():

@@ -27,21 +27,16 @@ The data are copied once into contiguous blocks (a copy of ``X``).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
-import torch
+
+from deepnmf._threads import blas_single_thread, default_workers, run_parallel
 
 #: target size of one column block of X in bytes
 BLOCK_BYTES = 1 << 20
 #: narrowest block (narrower ones make the block products inefficient)
 MIN_BLOCK_COLUMNS = 64
-
-
-def n_workers_default() -> int:
-    """Worker threads: torch's intra-op thread count (follows ``OMP_NUM_THREADS``)."""
-    return max(1, torch.get_num_threads())
 
 
 def column_blocks(m: int, n: int, itemsize: int, n_workers: int) -> list[list[tuple[int, int]]]:
@@ -146,12 +141,7 @@ class BlockedSolver:
         # accumulators of the W update: numerator and denominator matrices (Frobenius: X H^T and H H^T)
         shape_den = (k, k) if self.frobenius else (n, k)
         self.acc = [(np.zeros((n, k), p.X.dtype), np.zeros(shape_den, p.X.dtype)) for _ in self.parts]
-        self.pool = ThreadPoolExecutor(len(self.parts)) if len(self.parts) > 1 else None
         self._forward = False
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
 
     # ---------------------------------------------------------------- sweeps
     def sweep(self, update_H: bool, accumulate_W: bool, WtW=None) -> tuple[float, np.ndarray | None, np.ndarray | None]:
@@ -166,11 +156,7 @@ class BlockedSolver:
         ``H H^T``.
         """
         self._forward = not self._forward
-        if self.pool is None:
-            results = [self._work(0, update_H, accumulate_W, WtW)]
-        else:
-            futures = [self.pool.submit(self._work, i, update_H, accumulate_W, WtW) for i in range(len(self.parts))]
-            results = [f.result() for f in futures]
+        results = run_parallel(self._work, [(i, update_H, accumulate_W, WtW) for i in range(len(self.parts))])
         loss = math.fsum(results)
         if self.frobenius and accumulate_W:
             num = self.acc[0][0].copy()
@@ -254,14 +240,10 @@ def run_blocked(p, W: np.ndarray, H: np.ndarray, max_iter: int, tol: float, upda
     """
     from deepnmf.solvers.mu import _stop, _update  # noqa: PLC0415
 
-    workers = n_workers_default() if n_workers is None else max(1, int(n_workers))
+    workers = default_workers() if n_workers is None else max(1, int(n_workers))
     solver = BlockedSolver(p, W, H, workers)
-    limit = _blas_single_thread() if len(solver.parts) > 1 else nullcontext()
-    try:
-        with limit:
-            return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop, _update)
-    finally:
-        solver.close()
+    with blas_single_thread() if len(solver.parts) > 1 else nullcontext():
+        return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop, _update)
 
 
 def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop, _update):
@@ -300,9 +282,3 @@ def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop
             break
     return losses, n_iter
 
-
-def _blas_single_thread():
-    """Context manager limiting BLAS libraries to one thread (threadpoolctl)."""
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
-
-    return threadpool_limits(limits=1, user_api="blas")
