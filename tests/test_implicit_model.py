@@ -161,3 +161,25 @@ def test_clone_and_errors(grid_model):
                 {"n_components": 0}, {"max_epochs": -1}):
         with pytest.raises(ParameterError):
             ImplicitNMF(**{"n_components": 2, **bad}).fit(X, freqs=freqs)
+
+
+@pytest.mark.parametrize("loss", ["kl", "is", "frobenius"])
+def test_grid_objective_matches_autograd_and_mu_update(loss, rng):
+    """The fused grid objective: same value and W-gradient as autograd, same H factor as _mu_activations."""
+    from deepnmf.models.implicit import _GridObjective, _model_term
+
+    X = torch.from_numpy(rng.random((30, 25)) + 0.01)
+    H = torch.from_numpy(rng.random((30, 4)))
+    W0 = torch.from_numpy(rng.random((4, 25)))
+    H[0] = 0.0  # a row of Y below eps: the clamp must stop the gradient there
+    Wa = W0.clone().requires_grad_(True)
+    ref = _model_term(X, H @ Wa, loss, 1e-8)
+    ref.backward()
+    Wb = W0.clone().requires_grad_(True)
+    value, factor = _GridObjective.apply(Wb, H, X, loss, 1e-8)
+    (3.0 * value).backward()
+    assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
+    torch.testing.assert_close(Wb.grad, 3.0 * Wa.grad, rtol=1e-10, atol=1e-14)
+    H_ref = H.clone()
+    _mu_activations(X, W0, H_ref, loss, 1e-8)
+    torch.testing.assert_close(H * factor, H_ref, rtol=1e-10, atol=1e-14)

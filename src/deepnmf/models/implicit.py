@@ -30,6 +30,7 @@ from deepnmf._utils import (
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
 from deepnmf.nn.implicit import pointwise_loss
+from deepnmf.nn.optim import FlatRprop
 
 MODES = ("grid", "points")
 LOSSES = ("kl", "frobenius", "is")
@@ -39,8 +40,8 @@ BETA_LOSS = {"kl": "kullback-leibler", "frobenius": "frobenius", "is": "itakura-
 
 
 def _make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    if name == "rprop":
-        return torch.optim.Rprop(params, lr=lr)
+    if name == "rprop":  # torch.optim.Rprop's arithmetic, in a few numpy passes on CPU
+        return FlatRprop(params, lr=lr)
     return torch.optim.Adam(params, lr=lr)
 
 
@@ -490,6 +491,50 @@ def _mu_activations(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, loss: str
     H.mul_(num / den.clamp_min(eps))
 
 
+class _GridObjective(torch.autograd.Function):
+    """Mean divergence (minus its data term) of ``X`` and ``Y = H @ W``, and the ``H`` update, in one pass.
+
+    ``apply(W, H, X, loss, eps)`` returns the objective (differentiable in
+    ``W`` only) and the multiplicative factor of :func:`_mu_activations` for
+    the same ``W`` and ``H`` (not differentiable). Sharing ``Y`` and ``X / Y``
+    saves one product and about ten elementwise passes per epoch compared with
+    autograd through :func:`_model_term` followed by :func:`_mu_activations`;
+    the values and gradients are the same (the clamp of ``Y`` at ``eps``
+    stops the gradient where it is active, as ``clamp_min`` does).
+    """
+
+    @staticmethod
+    def forward(ctx, W, H, X, loss: str, eps: float):
+        Y = H @ W
+        Yc = Y.clamp_min(eps)
+        n = X.numel()
+        if loss == "kl":
+            R = X / Yc
+            value = (Y - X * torch.log(Yc)).mean()
+            factor = (R @ W.T) / W.sum(dim=1).clamp_min(eps)
+            G = torch.where(Y >= eps, 1.0 - R, 1.0) if bool((Y < eps).any()) else R.neg_().add_(1.0)
+        elif loss == "is":
+            inv = 1.0 / Yc
+            Xc = X.clamp_min(eps)
+            value = (Xc * inv + torch.log(Yc)).mean()
+            factor = ((X * inv.square()) @ W.T) / (inv @ W.T).clamp_min(eps)
+            G = (inv - Xc * inv.square()) * (Y >= eps)
+        else:
+            value = 0.5 * (X - Y).square().mean()
+            factor = (X @ W.T) / (Yc @ W.T).clamp_min(eps)
+            G = Y - X
+        ctx.save_for_backward(H, G)
+        ctx.scale = 1.0 / n
+        ctx.mark_non_differentiable(factor)
+        return value, factor
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_value, grad_factor):
+        H, G = ctx.saved_tensors
+        return (H.T @ G) * (grad_value * ctx.scale), None, None, None, None
+
+
 def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> list[float]:
     """Full-batch training of the atom networks and the activation matrix on a grid.
 
@@ -505,12 +550,11 @@ def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> li
     for epoch in range(1, epochs + 1):
         opt.zero_grad(set_to_none=True)
         W = net(F)  # (K, n_bins)
-        objective = _model_term(X, H @ W, loss, eps)
+        objective, factor = _GridObjective.apply(W, H, X, loss, eps)
         objective.backward()
         losses.append(float(objective.detach()) + const)
         opt.step()
-        with torch.no_grad():
-            _mu_activations(X, W.detach(), H, loss, eps)
+        H.mul_(factor)  # _mu_activations with the atoms of this epoch
         report(epoch, losses[-1])
     with torch.no_grad():  # the final value without cancellation: full formula in float64
         losses.append(float(pointwise_loss(X.double(), (H @ net(F)).double(), loss, eps=eps)))

@@ -1,0 +1,58 @@
+"""FlatRprop against torch.optim.Rprop."""
+import numpy as np
+import pytest
+import torch
+
+from deepnmf.exceptions import ParameterError
+from deepnmf.nn.optim import FlatRprop, _step_torch
+
+
+def _trajectory(opt_cls, dtype, n_steps=40, **kw):
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(500, generator=gen, dtype=dtype)
+    p = torch.nn.Parameter(torch.zeros(500, dtype=dtype))
+    q = torch.nn.Parameter(torch.ones(3, 4, dtype=dtype))
+    opt = opt_cls([p, q], lr=0.05, **kw)
+    out = []
+    for _ in range(n_steps):
+        opt.zero_grad()
+        loss = ((p - target) ** 2).sum() + torch.sin(3 * q).sum()
+        loss.backward()
+        opt.step()
+        out.append(torch.cat([p.detach().clone(), q.detach().clone().ravel()]))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_flat_rprop_equals_torch_rprop(dtype):
+    ours = _trajectory(FlatRprop, dtype)
+    ref = _trajectory(torch.optim.Rprop, dtype)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    ours = _trajectory(FlatRprop, dtype, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2))
+    ref = _trajectory(torch.optim.Rprop, dtype, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2))
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+
+
+def test_torch_kernel_equals_numpy_kernel():
+    """The kernel used for CUDA tensors, run on CPU tensors, against the numpy one."""
+    gen = torch.Generator().manual_seed(1)
+    p = torch.randn(1000, generator=gen)
+    opt = FlatRprop([torch.nn.Parameter(p.clone())], lr=0.1)
+    prm = opt.param_groups[0]["params"][0]
+    prev, size, p2 = torch.zeros(1000), torch.full((1000,), 0.1), p.clone()
+    for _ in range(10):
+        g = torch.randn(1000, generator=gen)
+        prm.grad = g.clone()
+        opt.step()
+        _step_torch(p2, g, prev, size, 0.5, 1.2, 1e-6, 50.0)
+    torch.testing.assert_close(prm.detach(), p2, rtol=0, atol=0)
+
+
+def test_flat_rprop_rejects_bad_settings():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ParameterError, match="lr"):
+        FlatRprop(p, lr=0)
+    with pytest.raises(ParameterError, match="etas"):
+        FlatRprop(p, etas=(1.2, 0.5))
+    with pytest.raises(ParameterError, match="step_sizes"):
+        FlatRprop(p, step_sizes=(1.0, 0.1))
