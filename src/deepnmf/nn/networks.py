@@ -35,6 +35,7 @@ from torch import nn
 
 from deepnmf._utils import check_choice, check_positive_int, make_generator
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
+from deepnmf.training import EpochInfo, fit_module
 
 __all__ = ["FrameNetwork", "TrainingResult", "stack_context", "log_features", "train_frame_network"]
 
@@ -269,33 +270,27 @@ def train_frame_network(
     X, Y = _stack_pairs(net, inputs, targets)
     _set_normalisation(net, X, Y)
     _reset_parameters(net, gen)
-    order = torch.randperm(X.shape[0], generator=gen)
-    n_val = int(round(validation_fraction * X.shape[0]))
-    val, train = order[:n_val], order[n_val:]
-    if train.numel() == 0:
-        raise DataError("no training frames left after the validation split")
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     Xn = (X - net.in_mean) / net.in_std
-    result = TrainingResult(n_train=int(train.numel()), n_val=n_val)
-    best, best_state, bad = math.inf, None, 0
-    for epoch in range(epochs):
-        tr_loss = _epoch(net, opt, Xn, Y, train, batch_size, gen)
-        va_loss = _evaluate(net, Xn, Y, val) if n_val else tr_loss
-        result.train_loss.append(tr_loss)
-        result.val_loss.append(va_loss)
+    d = Xn.shape[1]
+
+    def loss_fn(module: FrameNetwork, batch: torch.Tensor, _gen: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"loss": _loss(module, module(batch[:, :d]), batch[:, d:])}
+
+    def progress(info: EpochInfo) -> None:
         if callback is not None:
-            callback(epoch, tr_loss, va_loss)
-        if not math.isfinite(best) or va_loss < best - 1e-6 * abs(best):
-            best, bad, result.best_epoch = va_loss, 0, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-            if n_val and bad >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return result
+            callback(info.epoch - 1, info.train["loss"], info.val.get("loss", info.train["loss"]))
+
+    # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
+    fit = fit_module(
+        net, torch.cat([Xn, Y], dim=1), generator=gen, loss_fn=loss_fn, max_epochs=epochs, batch_size=batch_size,
+        lr=lr, weight_decay=weight_decay, validation_fraction=validation_fraction,
+        early_stopping=validation_fraction > 0, patience=patience, tol=1e-6, callback=progress,
+    )
+    train_loss = fit.history["train_loss"]
+    return TrainingResult(
+        train_loss=train_loss, val_loss=fit.history.get("val_loss", train_loss),
+        best_epoch=max(fit.best_epoch - 1, 0), n_train=fit.n_train, n_val=fit.n_val,
+    )
 
 
 def _set_normalisation(net: FrameNetwork, X: torch.Tensor, Y: torch.Tensor) -> None:
@@ -313,27 +308,3 @@ def _reset_parameters(net: FrameNetwork, gen: torch.Generator) -> None:
                 bound = math.sqrt(6.0 / layer.in_features)
                 layer.weight.uniform_(-bound, bound, generator=gen)
                 layer.bias.zero_()
-
-
-def _epoch(net, opt, X, Y, rows, batch_size, gen) -> float:
-    net.train()
-    perm = rows[torch.randperm(rows.numel(), generator=gen)]
-    total = 0.0
-    for start in range(0, perm.numel(), batch_size):
-        idx = perm[start : start + batch_size]
-        loss = _loss(net, net(X[idx]), Y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += float(loss.detach()) * idx.numel()
-    return total / perm.numel()
-
-
-@torch.no_grad()
-def _evaluate(net, X, Y, rows, chunk: int = 8192) -> float:
-    net.eval()
-    total = 0.0
-    for start in range(0, rows.numel(), chunk):
-        idx = rows[start : start + chunk]
-        total += float(_loss(net, net(X[idx]), Y[idx])) * idx.numel()
-    return total / rows.numel()
