@@ -37,6 +37,8 @@ from deepnmf._threads import blas_single_thread, default_workers, run_parallel
 BLOCK_BYTES = 1 << 20
 #: narrowest block (narrower ones make the block products inefficient)
 MIN_BLOCK_COLUMNS = 64
+#: widest block
+MAX_BLOCK_COLUMNS = 2048
 
 
 def column_blocks(m: int, n: int, itemsize: int, n_workers: int) -> list[list[tuple[int, int]]]:
@@ -47,7 +49,7 @@ def column_blocks(m: int, n: int, itemsize: int, n_workers: int) -> list[list[tu
     list of list of (start, stop)
         One list of column ranges per worker (workers with no columns dropped).
     """
-    width = int(np.clip(BLOCK_BYTES // max(n * itemsize, 1), MIN_BLOCK_COLUMNS, 2048))
+    width = int(np.clip(BLOCK_BYTES // max(n * itemsize, 1), MIN_BLOCK_COLUMNS, MAX_BLOCK_COLUMNS))
     if width >= 32:
         width -= width % 16
     edges = np.linspace(0, m, n_workers + 1).round().astype(int)
