@@ -192,18 +192,20 @@ class BlockedSolver:
         loss = 0.0
         # serpentine order: the blocks a sweep touched last are still in cache when the next one starts
         order = self.parts[i] if self._forward else self.parts[i][::-1]
+        lo, hi = self.parts[i][0][0], self.parts[i][-1][1]
+        if self.frobenius and update_H:  # the denominators W^T W H of the worker's columns, in one product
+            den_H = WtW @ H[:, lo:hi]
         for a, b in order:
             Xj = self.Xb[(a, b)]
             Hj = H[:, a:b]
             if self.frobenius:
                 B = W.T @ Xj  # (k, w)
                 if update_H:
-                    _update(k, Hj, B, WtW @ Hj, p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed, into_den=True)
+                    _update(k, Hj, B, den_H[:, a - lo:b - lo], p.l1_H, p.l2_H, p.gamma, p.eps, p.fixed, into_den=True)
                 if accumulate_W:  # <H, W^T X> = <W, X H^T>: the caller takes it from the sum
                     acc_num += Xj @ Hj.T
                 else:
                     loss -= k.dot(Hj, B)
-                acc_den += Hj @ Hj.T  # H H^T, summed over blocks
                 continue
             Mj = None if self.Mb is None else self.Mb[(a, b)]
             shape = Xj.shape
@@ -226,6 +228,8 @@ class BlockedSolver:
                 acc_num += N @ Hj.T
                 if Q is not None:
                     acc_den += Q @ Hj.T
+        if self.frobenius:  # H H^T of the worker's columns, in one product
+            acc_den += H[:, lo:hi] @ H[:, lo:hi].T
         return loss
 
 
