@@ -78,3 +78,12 @@ def test_blocked_schedule_with_strided_inputs(beta, small_blocks, rng):
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-10)
     np.testing.assert_allclose(W_strided.numpy(), b.W.numpy(), rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(H_strided.numpy(), b.H.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_schedule_choice_for_frobenius():
+    from deepnmf.solvers._blocked import use_blocked_gram
+
+    assert use_blocked_gram((513, 10000), None)  # the benchmark's shape: wide and large
+    assert not use_blocked_gram((10000, 513), None)  # tall: the Gram loop
+    assert not use_blocked_gram((300, 513), None)  # small: the Gram loop
+    assert use_blocked_gram((300, 513), 2)  # an explicit worker count asks for the blocked schedule

@@ -39,6 +39,23 @@ BLOCK_BYTES = 1 << 20
 MIN_BLOCK_COLUMNS = 64
 #: widest block
 MAX_BLOCK_COLUMNS = 2048
+#: fewest entries of X per worker thread (below, waking a worker costs more than it saves)
+MIN_ENTRIES_PER_WORKER = 1 << 15
+#: Frobenius without a mask uses the blocked schedule from this many entries of X on (and when X
+#: has no more rows than columns); below, the Gram-matrix loop with threaded BLAS was as fast or faster
+MIN_ENTRIES_FROBENIUS = 1 << 22
+
+
+def use_blocked_gram(shape: tuple[int, int], n_workers: int | None) -> bool:
+    """Whether Frobenius without a mask should run blocked (else the plain Gram-matrix loop).
+
+    On tall data the column blocks would accumulate a tall ``X H^T`` (a
+    row-blocked variant measured no faster than the Gram loop); on small data
+    the Gram loop's few products beat the sweep's bookkeeping. An explicit
+    ``n_workers`` always selects the blocked schedule.
+    """
+    n, m = shape
+    return n_workers is not None or (n <= m and n * m >= MIN_ENTRIES_FROBENIUS)
 
 
 def column_blocks(m: int, n: int, itemsize: int, n_workers: int) -> list[list[tuple[int, int]]]:
@@ -246,7 +263,10 @@ def run_blocked(p, W: np.ndarray, H: np.ndarray, max_iter: int, tol: float, upda
     """
     from deepnmf.solvers.mu import _stop, _update  # noqa: PLC0415
 
-    workers = default_workers() if n_workers is None else max(1, int(n_workers))
+    if n_workers is None:
+        workers = max(1, min(default_workers(), p.X.size // MIN_ENTRIES_PER_WORKER))
+    else:
+        workers = max(1, int(n_workers))
     solver = BlockedSolver(p, W, H, workers)
     with blas_single_thread() if len(solver.parts) > 1 else nullcontext():
         return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop, _update)

@@ -36,7 +36,7 @@ import torch
 
 from deepnmf.divergences import EPS
 from deepnmf.exceptions import DataError, ParameterError
-from deepnmf.solvers._blocked import run_blocked
+from deepnmf.solvers._blocked import run_blocked, use_blocked_gram
 
 
 @dataclass
@@ -357,9 +357,7 @@ def multiplicative_updates(
         l1_reg_W, l2_reg_W, l1_reg_H, l2_reg_H, fixed, _data_constant(Xv, Mv, float(beta), eps),
     )
     gram = p.beta == 2.0 and Mv is None
-    if k is _NumpyKernels and not (gram and update_H and X.shape[0] > X.shape[1]):
-        # (Frobenius on tall data: the column blocks would accumulate a tall X H^T; the plain
-        # Gram-matrix loop with threaded BLAS measured as fast as a row-blocked variant)
+    if k is _NumpyKernels and (not gram or use_blocked_gram(X.shape, n_workers)):
         losses, n_iter = run_blocked(p, Wv, Hv, max_iter, tol, update_W, update_H, callback, n_workers)
     elif gram:
         losses, n_iter = _run_frobenius(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
