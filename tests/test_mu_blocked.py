@@ -87,3 +87,14 @@ def test_schedule_choice_for_frobenius():
     assert not use_blocked_gram((10000, 513), None)  # tall: the Gram loop
     assert not use_blocked_gram((300, 513), None)  # small: the Gram loop
     assert use_blocked_gram((300, 513), 2)  # an explicit worker count asks for the blocked schedule
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0])
+def test_blocked_schedule_is_deterministic(beta, small_blocks, rng):
+    """Blocks go to whichever thread is free, but results are summed in block order: runs are bit-identical."""
+    X = torch.from_numpy(rng.random((20, 64)).astype(np.float32) + 0.01)
+    W, H = initialize(X, 3, init="nndsvda", generator=torch.Generator().manual_seed(4))
+    runs = [multiplicative_updates(X, W.clone(), H.clone(), beta=beta, max_iter=30, tol=0, n_workers=3) for _ in range(4)]
+    for r in runs[1:]:
+        assert r.losses == runs[0].losses
+        assert torch.equal(r.W, runs[0].W) and torch.equal(r.H, runs[0].H)
