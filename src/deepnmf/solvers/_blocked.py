@@ -15,14 +15,17 @@ So one sweep over the blocks updates ``H[:, J]``, forms the model of the block
 at the new ``H`` (which gives the block's share of the objective) and adds the
 block's share to the products the next ``W`` update needs. Every block is read
 once per iteration and stays in cache for its four small products and its
-elementwise passes. The blocks are split between worker threads (numpy
-releases the GIL), each with its own scratch buffers and accumulators, while
+elementwise passes. Worker threads (numpy releases the GIL), each with its
+own scratch buffers, take the blocks one at a time from a shared queue while
 BLAS runs single-threaded: this avoids BLAS's idle worker threads spinning on
-the cores that the elementwise passes need.
+the cores that the elementwise passes need, and a worker on a busier core
+simply takes fewer blocks. Each block's partial sums are kept apart and added
+in block order, so results do not depend on the thread schedule.
 
 The arithmetic is the one of :func:`deepnmf.solvers.mu.multiplicative_updates`
 (same update order: ``W`` then ``H``); only the order of summation differs.
-The data are copied once into contiguous blocks (a copy of ``X``).
+The data are copied once into contiguous blocks (a copy of ``X``), except
+for Frobenius, whose block products read views.
 """
 from __future__ import annotations
 
@@ -117,7 +120,7 @@ class _WorkerKernels:
 
 
 class BlockedSolver:
-    """Holds the blocked data, the scratch buffers and the worker pool of one run.
+    """Holds the blocked data and the per-worker scratch buffers of one run.
 
     Parameters
     ----------

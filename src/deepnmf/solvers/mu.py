@@ -14,16 +14,17 @@ factor by ``(numerator / denominator) ** gamma`` with ``gamma = 1/(2-beta)``
 for ``beta < 1``, ``1/(beta-1)`` for ``beta > 2`` and 1 otherwise, which makes
 the objective non-increasing (majorisation-minimisation).
 
-Speed. The products with ``W @ H`` dominate. Every buffer is allocated once
-and reused in place; ``W @ H`` is computed once per factor update and the
-matrices derived from it (``X * (WH)^(beta-2)``, ``(WH)^(beta-1)``) feed both
-the next update and the objective, so tracking the objective at every
-iteration costs no extra product. Frobenius without a mask never forms
-``W @ H`` (Gram-matrix form), KL without a mask replaces a product by row
-sums. On CPU the kernels run on numpy views of the same memory: on the
-machines we measured, numpy's OpenBLAS matrix products and its single-pass
-elementwise kernels beat torch's CPU kernels for these skinny shapes. CUDA
-tensors use torch kernels.
+Speed. The products with ``W @ H`` dominate; ``W @ H`` is computed once per
+factor update and the matrices derived from it (``X * (WH)^(beta-2)``,
+``(WH)^(beta-1)``) feed both the next update and the objective, so tracking
+the objective at every iteration costs no extra product. Frobenius without a
+mask never forms ``W @ H`` (Gram-matrix form), KL without a mask replaces a
+product by row sums. On CPU, numpy arrays (views of the tensors' memory) run
+the column-blocked, multi-threaded schedule of
+:mod:`deepnmf.solvers._blocked` (small or tall Frobenius problems run the
+plain Gram-matrix loop with threaded BLAS); CUDA tensors, or
+``backend="torch"``, use the plain loops with torch kernels and preallocated
+buffers. See ``docs/nmf.md`` for the measurements behind these choices.
 """
 from __future__ import annotations
 
