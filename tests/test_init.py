@@ -49,3 +49,10 @@ def test_errors(rng):
         initialize(X, 2, init="custom", generator=g)
     with pytest.raises(DataError, match="expected"):
         initialize(X, 2, init="custom", generator=g, W=torch.ones(5, 3), H=torch.ones(2, 4))
+    W, H = torch.ones(5, 2, dtype=X.dtype), torch.ones(2, 4, dtype=X.dtype)
+    with pytest.raises(DataError, match="custom W contains 1 NaN"):
+        initialize(X, 2, init="custom", generator=g, W=W.index_put((torch.tensor(0), torch.tensor(0)), torch.tensor(float("nan"), dtype=X.dtype)), H=H)
+    with pytest.raises(DataError, match="Negative values in data passed to custom H"):
+        initialize(X, 2, init="custom", generator=g, W=W, H=-H)
+    with pytest.raises(DataError, match="custom H is all zeros"):
+        initialize(X, 2, init="custom", generator=g, W=W, H=0 * H)

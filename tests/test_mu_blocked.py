@@ -17,13 +17,25 @@ def small_blocks(monkeypatch):
 
 
 def test_column_blocks_cover_every_column_once():
-    for m, n, workers in [(10000, 513, 2), (513, 10000, 2), (7, 3, 4), (1, 1, 2), (1000, 1, 3)]:
-        parts = column_blocks(m, n, 4, workers)
-        assert 1 <= len(parts) <= workers
-        ranges = [r for part in parts for r in part]
+    for m, n in [(10000, 513), (513, 10000), (7, 3), (1, 1), (1000, 1)]:
+        ranges = column_blocks(m, n, 4)
+        assert 1 <= len(ranges) <= m
         assert ranges[0][0] == 0 and ranges[-1][1] == m
         assert all(a < b for a, b in ranges)
         assert all(r[1] == s[0] for r, s in zip(ranges[:-1], ranges[1:]))
+        widths = [b - a for a, b in ranges]
+        assert max(widths) - min(widths) <= 1  # nearly equal blocks
+    assert len(column_blocks(10000, 513, 4)) == 21  # about 1 MB each: 496 columns of 513 float32 rows
+
+
+def test_workers_never_outnumber_blocks(small_blocks, rng):
+    from deepnmf.solvers._blocked import BlockedSolver
+    from deepnmf.solvers.mu import _NumpyKernels, _Problem
+
+    X = rng.random((5, 9))
+    p = _Problem(_NumpyKernels, X, None, 1.0, 1.0, 1e-12, 0, 0, 0, 0, None, 0.0)
+    solver = BlockedSolver(p, np.ones((5, 2)), np.ones((2, 9)), n_workers=8)
+    assert len(solver.blocks) == 3 and solver.n_workers == 3  # 9 columns in blocks of 4 (at least)
 
 
 @pytest.mark.parametrize("n_workers", [1, 3])

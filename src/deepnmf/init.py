@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from deepnmf._utils import check_finite_nonnegative
 from deepnmf.exceptions import DataError, ParameterError
 
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -127,11 +128,7 @@ def _custom(X, n_components, W, H):
     for name, F, shape in (("W", W, (n, n_components)), ("H", H, (n_components, m))):
         if tuple(F.shape) != shape:
             raise DataError(f"custom {name} has shape {tuple(F.shape)}, expected {shape}")
-        # numpy's single-pass checks on CPU: torch's threaded ones wait for BLAS's spinning threads
-        A = F.detach().numpy() if F.device.type == "cpu" else F
-        lo, hi = (float(A.min()), float(A.max())) if F.numel() else (0.0, 0.0)
-        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0:
-            raise DataError(f"custom {name} must be finite and nonnegative")
-        if not hi > 0:
+        check_finite_nonnegative(F, f"custom {name}")
+        if not float(F.max()) > 0:
             raise DataError(f"custom {name} is all zeros; multiplicative updates cannot move from zero")
     return W.to(X).clone(), H.to(X).clone()

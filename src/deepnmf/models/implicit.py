@@ -474,33 +474,18 @@ class ImplicitNMF(BaseNMF):
         self.n_iter_ = int(state.get("n_iter_", 0))
 
 
-def _mu_activations(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, loss: str, eps: float) -> None:
-    """One multiplicative update of ``H`` ``(n_frames, K)`` in place, atoms ``W`` ``(K, n_bins)`` fixed.
-
-    The beta-divergence update ``H <- H * ((X Y^(b-2)) W^T) / (Y^(b-1) W^T)``
-    with ``Y = H W`` and b = 1 (kl), 2 (frobenius) or 0 (is); it never
-    increases the divergence.
-    """
-    Y = (H @ W).clamp_min(eps)
-    if loss == "kl":
-        num, den = (X / Y) @ W.T, W.sum(dim=1)
-    elif loss == "frobenius":
-        num, den = X @ W.T, Y @ W.T
-    else:
-        num, den = (X / Y.square()) @ W.T, (1.0 / Y) @ W.T
-    H.mul_(num / den.clamp_min(eps))
-
-
 class _GridObjective(torch.autograd.Function):
     """Mean divergence (minus its data term) of ``X`` and ``Y = H @ W``, and the ``H`` update, in one pass.
 
     ``apply(W, H, X, loss, eps)`` returns the objective (differentiable in
-    ``W`` only) and the multiplicative factor of :func:`_mu_activations` for
-    the same ``W`` and ``H`` (not differentiable). Sharing ``Y`` and ``X / Y``
-    saves one product and about ten elementwise passes per epoch compared with
-    autograd through :func:`_model_term` followed by :func:`_mu_activations`;
-    the values and gradients are the same (the clamp of ``Y`` at ``eps``
-    stops the gradient where it is active, as ``clamp_min`` does).
+    ``W`` only) and the factor of one multiplicative update of ``H`` for the
+    same ``W`` and ``H`` (not differentiable): the beta-divergence update
+    ``H <- H * ((X Y^(b-2)) W^T) / (Y^(b-1) W^T)`` with b = 1 (kl), 2
+    (frobenius) or 0 (is), which never increases the divergence. Sharing ``Y``
+    and ``X / Y`` saves one product and about ten elementwise passes per epoch
+    compared with autograd through :func:`_model_term` followed by a separate
+    update; the values and gradients are the same (the clamp of ``Y`` at
+    ``eps`` stops the gradient where it is active, as ``clamp_min`` does).
     """
 
     @staticmethod
@@ -554,7 +539,7 @@ def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> li
         objective.backward()
         losses.append(float(objective.detach()) + const)
         opt.step()
-        H.mul_(factor)  # _mu_activations with the atoms of this epoch
+        H.mul_(factor)  # the activation update with the atoms of this epoch
         report(epoch, losses[-1])
     with torch.no_grad():  # the final value without cancellation: full formula in float64
         losses.append(float(pointwise_loss(X.double(), (H @ net(F)).double(), loss, eps=eps)))

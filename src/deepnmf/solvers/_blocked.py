@@ -34,7 +34,8 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from deepnmf._threads import blas_single_thread, default_workers, run_parallel
+from deepnmf._threads import blas_single_thread, default_workers, run_parallel, slices
+from deepnmf.solvers.mu import _elementwise, _NumpyKernels, _stop, _update
 
 #: target size of one column block of X in bytes
 BLOCK_BYTES = 1 << 20
@@ -61,43 +62,29 @@ def use_blocked_gram(shape: tuple[int, int], n_workers: int | None) -> bool:
     return n_workers is not None or (n <= m and n * m >= MIN_ENTRIES_FROBENIUS)
 
 
-def column_blocks(m: int, n: int, itemsize: int, n_workers: int) -> list[list[tuple[int, int]]]:
-    """Split ``m`` columns evenly between workers, then into blocks of about ``BLOCK_BYTES``.
+def column_blocks(m: int, n: int, itemsize: int) -> list[tuple[int, int]]:
+    """Split ``m`` columns of ``n`` rows into nearly equal blocks of about ``BLOCK_BYTES``.
 
     Returns
     -------
-    list of list of (start, stop)
-        One list of column ranges per worker (workers with no columns dropped).
+    list of (start, stop)
+        Contiguous, non-empty column ranges covering ``range(m)`` in order.
     """
     width = int(np.clip(BLOCK_BYTES // max(n * itemsize, 1), MIN_BLOCK_COLUMNS, MAX_BLOCK_COLUMNS))
     if width >= 32:
         width -= width % 16
-    edges = np.linspace(0, m, n_workers + 1).round().astype(int)
-    parts = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        if b <= a:
-            continue
-        count = max(1, math.ceil((b - a) / width))
-        inner = np.linspace(a, b, count + 1).round().astype(int)
-        parts.append([(int(s), int(e)) for s, e in zip(inner[:-1], inner[1:])])
-    return parts
+    return slices(m, math.ceil(m / width))
 
 
-class _WorkerKernels:
+class _WorkerKernels(_NumpyKernels):
     """numpy kernels of one worker: the model floor uses a preallocated array of eps.
 
     ``np.maximum`` with a scalar takes a loop several times slower than with
     an array operand on the machines we measured, so large floors compare
-    against a flat buffer of eps reshaped to the operand's shape.
+    against a flat buffer of eps reshaped to the operand's shape. Whether the
+    objective's dots run in float64 is decided once for the whole problem
+    (the blocks are small even when the problem is not).
     """
-
-    matmul = staticmethod(lambda a, b, out: np.matmul(a, b, out=out))
-    small = staticmethod(lambda a, b: a @ b)
-    divide = staticmethod(lambda a, b, out: np.divide(a, b, out=out))
-    multiply = staticmethod(lambda a, b, out: np.multiply(a, b, out=out))
-    power = staticmethod(lambda a, p, out: np.power(a, p, out=out))
-    log = staticmethod(lambda a, out: np.log(a, out=out))
-    reciprocal = staticmethod(lambda a, out: np.reciprocal(a, out=out))
 
     def __init__(self, eps: float, size: int, dtype, exact: bool):
         self._eps = np.full(size, eps, dtype=dtype)
@@ -136,14 +123,15 @@ class BlockedSolver:
     def __init__(self, p, W: np.ndarray, H: np.ndarray, n_workers: int):
         self.p, self.W, self.H = p, W, H
         n, m = p.X.shape
-        self.parts = column_blocks(m, n, p.X.itemsize, n_workers)
+        self.blocks = column_blocks(m, n, p.X.itemsize)
+        self.n_workers = max(1, min(n_workers, len(self.blocks)))
         exact = p.X.size <= 2_000_000
         self.frobenius = p.beta == 2.0 and p.M is None
-        widest = max(b - a for part in self.parts for a, b in part)
-        self.kernels = [_WorkerKernels(p.eps, n * widest, p.X.dtype, exact) for _ in self.parts]
+        widest = max(b - a for a, b in self.blocks)
+        self.kernels = [_WorkerKernels(p.eps, n * widest, p.X.dtype, exact) for _ in range(self.n_workers)]
         # contiguous copies of the blocks speed up the elementwise passes; Frobenius has none, views do
         block = (lambda r: p.X[:, r[0]:r[1]]) if self.frobenius else (lambda r: np.ascontiguousarray(p.X[:, r[0]:r[1]]))
-        self.Xb = {r: block(r) for part in self.parts for r in part}
+        self.Xb = {r: block(r) for r in self.blocks}
         self.Mb = None if p.M is None else {r: np.ascontiguousarray(p.M[:, r[0]:r[1]]) for r in self.Xb}
         # scratch per worker: model P (shared with N for KL), N, S (log), Q (denominator matrix)
         need_N = not self.frobenius and p.beta not in (1.0, 2.0)
@@ -157,10 +145,12 @@ class BlockedSolver:
                 "S": flat() if need_S else None,
                 "Q": flat() if need_Q else None,
             }
-            for _ in self.parts
+            for _ in range(self.n_workers)
         ]
-        self.blocks = [r for part in self.parts for r in part]
-        self._forward = False
+        # serpentine order: the blocks a sweep touched last are still in cache when the next starts
+        forward = list(enumerate(self.blocks))
+        self._orders = (forward, forward[::-1])
+        self._sweeps = 0
 
     # ---------------------------------------------------------------- sweeps
     def sweep(self, update_H: bool, accumulate_W: bool, WtW=None) -> tuple[float, np.ndarray | None, np.ndarray | None]:
@@ -180,12 +170,11 @@ class BlockedSolver:
         block's results go to its own slot and are summed in block order,
         so the result does not depend on which thread took which block.
         """
-        self._forward = not self._forward  # serpentine: the last blocks of a sweep are still in cache
-        order = list(enumerate(self.blocks))
-        queue = iter(order if self._forward else order[::-1])
+        queue = iter(self._orders[self._sweeps % 2])
+        self._sweeps += 1
         nb = len(self.blocks)
         self._loss, self._num, self._den = [0.0] * nb, [None] * nb, [None] * nb
-        run_parallel(self._work, [(i, queue, update_H, accumulate_W, WtW) for i in range(len(self.parts))])
+        run_parallel(self._work, [(i, queue, update_H, accumulate_W, WtW) for i in range(self.n_workers)])
         loss = math.fsum(self._loss)
         num = _ordered_sum(self._num)
         den = _ordered_sum(self._den)
@@ -194,8 +183,6 @@ class BlockedSolver:
         return loss, num, den
 
     def _work(self, i: int, queue, update_H: bool, accumulate_W: bool, WtW) -> None:
-        from deepnmf.solvers.mu import _elementwise, _update  # noqa: PLC0415 (circular at import time)
-
         p, W, H, k = self.p, self.W, self.H, self.kernels[i]
         buf = self.scratch[i]
         for j, (a, b) in queue:
@@ -253,18 +240,16 @@ def run_blocked(p, W: np.ndarray, H: np.ndarray, max_iter: int, tol: float, upda
         Objective at the start and after every iteration.
     n_iter : int
     """
-    from deepnmf.solvers.mu import _stop, _update  # noqa: PLC0415
-
     if n_workers is None:
         workers = max(1, min(default_workers(), p.X.size // MIN_ENTRIES_PER_WORKER))
     else:
         workers = max(1, int(n_workers))
     solver = BlockedSolver(p, W, H, workers)
-    with blas_single_thread() if len(solver.parts) > 1 else nullcontext():
-        return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop, _update)
+    with blas_single_thread() if solver.n_workers > 1 else nullcontext():
+        return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback)
 
 
-def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback, _stop, _update):
+def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback):
     k = solver.kernels[0]
     if solver.frobenius:
         # objective 0.5||X||^2 - <H, W^T X> + 0.5 <W^T W, H H^T>; the W update needs X H^T

@@ -37,7 +37,6 @@ import torch
 
 from deepnmf.divergences import EPS
 from deepnmf.exceptions import DataError, ParameterError
-from deepnmf.solvers._blocked import run_blocked, use_blocked_gram
 
 
 @dataclass
@@ -358,6 +357,8 @@ def multiplicative_updates(
         l1_reg_W, l2_reg_W, l1_reg_H, l2_reg_H, fixed, _data_constant(Xv, Mv, float(beta), eps),
     )
     gram = p.beta == 2.0 and Mv is None
+    from deepnmf.solvers._blocked import run_blocked, use_blocked_gram  # noqa: PLC0415 (it builds on this module)
+
     if k is _NumpyKernels and (not gram or use_blocked_gram(X.shape, n_workers)):
         losses, n_iter = run_blocked(p, Wv, Hv, max_iter, tol, update_W, update_H, callback, n_workers)
     elif gram:
