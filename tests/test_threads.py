@@ -28,6 +28,7 @@ def test_blas_single_thread_limits_and_restores():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     before = blas_threads()
+    assert before, "numpy's BLAS should be visible to threadpoolctl"
     with blas_single_thread():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
