@@ -79,6 +79,35 @@ def test_gradients_match_finite_differences(torch_gen):
     assert torch.autograd.gradcheck(evaluate, (theta,))
 
 
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_gradients_for_weights_and_features_match_finite_differences(n_layers, torch_gen):
+    net = ImplicitFactor(3, n_octaves=2, hidden=5, n_layers=n_layers, generator=torch_gen, dtype=torch.float64)
+    F = net.features(torch.rand(6, generator=torch_gen, dtype=torch.float64)).requires_grad_(True)
+    theta = net.theta.detach().clone().requires_grad_(True)
+    evaluate = lambda th, feats: torch.func.functional_call(net, {"theta": th}, (feats,))  # noqa: E731
+    assert torch.autograd.gradcheck(evaluate, (theta, F))
+
+
+def test_float32_gradient_matches_autograd_through_naive_networks(torch_gen):
+    """The hand-written reverse mode against torch autograd through ordinary layers, at a realistic size."""
+    net = ImplicitFactor(4, n_octaves=10, hidden=64, generator=torch_gen)
+    F = net.features(torch.linspace(0, 1, 300))
+    G = torch.randn(4, 300, generator=torch_gen)
+    (net(F) * G).sum().backward()
+    theta = net.theta.detach().double().requires_grad_(True)
+    w = net.weights(theta)  # differentiable views of a float64 copy
+    out = []
+    for k in range(4):  # one component at a time, point-major, through torch.nn.functional
+        z = F[k].T.double()
+        layers = [(w["w_in"][k], w["b_in"][k, :, 0])]
+        layers += [(w["w_hidden"][i, k], w["b_hidden"][i, k, :, 0]) for i in range(net.n_layers - 1)]
+        for weight, bias in layers:
+            z = torch.sin(torch.nn.functional.linear(z, weight, bias))
+        out.append(torch.nn.functional.softplus(torch.nn.functional.linear(z, w["w_out"][k], w["b_out"][k, 0])[:, 0]))
+    (torch.stack(out) * G.double()).sum().backward()
+    torch.testing.assert_close(net.theta.grad.double(), theta.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_same_generator_state_gives_same_weights():
     a = ImplicitFactor(4, generator=torch.Generator().manual_seed(3))
     b = ImplicitFactor(4, generator=torch.Generator().manual_seed(3))

@@ -19,7 +19,7 @@ is what ``n_layers=3`` builds (one ``64 x 64`` product fewer per evaluation).
 
 All ``K`` networks share their architecture, so their weights are stacked in a
 handful of large tensors and evaluated by batched matrix products
-(``torch.baddbmm``): there is no Python loop over components or over points.
+(``torch.bmm``): there is no Python loop over components or over points.
 On a fixed grid the Fourier features are constant and are computed once
 (:class:`ImplicitFactor` takes them as input). For points lying on a union of
 grids, :func:`unique_coordinates` finds the distinct coordinates so that every
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -89,42 +88,61 @@ def unique_coordinates(x: torch.Tensor, *, decimals: int = 9) -> tuple[torch.Ten
     return (uniq / 10**decimals).to(x.dtype), inverse
 
 
-def _trig(name: str, a: torch.Tensor) -> torch.Tensor:
-    """``sin(a)`` or ``cos(a)`` (``name``) into a new tensor; on CPU through numpy, whose float32
-    versions are about 2x faster than torch's here."""
-    if a.device.type != "cpu" or not a.is_contiguous():
-        return getattr(torch, name)(a)
-    out = torch.empty_like(a)
-    getattr(np, name)(a.numpy(), out=out.numpy())
-    return out
+class _StackedMLP(torch.autograd.Function):
+    """All ``K`` networks of an :class:`ImplicitFactor`, forward and reverse mode written out.
 
-
-class _SineLayer(torch.autograd.Function):
-    """``sin(b + W @ z)`` for stacked components with a lean backward.
-
-    Shapes: ``z (K, d, n)``, ``W (K, h, d)``, ``b (K, h, 1)`` -> ``(K, h, n)``.
-    CPU-minded choices, each measured on this project's 2-core machine:
-    ``bmm`` then an in-place bias add (``baddbmm`` with a broadcast bias was
-    1.7x slower), ``W^T`` made contiguous before the backward product (1.4x),
-    sine and cosine through numpy (2x). The backward skips ``dz`` when ``z``
-    needs no gradient (the constant Fourier features).
+    ``apply(theta, F, factor)`` returns ``softplus(out)`` ``(K, n)`` for
+    features ``F`` ``(K, 2J, n)``; the gradient flows to ``theta`` (flat, in
+    the layout of ``factor``) and to ``F`` if it requires one. One autograd
+    node instead of a chain of them, with choices measured on the project's
+    2-core machines: ``bmm`` then an in-place bias add (``baddbmm`` with a
+    broadcast bias was 1.7x slower); the cosine each backward product needs
+    is computed in the forward pass, over the pre-activation while that is
+    still in cache; the output layer's backward is a broadcast product, not a
+    rank-1 matrix product; weight gradients are written straight into the
+    flat gradient. A grid training step (20 components, 1001 bins, hidden
+    64) took 0.61-0.76x the time of the per-layer autograd functions this
+    replaced (interleaved runs, ``docs/implicit-nmf.md``).
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        a = torch.bmm(W, z).add_(b)  # (K, h, n)
-        ctx.save_for_backward(z, W, a)
-        return _trig("sin", a)
+    def forward(ctx, theta: torch.Tensor, F: torch.Tensor, factor: "ImplicitFactor") -> torch.Tensor:
+        w = factor.weights(theta)
+        z, zs, cs = F, [F], []
+        for W, b in factor.sine_layers(w):
+            a = torch.bmm(W, z).add_(b)  # (K, h, n)
+            z = torch.sin(a)
+            cs.append(torch.cos(a, out=a))
+            zs.append(z)
+        out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
+        ctx.save_for_backward(theta, *zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
+        ctx.factor = factor
+        return nn.functional.softplus(out.squeeze(1))  # (K, n)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        z, W, a = ctx.saved_tensors
-        ga = _trig("cos", a).mul_(grad)  # (K, h, n)
-        gz = torch.bmm(W.transpose(1, 2).contiguous(), ga) if ctx.needs_input_grad[0] else None
-        gW = torch.bmm(ga, z.transpose(1, 2)) if ctx.needs_input_grad[1] else None
-        gb = ga.sum(dim=2, keepdim=True) if ctx.needs_input_grad[2] else None
-        return gz, gW, gb
+        factor = ctx.factor
+        theta, *rest = ctx.saved_tensors
+        n_sine = factor.n_layers
+        zs, cs, sig = rest[:n_sine + 1], rest[n_sine + 1:-1], rest[-1]
+        w = factor.weights(theta)
+        flat = torch.empty_like(theta)
+        gw = factor.weights(flat)
+        go = grad.unsqueeze(1) * sig  # (K, 1, n)
+        torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"])
+        torch.sum(go, dim=2, keepdim=True, out=gw["b_out"])
+        ga = (w["w_out"].transpose(1, 2) * go).mul_(cs[-1])  # (K, h, n)
+        layers = factor.sine_layers(w)
+        grads = factor.sine_layers(gw)
+        for i in range(n_sine - 1, -1, -1):
+            gW, gb = grads[i]
+            torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
+            torch.sum(ga, dim=2, keepdim=True, out=gb)
+            if i > 0:
+                ga = torch.bmm(layers[i][0].transpose(1, 2), ga).mul_(cs[i - 1])
+        gF = torch.bmm(layers[0][0].transpose(1, 2), ga) if ctx.needs_input_grad[1] else None
+        return flat, gF, None
 
 
 class ImplicitFactor(nn.Module):
@@ -186,14 +204,19 @@ class ImplicitFactor(nn.Module):
         self.register_buffer("phase", torch.zeros(K, n_octaves, dtype=dtype, device=device))
         self.reset_parameters(generator)
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The named weights as views of ``theta`` (shapes in the class notes)."""
+    def weights(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The named weights as views of ``theta`` (default: the module's; shapes in the class notes)."""
+        theta = self.theta if theta is None else theta
         out, offset = {}, 0
         for name, (shape, _) in self._layout.items():
             n = math.prod(shape)
-            out[name] = self.theta[offset:offset + n].view(shape)
+            out[name] = theta[offset:offset + n].view(shape)
             offset += n
         return out
+
+    def sine_layers(self, w: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(weight, bias)`` of each sine layer, input first, from :meth:`weights`' dictionary."""
+        return [(w["w_in"], w["b_in"])] + [(w["w_hidden"][i], w["b_hidden"][i]) for i in range(self.n_layers - 1)]
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -226,12 +249,7 @@ class ImplicitFactor(nn.Module):
         G : torch.Tensor [shape=(n_components, n)]
             Nonnegative function values.
         """
-        w = self.weights()
-        z = _SineLayer.apply(F, w["w_in"], w["b_in"])  # (K, h, n)
-        for layer in range(self.n_layers - 1):
-            z = _SineLayer.apply(z, w["w_hidden"][layer], w["b_hidden"][layer])  # (K, h, n)
-        out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
-        return nn.functional.softplus(out.squeeze(1))  # (K, n)
+        return _StackedMLP.apply(self.theta, F, self)
 
     def at(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate at coordinates ``x`` ``(n,)``; returns ``(n_components, n)``."""
