@@ -29,7 +29,7 @@ from deepnmf._utils import (
 )
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
-from deepnmf.nn.implicit import pointwise_loss
+from deepnmf.nn.implicit import Workspace, pointwise_loss
 from deepnmf.nn.optim import FlatRprop
 
 MODES = ("grid", "points")
@@ -532,9 +532,10 @@ def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> li
     opt = _make_optimizer(optimizer, [net.theta], lr)
     const = _data_term(X, loss, eps)
     losses = []
+    workspace = Workspace()  # the network's large states reuse the same memory at every epoch
     for epoch in range(1, epochs + 1):
         opt.zero_grad(set_to_none=True)
-        W = net(F)  # (K, n_bins)
+        W = net(F, workspace=workspace)  # (K, n_bins)
         objective, factor = _GridObjective.apply(W, H, X, loss, eps)
         objective.backward()
         losses.append(float(objective.detach()) + const)
@@ -558,6 +559,7 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
     n = V.numel()
     n_draw = max(1, int(round(fraction * n)))
     losses = []
+    spaces = {name: Workspace() for name in nets}
     for epoch in range(1, epochs + 1):
         if n_draw < n:
             sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
@@ -565,7 +567,8 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
         else:
             fi, ti, v = f_idx, t_idx, V
         opt.zero_grad(set_to_none=True)
-        Wu, Hu = nets["W"](Ff).T, nets["H"](Ft).T  # (n_freqs, K), (n_times, K)
+        Wu = nets["W"](Ff, workspace=spaces["W"]).T  # (n_freqs, K)
+        Hu = nets["H"](Ft, workspace=spaces["H"]).T  # (n_times, K)
         Y = (Wu[fi] * Hu[ti]).sum(dim=1)  # (n_draw,)
         objective = _model_term(v, Y, loss, eps)
         objective.backward()

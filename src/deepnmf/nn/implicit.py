@@ -106,23 +106,26 @@ class _StackedMLP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, theta: torch.Tensor, F: torch.Tensor, factor: "ImplicitFactor") -> torch.Tensor:
+    def forward(ctx, theta: torch.Tensor, F: torch.Tensor, factor: "ImplicitFactor",
+                workspace: "Workspace | None") -> torch.Tensor:
         w = factor.weights(theta)
+        K, n = F.shape[0], F.shape[2]
         z, zs, cs = F, [F], []
-        for W, b in factor.sine_layers(w):
-            a = torch.bmm(W, z).add_(b)  # (K, h, n)
-            z = torch.sin(a)
+        for i, (W, b) in enumerate(factor.sine_layers(w)):
+            a = _buffer(workspace, ("a", i), (K, W.shape[1], n), F)
+            torch.bmm(W, z, out=a).add_(b)  # (K, h, n)
+            z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, F))
             cs.append(torch.cos(a, out=a))
             zs.append(z)
         out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
         ctx.save_for_backward(theta, *zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
-        ctx.factor = factor
+        ctx.factor, ctx.workspace = factor, workspace
         return nn.functional.softplus(out.squeeze(1))  # (K, n)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        factor = ctx.factor
+        factor, workspace = ctx.factor, ctx.workspace
         theta, *rest = ctx.saved_tensors
         n_sine = factor.n_layers
         zs, cs, sig = rest[:n_sine + 1], rest[n_sine + 1:-1], rest[-1]
@@ -132,17 +135,48 @@ class _StackedMLP(torch.autograd.Function):
         go = grad.unsqueeze(1) * sig  # (K, 1, n)
         torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"])
         torch.sum(go, dim=2, keepdim=True, out=gw["b_out"])
-        ga = (w["w_out"].transpose(1, 2) * go).mul_(cs[-1])  # (K, h, n)
+        ga = torch.mul(w["w_out"].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
+        ga.mul_(cs[-1])  # (K, h, n)
         layers = factor.sine_layers(w)
         grads = factor.sine_layers(gw)
         for i in range(n_sine - 1, -1, -1):
             gW, gb = grads[i]
             torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
             torch.sum(ga, dim=2, keepdim=True, out=gb)
-            if i > 0:
-                ga = torch.bmm(layers[i][0].transpose(1, 2), ga).mul_(cs[i - 1])
+            if i > 0:  # alternate between two buffers: a product cannot write over its input
+                out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
+                ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
         gF = torch.bmm(layers[0][0].transpose(1, 2), ga) if ctx.needs_input_grad[1] else None
-        return flat, gF, None
+        return flat, gF, None, None
+
+
+class Workspace:
+    """Buffers reused by repeated evaluations of an :class:`ImplicitFactor` (a training loop).
+
+    Large intermediate states (``(K, hidden, n)`` each) are written into the
+    same memory at every step instead of freshly allocated ones: fresh
+    multi-megabyte blocks come from the operating system as zeroed pages, and
+    those page faults cost 5-15% of a grid training step on the project's
+    machine. A state saved for the backward pass of one evaluation is
+    overwritten by the next evaluation with the same workspace, so use one
+    workspace per loop that runs backward before evaluating again; torch's
+    version counters make a backward through an overwritten state raise an
+    error instead of returning wrong gradients.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def get(self, key: tuple, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device, the same one for the same key."""
+        buf = self._buffers.get(key)
+        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._buffers[key] = like.new_empty(shape)
+        return buf
+
+
+def _buffer(workspace: Workspace | None, key: tuple, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty(shape) if workspace is None else workspace.get(key, shape, like)
 
 
 class ImplicitFactor(nn.Module):
@@ -236,20 +270,22 @@ class ImplicitFactor(nn.Module):
         """
         return fourier_features(x, self.n_octaves, phase=self.phase).transpose(1, 2).contiguous()
 
-    def forward(self, F: torch.Tensor) -> torch.Tensor:
+    def forward(self, F: torch.Tensor, *, workspace: Workspace | None = None) -> torch.Tensor:
         """Evaluate every component on precomputed features.
 
         Parameters
         ----------
         F : torch.Tensor [shape=(n_components, 2 * n_octaves, n)]
             Output of :meth:`features` (constant on a fixed grid: compute once).
+        workspace : Workspace, optional
+            Buffers to reuse for the intermediate states (training loops; see :class:`Workspace`).
 
         Returns
         -------
         G : torch.Tensor [shape=(n_components, n)]
             Nonnegative function values.
         """
-        return _StackedMLP.apply(self.theta, F, self)
+        return _StackedMLP.apply(self.theta, F, self, workspace)
 
     def at(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate at coordinates ``x`` ``(n,)``; returns ``(n_components, n)``."""
