@@ -8,7 +8,7 @@ import torch
 
 from deepnmf.divergences import beta_divergence
 from deepnmf.exceptions import DataError, ParameterError
-from deepnmf.nn.implicit import ImplicitFactor, fourier_features, pointwise_loss, unique_coordinates
+from deepnmf.nn.implicit import ImplicitFactor, Workspace, fourier_features, pointwise_loss, unique_coordinates
 
 
 def test_per_component_phases_give_per_component_features():
@@ -134,3 +134,29 @@ def test_errors():
         fourier_features(torch.zeros(3, 2), 4)
     with pytest.raises(ParameterError, match="loss must be one of"):
         pointwise_loss(torch.ones(2), torch.ones(2), "l1")
+
+
+def test_workspace_gives_identical_values_and_gradients(torch_gen):
+    net = ImplicitFactor(3, n_octaves=4, hidden=16, generator=torch_gen)
+    F = net.features(torch.linspace(0, 1, 40))
+    G = torch.randn(3, 40, generator=torch_gen)
+    out = net(F)
+    (out * G).sum().backward()
+    expected = net.theta.grad.clone()
+    workspace = Workspace()
+    for _ in range(2):  # the second pass reuses the buffers of the first
+        net.theta.grad = None
+        out_ws = net(F, workspace=workspace)
+        (out_ws * G).sum().backward()
+        assert torch.equal(out_ws, out)
+        assert torch.equal(net.theta.grad, expected)
+
+
+def test_workspace_overwritten_state_raises_instead_of_wrong_gradient(torch_gen):
+    net = ImplicitFactor(2, n_octaves=3, hidden=8, generator=torch_gen)
+    F = net.features(torch.linspace(0, 1, 20))
+    workspace = Workspace()
+    first = net(F, workspace=workspace).sum()
+    net(F * 0.5, workspace=workspace)  # overwrites the states the first evaluation saved
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first.backward()
