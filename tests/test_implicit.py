@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from deepnmf.divergences import beta_divergence
+from deepnmf.nn import implicit
 from deepnmf.exceptions import DataError, ParameterError
-from deepnmf.nn.implicit import ImplicitFactor, Workspace, fourier_features, pointwise_loss, unique_coordinates
+from deepnmf.nn.implicit import (
+    ImplicitFactor,
+    Workspace,
+    fourier_features,
+    paired_model,
+    pointwise_loss,
+    unique_coordinates,
+)
 
 
 def test_per_component_phases_give_per_component_features():
@@ -160,3 +168,20 @@ def test_workspace_overwritten_state_raises_instead_of_wrong_gradient(torch_gen)
     net(F * 0.5, workspace=workspace)  # overwrites the states the first evaluation saved
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         first.backward()
+
+
+@pytest.mark.parametrize("ratio", [0, 1000])  # 0: always the gathered rows, 1000: always the dense product
+def test_paired_model_matches_naive_sum_with_gradients(ratio, torch_gen, monkeypatch):
+    monkeypatch.setattr(implicit, "DENSE_PAIR_RATIO", ratio)
+    n_points = 40
+    W = torch.rand(3, 9, generator=torch_gen, dtype=torch.float64, requires_grad=True)
+    H = torch.rand(3, 7, generator=torch_gen, dtype=torch.float64, requires_grad=True)
+    f_idx = torch.randint(0, 9, (n_points,), generator=torch_gen)
+    t_idx = torch.randint(0, 7, (n_points,), generator=torch_gen)  # with repeated (f, t) pairs
+    g = torch.randn(n_points, generator=torch_gen, dtype=torch.float64)
+    (paired_model(W, H, f_idx, t_idx) * g).sum().backward()
+    naive = torch.stack([sum(W[k, f] * H[k, t] for k in range(3)) for f, t in zip(f_idx.tolist(), t_idx.tolist())])
+    torch.testing.assert_close(paired_model(W, H, f_idx, t_idx), naive)
+    gW, gH = torch.autograd.grad((naive * g).sum(), (W, H))
+    torch.testing.assert_close(W.grad, gW)
+    torch.testing.assert_close(H.grad, gH)

@@ -29,7 +29,7 @@ from deepnmf._utils import (
 )
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
-from deepnmf.nn.implicit import Workspace, pointwise_loss
+from deepnmf.nn.implicit import Workspace, paired_model, pointwise_loss
 from deepnmf.nn.optim import FlatRprop
 
 MODES = ("grid", "points")
@@ -312,10 +312,8 @@ class ImplicitNMF(BaseNMF):
     @staticmethod
     def _scale_points_init(nets, Ff, Ft, f_idx, t_idx, V) -> None:
         """Shift the activation networks' output so the initial model has the data's mean."""
-        from deepnmf.nn.implicit import points_reconstruction
-
         with torch.no_grad():
-            Y = points_reconstruction(nets["W"](Ff)[:, f_idx], nets["H"](Ft)[:, t_idx])
+            Y = paired_model(nets["W"](Ff), nets["H"](Ft), f_idx, t_idx)
             nets["H"].scale_output(max(float(V.mean()), 1e-12) / max(float(Y.mean()), 1e-12))
 
     # ------------------------------------------------------ using the model
@@ -567,15 +565,15 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
         else:
             fi, ti, v = f_idx, t_idx, V
         opt.zero_grad(set_to_none=True)
-        Wu = nets["W"](Ff, workspace=spaces["W"]).T  # (n_freqs, K)
-        Hu = nets["H"](Ft, workspace=spaces["H"]).T  # (n_times, K)
-        Y = (Wu[fi] * Hu[ti]).sum(dim=1)  # (n_draw,)
+        Wu = nets["W"](Ff, workspace=spaces["W"])  # (K, n_freqs)
+        Hu = nets["H"](Ft, workspace=spaces["H"])  # (K, n_times)
+        Y = paired_model(Wu, Hu, fi, ti)  # (n_draw,)
         objective = _model_term(v, Y, loss, eps)
         objective.backward()
         losses.append(float(objective.detach()) + _data_term(v, loss, eps))
         opt.step()
         report(epoch, losses[-1])
     with torch.no_grad():
-        Y = (nets["W"](Ff).T[f_idx] * nets["H"](Ft).T[t_idx]).sum(dim=1)
+        Y = paired_model(nets["W"](Ff), nets["H"](Ft), f_idx, t_idx)
         losses.append(float(pointwise_loss(V.double(), Y.double(), loss, eps=eps)))
     return losses
