@@ -56,3 +56,16 @@ def test_errors(rng):
         initialize(X, 2, init="custom", generator=g, W=W, H=-H)
     with pytest.raises(DataError, match="custom H is all zeros"):
         initialize(X, 2, init="custom", generator=g, W=W, H=0 * H)
+
+
+def test_custom_factors_are_copied_c_contiguous(rng):
+    X = torch.from_numpy(rng.random((12, 9)))
+    W = torch.from_numpy(np.asfortranarray(rng.random((12, 3))))
+    H = torch.from_numpy(np.asfortranarray(rng.random((3, 9))))
+    assert not H.is_contiguous()
+    W0, H0 = initialize(X, 3, init="custom", W=W, H=H, generator=torch.Generator())
+    assert W0.is_contiguous() and H0.is_contiguous()
+    torch.testing.assert_close(W0, W)
+    torch.testing.assert_close(H0, H)
+    H0[0, 0] = -1.0
+    assert float(H[0, 0]) >= 0  # a copy, not a view

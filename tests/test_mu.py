@@ -136,3 +136,23 @@ def test_shape_errors(rng):
     with pytest.raises(DataError, match="only 0"):
         multiplicative_updates(X, torch.ones(5, 2, dtype=X.dtype), torch.ones(2, 4, dtype=X.dtype), mask=torch.full((5, 4), 0.5))
 
+
+
+@pytest.mark.parametrize("intel", [False, True])
+def test_auto_backend_rule_for_frobenius(intel, monkeypatch, rng):
+    """'auto' on CPU: torch kernels for unmasked Frobenius only where MKL runs on an Intel CPU; same results."""
+    from deepnmf.solvers import mu
+
+    monkeypatch.setattr(mu, "mkl_on_intel", lambda: intel)
+    cpu = torch.device("cpu")
+    assert mu._kernels(cpu, "auto", gram=True) is (mu._TorchKernels if intel else mu._NumpyKernels)
+    assert mu._kernels(cpu, "auto", gram=False) is mu._NumpyKernels  # KL, IS, masks: numpy everywhere
+    assert mu._kernels(cpu, "numpy", gram=True) is mu._NumpyKernels
+    X = torch.from_numpy(rng.random((40, 30)))
+    runs = {}
+    for backend in ("auto", "numpy", "torch"):
+        W, H = _start(X)
+        runs[backend] = multiplicative_updates(X, W, H, beta=2.0, max_iter=30, tol=0, backend=backend).losses
+    torch.testing.assert_close(torch.tensor(runs["auto"]), torch.tensor(runs["torch" if intel else "numpy"]),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(torch.tensor(runs["numpy"]), torch.tensor(runs["torch"]), rtol=1e-9, atol=0)

@@ -131,4 +131,5 @@ def _custom(X, n_components, W, H):
         check_finite_nonnegative(F, f"custom {name}")
         if not float(F.max()) > 0:
             raise DataError(f"custom {name} is all zeros; multiplicative updates cannot move from zero")
-    return W.to(X).clone(), H.to(X).clone()
+    # contiguous copies: a Fortran-ordered H (as scikit-learn's initialisers return) slows every update
+    return W.to(X).clone(memory_format=torch.contiguous_format), H.to(X).clone(memory_format=torch.contiguous_format)
