@@ -49,21 +49,27 @@ SR = 16000
 
 # ------------------------------------------------------- reference formulation
 class PerPointFourier(nn.Module):
-    """Fourier features ``cos/sin(2^j pi x + b_j)`` built point by point in a Python loop (as the reference)."""
+    """Fourier features ``cos/sin(2^j pi x + b_j)`` built point by point in a Python loop (as the reference).
+
+    Per point the reference multiplies its octave vector ``2^j`` by pi, then by
+    the coordinate, then adds the phases: three tensor operations, kept here
+    (sessions 1-2 folded pi into the octaves, one operation fewer per point,
+    which made this reference about 20% faster than the official one).
+    """
 
     def __init__(self, n_octaves: int):
         super().__init__()
-        self.register_buffer("scales", math.pi * 2.0 ** torch.arange(n_octaves))
+        self.register_buffer("octaves", 2.0 ** torch.arange(n_octaves))
         self.register_buffer("phase", torch.randn(n_octaves))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arg = torch.vstack([self.scales * x[i] + self.phase for i in range(x.shape[0])])  # one point at a time
+        arg = torch.vstack([self.octaves * math.pi * x[i] + self.phase for i in range(x.shape[0])])  # point by point
         return torch.hstack([torch.cos(arg), torch.sin(arg)])  # (n, 2J)
 
 
 class VectorFourier(PerPointFourier):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arg = x[:, None] * self.scales + self.phase
+        arg = x[:, None] * (self.octaves * math.pi) + self.phase
         return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)
 
 
