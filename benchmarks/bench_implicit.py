@@ -14,6 +14,9 @@ then gathered) against evaluating every network at every point: (a) one
 network per component in a Python loop (features vectorised), (b) the
 package's batched networks without the deduplication.
 
+For the grid step it also reports the matrix-product FLOPs per step, the
+achieved GFLOP/s and their share of a measured 2000^3 matrix-multiply peak.
+
 Also plots a learned dictionary sampled at two STFT sizes.
 
 Usage::
@@ -202,8 +205,50 @@ def bench_grid(device, rounds, rank=20, hidden=64, n_octaves=10) -> dict:
     }
     res = interleaved(cands, rounds, device)
     ref, ours = res.values()
+    flops = grid_step_flops(X.shape[0], X.shape[1], rank, hidden, n_octaves)
     return {"shape": list(X.shape), "rank": rank, "hidden": hidden, "n_octaves": n_octaves,
-            "seconds_per_step": res, "speedup": ref / ours}
+            "seconds_per_step": res, "speedup": ref / ours,
+            "matrix_product_gflop_per_step": flops / 1e9, "achieved_gflop_per_s": flops / ours / 1e9}
+
+
+def grid_step_flops(n_frames: int, n_bins: int, rank: int, hidden: int, n_octaves: int, n_layers: int = 3) -> float:
+    """Multiply-add FLOPs of the matrix products of one grid training step (elementwise work not counted).
+
+    Forward: ``2J -> h``, ``n_layers - 1`` times ``h -> h``, ``h -> 1`` per
+    component and bin. Backward: a weight-gradient product per layer and an
+    input-gradient product per layer but the first. Objective: ``H W``, the
+    atoms' gradient ``H^T G`` and the activation update's ``R W^T``.
+    """
+    d, h = 2 * n_octaves, hidden
+    per_point = d * h + (n_layers - 1) * h * h + h  # forward multiply-adds per component and bin
+    backward = per_point + (n_layers - 1) * h * h + h  # weight gradients, then input gradients
+    network = 2 * rank * n_bins * (per_point + backward)
+    objective = 3 * 2 * n_frames * rank * n_bins
+    return float(network + objective)
+
+
+def matmul_peak(device: torch.device) -> float:
+    """Best float32 GFLOP/s of a 2000^3 torch product on ``device``."""
+    A = torch.rand(2000, 2000, device=device)
+    best = math.inf
+    for _ in range(6):
+        sync(device)
+        t0 = time.perf_counter()
+        A @ A
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2000**3 / best / 1e9
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def bench_points(device, rounds, rank=20, hidden=64, n_octaves=10, seconds=1.3) -> dict:
@@ -247,9 +292,11 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device(args.device)
     result = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "machine": platform.processor() or platform.machine()}
+              "machine": cpu_model(), "matmul_peak_gflop_per_s": matmul_peak(device)}
+    print(f"float32 matmul peak (2000^3, torch): {result['matmul_peak_gflop_per_s']:.0f} GFLOP/s", flush=True)
     if "grid" not in args.skip:
         result["grid"] = bench_grid(device, args.rounds)
+        result["grid"]["percent_of_peak"] = 100 * result["grid"]["achieved_gflop_per_s"] / result["matmul_peak_gflop_per_s"]
         print(json.dumps(result["grid"], indent=1), flush=True)
     if "points" not in args.skip:
         result["points"] = bench_points(device, args.rounds)
