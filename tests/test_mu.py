@@ -144,6 +144,7 @@ def test_auto_backend_rule_for_frobenius(intel, monkeypatch, rng):
     from deepnmf.solvers import mu
 
     monkeypatch.setattr(mu, "mkl_on_intel", lambda: intel)
+    monkeypatch.setattr(mu, "MIN_ENTRIES_TORCH_GRAM", 1000)  # the test's 40 x 30 problem counts as large
     cpu = torch.device("cpu")
     assert mu._kernels(cpu, "auto", gram=True) is (mu._TorchKernels if intel else mu._NumpyKernels)
     assert mu._kernels(cpu, "auto", gram=False) is mu._NumpyKernels  # KL, IS, masks: numpy everywhere
@@ -156,3 +157,10 @@ def test_auto_backend_rule_for_frobenius(intel, monkeypatch, rng):
     torch.testing.assert_close(torch.tensor(runs["auto"]), torch.tensor(runs["torch" if intel else "numpy"]),
                                rtol=0, atol=0)
     torch.testing.assert_close(torch.tensor(runs["numpy"]), torch.tensor(runs["torch"]), rtol=1e-9, atol=0)
+    chosen = []
+    pick = mu._kernels
+    monkeypatch.setattr(mu, "_kernels", lambda *a, **kw: chosen.append(pick(*a, **kw)) or chosen[-1])
+    small = torch.from_numpy(rng.random((20, 30)))  # 600 entries: numpy's lower overhead wins whatever the CPU
+    multiplicative_updates(small, *_start(small), beta=2.0, max_iter=5, tol=0)
+    multiplicative_updates(X, *_start(X), beta=2.0, max_iter=5, tol=0)
+    assert chosen == [mu._NumpyKernels, mu._TorchKernels if intel else mu._NumpyKernels]
