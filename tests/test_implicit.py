@@ -185,3 +185,18 @@ def test_paired_model_matches_naive_sum_with_gradients(ratio, torch_gen, monkeyp
     gW, gH = torch.autograd.grad((naive * g).sum(), (W, H))
     torch.testing.assert_close(W.grad, gW)
     torch.testing.assert_close(H.grad, gH)
+
+
+def test_paired_model_caps_the_dense_product(torch_gen, monkeypatch):
+    calls = []
+    dense = implicit._DensePairs.apply
+    monkeypatch.setattr(implicit._DensePairs, "apply", lambda *a: calls.append(1) or dense(*a))
+    W = torch.rand(2, 9, generator=torch_gen)
+    H = torch.rand(2, 7, generator=torch_gen)
+    f_idx, t_idx = torch.randint(0, 9, (40,), generator=torch_gen), torch.randint(0, 7, (40,), generator=torch_gen)
+    expected = (W[:, f_idx] * H[:, t_idx]).sum(0)
+    torch.testing.assert_close(paired_model(W, H, f_idx, t_idx), expected)
+    assert calls == [1]  # 63 pairs for 40 points: dense
+    monkeypatch.setattr(implicit, "MAX_DENSE_PAIRS", 50)
+    torch.testing.assert_close(paired_model(W, H, f_idx, t_idx), expected)
+    assert calls == [1]  # above the cap: gathered rows

@@ -91,8 +91,9 @@ def unique_coordinates(x: torch.Tensor, *, decimals: int = 9) -> tuple[torch.Ten
 class _StackedMLP(torch.autograd.Function):
     """All ``K`` networks of an :class:`ImplicitFactor`, forward and reverse mode written out.
 
-    ``apply(theta, F, factor)`` returns ``softplus(out)`` ``(K, n)`` for
-    features ``F`` ``(K, 2J, n)``; the gradient flows to ``theta`` (flat, in
+    ``apply(theta, F, factor, workspace)`` returns ``softplus(out)`` ``(K, n)``
+    for features ``F`` ``(K, 2J, n)`` (``workspace``: a :class:`Workspace` or
+    None); the gradient flows to ``theta`` (flat, in
     the layout of ``factor``) and to ``F`` if it requires one. One autograd
     node instead of a chain of them, with choices measured on the project's
     2-core machines: ``bmm`` then an in-place bias add (``baddbmm`` with a
@@ -143,7 +144,7 @@ class _StackedMLP(torch.autograd.Function):
             gW, gb = grads[i]
             torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
             torch.sum(ga, dim=2, keepdim=True, out=gb)
-            if i > 0:  # alternate between two buffers: a product cannot write over its input
+            if i > 0:  # buffers g1 and g2 alternate: a product cannot write over its input
                 out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
                 ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
         gF = torch.bmm(layers[0][0].transpose(1, 2), ga) if ctx.needs_input_grad[1] else None
@@ -155,9 +156,9 @@ class Workspace:
 
     Large intermediate states (``(K, hidden, n)`` each) are written into the
     same memory at every step instead of freshly allocated ones: fresh
-    multi-megabyte blocks come from the operating system as zeroed pages, and
-    those page faults cost 5-15% of a grid training step on the project's
-    machine. A state saved for the backward pass of one evaluation is
+    multi-megabyte blocks come from the operating system as zeroed pages
+    (1654 page faults per grid training step without a workspace, 499 with
+    one; the step took 0.94x the time on the project's machine). A state saved for the backward pass of one evaluation is
     overwritten by the next evaluation with the same workspace, so use one
     workspace per loop that runs backward before evaluating again; torch's
     version counters make a backward through an overwritten state raise an
@@ -176,6 +177,7 @@ class Workspace:
 
 
 def _buffer(workspace: Workspace | None, key: tuple, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A fresh tensor without a workspace, else the workspace's buffer for ``key``."""
     return like.new_empty(shape) if workspace is None else workspace.get(key, shape, like)
 
 
@@ -344,6 +346,8 @@ def points_reconstruction(Wf: torch.Tensor, Ht: torch.Tensor) -> torch.Tensor:
 
 #: Largest ``n_freqs * n_times / n_points`` for which :func:`paired_model` goes through the dense product.
 DENSE_PAIR_RATIO = 32
+#: Largest dense product :func:`paired_model` forms (entries; 128 MB in float32).
+MAX_DENSE_PAIRS = 1 << 25
 
 
 def paired_model(W: torch.Tensor, H: torch.Tensor, f_idx: torch.Tensor, t_idx: torch.Tensor) -> torch.Tensor:
@@ -361,15 +365,16 @@ def paired_model(W: torch.Tensor, H: torch.Tensor, f_idx: torch.Tensor, t_idx: t
       of gathering and scattering ``(n, K)`` rows (the scatter with repeated
       indices alone took a third of a points-mode step on the 91k-point
       benchmark cloud);
-    - otherwise (``n_freqs * n_times > DENSE_PAIR_RATIO * n``, for example
-      spectral peaks with many distinct frequencies): rows gathered per point.
+    - otherwise (``n_freqs * n_times > DENSE_PAIR_RATIO * n`` or above
+      ``MAX_DENSE_PAIRS``, for example spectral peaks with many distinct
+      frequencies): rows gathered per point.
 
     Returns
     -------
     Y : torch.Tensor [shape=(n,)]
     """
     n_f, n_t = W.shape[1], H.shape[1]
-    if n_f * n_t <= DENSE_PAIR_RATIO * max(f_idx.numel(), 1):
+    if n_f * n_t <= min(DENSE_PAIR_RATIO * max(f_idx.numel(), 1), MAX_DENSE_PAIRS):
         return _DensePairs.apply(W, H, f_idx * n_t + t_idx)
     return points_reconstruction(W[:, f_idx], H[:, t_idx])
 
