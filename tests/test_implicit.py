@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deepnmf.divergences import beta_divergence
-from deepnmf.nn import implicit
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.nn import implicit
 from deepnmf.nn.implicit import (
     ImplicitFactor,
     Workspace,

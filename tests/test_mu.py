@@ -137,7 +137,6 @@ def test_shape_errors(rng):
         multiplicative_updates(X, torch.ones(5, 2, dtype=X.dtype), torch.ones(2, 4, dtype=X.dtype), mask=torch.full((5, 4), 0.5))
 
 
-
 @pytest.mark.parametrize("intel", [False, True])
 def test_auto_backend_rule_for_frobenius(intel, monkeypatch, rng):
     """'auto' on CPU: torch kernels for unmasked Frobenius only where MKL runs on an Intel CPU; same results."""

@@ -490,22 +490,19 @@ class _GridObjective(torch.autograd.Function):
     def forward(ctx, W, H, X, loss: str, eps: float):
         Y = H @ W
         n = X.numel()
-        if loss == "kl" and float(Y.min()) >= eps:  # no clamp active (the usual case): four passes, not ten
-            R = X / Y
-            factor = (R @ W.T) / W.sum(dim=1).clamp_min(eps)
-            total = H.sum(dim=0) @ W.sum(dim=1)  # sum of Y without a pass over it
-            value = (total - torch.dot(X.reshape(-1), Y.log_().reshape(-1))) / n  # Y is not needed after this
-            ctx.save_for_backward(H, torch.rsub(R, 1.0))
-            ctx.scale = 1.0 / n
-            ctx.mark_non_differentiable(factor)
-            return value, factor
-        Yc = Y.clamp_min(eps)
         if loss == "kl":
+            clamped = float(Y.min()) < eps
+            Yc = Y.clamp_min(eps) if clamped else Y
             R = X / Yc
-            value = (Y - X * torch.log(Yc)).mean()
             factor = (R @ W.T) / W.sum(dim=1).clamp_min(eps)
-            G = torch.where(Y >= eps, 1.0 - R, 1.0) if bool((Y < eps).any()) else R.neg_().add_(1.0)
+            if clamped:  # the clamp stops the gradient where it is active
+                value = (Y - X * torch.log(Yc)).mean()
+                G = torch.where(Y >= eps, 1.0 - R, 1.0)
+            else:  # the usual case: sum(Y) from the factors' sums, log in place (Y is not needed after)
+                value = (H.sum(dim=0) @ W.sum(dim=1) - torch.dot(X.reshape(-1), Y.log_().reshape(-1))) / n
+                G = torch.rsub(R, 1.0)
         elif loss == "is":
+            Yc = Y.clamp_min(eps)
             inv = 1.0 / Yc
             Xc = X.clamp_min(eps)
             value = (Xc * inv + torch.log(Yc)).mean()
@@ -513,7 +510,7 @@ class _GridObjective(torch.autograd.Function):
             G = (inv - Xc * inv.square()) * (Y >= eps)
         else:
             value = 0.5 * (X - Y).square().mean()
-            factor = (X @ W.T) / (Yc @ W.T).clamp_min(eps)
+            factor = (X @ W.T) / (Y.clamp_min(eps) @ W.T).clamp_min(eps)
             G = Y - X
         ctx.save_for_backward(H, G)
         ctx.scale = 1.0 / n

@@ -102,7 +102,7 @@ class _StackedMLP(torch.autograd.Function):
     still in cache; the output layer's backward is a broadcast product, not a
     rank-1 matrix product; weight gradients are written straight into the
     flat gradient. A grid training step (20 components, 1001 bins, hidden
-    64) took 0.61-0.76x the time of the per-layer autograd functions this
+    64) took 0.64-0.76x (median 0.70x) the time of the per-layer autograd functions this
     replaced (interleaved runs, ``docs/implicit-nmf.md``).
     """
 
