@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.nn import fused
 
 LOSSES = ("kl", "frobenius", "is")
 
@@ -111,12 +112,16 @@ class _StackedMLP(torch.autograd.Function):
                 workspace: "Workspace | None") -> torch.Tensor:
         w = factor.weights(theta)
         K, n = F.shape[0], F.shape[2]
+        # |pre-activation| <= max|weight| * (fan_in * max|input| + 1); inputs after the first layer are sines
+        w_max, x_max = float(theta.detach().abs().max()), float(F.detach().abs().max())
         z, zs, cs = F, [F], []
         for i, (W, b) in enumerate(factor.sine_layers(w)):
             a = _buffer(workspace, ("a", i), (K, W.shape[1], n), F)
-            torch.bmm(W, z, out=a).add_(b)  # (K, h, n)
-            z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, F))
-            cs.append(torch.cos(a, out=a))
+            torch.bmm(W, z, out=a)  # (K, h, n)
+            z, c = (_buffer(workspace, (name, i), a.shape, F) for name in ("z", "c"))
+            fused.sine_activation(a, b, z, c, bound=w_max * (W.shape[2] * x_max + 1))
+            x_max = 1.0
+            cs.append(c)
             zs.append(z)
         out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
         ctx.save_for_backward(theta, *zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
@@ -136,17 +141,16 @@ class _StackedMLP(torch.autograd.Function):
         go = grad.unsqueeze(1) * sig  # (K, 1, n)
         torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"])
         torch.sum(go, dim=2, keepdim=True, out=gw["b_out"])
-        ga = torch.mul(w["w_out"].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
-        ga.mul_(cs[-1])  # (K, h, n)
         layers = factor.sine_layers(w)
         grads = factor.sine_layers(gw)
+        ga = _buffer(workspace, ("g", 0), cs[-1].shape, go)  # gradient of the last pre-activation, (K, h, n)
+        fused.outer_scale_rowsum(w["w_out"].transpose(1, 2), go, cs[-1], ga, grads[-1][1])
         for i in range(n_sine - 1, -1, -1):
-            gW, gb = grads[i]
-            torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
-            torch.sum(ga, dim=2, keepdim=True, out=gb)
+            torch.bmm(ga, zs[i].transpose(1, 2), out=grads[i][0])
             if i > 0:  # buffers g1 and g2 alternate: a product cannot write over its input
                 out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
-                ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
+                ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out)
+                fused.scale_rowsum(ga, cs[i - 1], grads[i - 1][1])  # times cos, and the bias gradient
         gF = torch.bmm(layers[0][0].transpose(1, 2), ga) if ctx.needs_input_grad[1] else None
         return flat, gF, None, None
 

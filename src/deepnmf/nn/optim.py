@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deepnmf.exceptions import ParameterError
+from deepnmf.nn import fused
 
 
 class FlatRprop(torch.optim.Optimizer):
@@ -66,8 +67,11 @@ class FlatRprop(torch.optim.Optimizer):
                     state["step_size"] = torch.full_like(p, group["lr"])
                 state["step"] += 1
                 if p.device.type == "cpu" and p.is_contiguous() and p.grad.is_contiguous():
-                    _step_numpy(p.numpy(), p.grad.numpy(), state["prev"].numpy(), state["step_size"].numpy(),
-                                eta_minus, eta_plus, lo, hi)
+                    args = (p.numpy(), p.grad.numpy(), state["prev"].numpy(), state["step_size"].numpy(),
+                            eta_minus, eta_plus, lo, hi)
+                    if not fused.rprop_step(*args):  # numba's one-pass kernel, else numpy passes
+                        _step_numpy(*args)
+                    torch.autograd.graph.increment_version(p)  # written through numpy: as an in-place op would
                 else:
                     _step_torch(p, p.grad, state["prev"], state["step_size"], eta_minus, eta_plus, lo, hi)
         return loss
