@@ -195,3 +195,20 @@ def test_grid_objective_matches_autograd_and_mu_update(loss, clamped, rng):
     H_ref = H.clone()
     _naive_mu_activations(X, W0, H_ref, loss, 1e-8)
     torch.testing.assert_close(H * factor, H_ref, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["grid", "points"])
+def test_padding_the_points_changes_nothing_but_rounding(mode, monkeypatch, two_tone_points):
+    """Zero feature columns appended for the batched products leave the training path unchanged."""
+    from deepnmf.models import implicit as M
+
+    X, freqs = planted_data(64, n_frames=12)  # 33 bins: padded to 48
+    fits = []
+    for multiple in (1, 16):
+        monkeypatch.setattr(M, "PAD_MULTIPLE", multiple)
+        model = ImplicitNMF(2, mode=mode, max_epochs=8, random_state=1, **SMALL)
+        fits.append(model.fit(X, freqs=freqs) if mode == "grid" else model.fit(two_tone_points))
+    np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(fits[0].components_, fits[1].components_, rtol=1e-4, atol=1e-6)
+    assert M._pad_points(torch.zeros(2, 4, 33)).shape == (2, 4, 48)
+    assert M._pad_points(torch.zeros(2, 4, 32)).shape == (2, 4, 32)

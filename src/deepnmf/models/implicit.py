@@ -524,6 +524,20 @@ class _GridObjective(torch.autograd.Function):
         return (H.T @ G) * (grad_value * ctx.scale), None, None, None, None
 
 
+PAD_MULTIPLE = 16
+
+
+def _pad_points(F: torch.Tensor) -> torch.Tensor:
+    """Features ``(K, 2J, n)`` with zero columns appended up to a multiple of :data:`PAD_MULTIPLE` points.
+
+    The padded points' outputs are sliced away before the objective, so their
+    gradient is zero and they change no weight gradient; the batched products
+    over ``n`` run faster on rows of a multiple of 16 floats.
+    """
+    extra = -F.shape[2] % PAD_MULTIPLE
+    return F if extra == 0 else torch.nn.functional.pad(F, (0, extra))
+
+
 def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> list[float]:
     """Full-batch training of the atom networks and the activation matrix on a grid.
 
@@ -537,9 +551,11 @@ def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> li
     const = _data_term(X, loss, eps)
     losses = []
     workspace = Workspace()  # the network's large states reuse the same memory at every epoch
+    n_bins = F.shape[2]
+    F = _pad_points(F)
     for epoch in range(1, epochs + 1):
         opt.zero_grad(set_to_none=True)
-        W = net(F, workspace=workspace)  # (K, n_bins)
+        W = net(F, workspace=workspace)[:, :n_bins]  # (K, n_bins)
         objective, factor = _GridObjective.apply(W, H, X, loss, eps)
         objective.backward()
         losses.append(float(objective.detach()) + const)
@@ -547,7 +563,7 @@ def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> li
         H.mul_(factor)  # the activation update with the atoms of this epoch
         report(epoch, losses[-1])
     with torch.no_grad():  # the final value without cancellation: full formula in float64
-        losses.append(float(pointwise_loss(X.double(), (H @ net(F)).double(), loss, eps=eps)))
+        losses.append(float(pointwise_loss(X.double(), (H @ net(F)[:, :n_bins]).double(), loss, eps=eps)))
     return losses
 
 
@@ -564,6 +580,8 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
     n_draw = max(1, int(round(fraction * n)))
     losses = []
     spaces = {name: Workspace() for name in nets}
+    n_f, n_t = Ff.shape[2], Ft.shape[2]
+    Ff, Ft = _pad_points(Ff), _pad_points(Ft)
     for epoch in range(1, epochs + 1):
         if n_draw < n:
             sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
@@ -571,8 +589,8 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
         else:
             fi, ti, v = f_idx, t_idx, V
         opt.zero_grad(set_to_none=True)
-        Wu = nets["W"](Ff, workspace=spaces["W"])  # (K, n_freqs)
-        Hu = nets["H"](Ft, workspace=spaces["H"])  # (K, n_times)
+        Wu = nets["W"](Ff, workspace=spaces["W"])[:, :n_f]  # (K, n_freqs)
+        Hu = nets["H"](Ft, workspace=spaces["H"])[:, :n_t]  # (K, n_times)
         Y = paired_model(Wu, Hu, fi, ti)  # (n_draw,)
         objective = _model_term(v, Y, loss, eps)
         objective.backward()
@@ -580,6 +598,6 @@ def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, ep
         opt.step()
         report(epoch, losses[-1])
     with torch.no_grad():
-        Y = paired_model(nets["W"](Ff), nets["H"](Ft), f_idx, t_idx)
+        Y = paired_model(nets["W"](Ff)[:, :n_f], nets["H"](Ft)[:, :n_t], f_idx, t_idx)
         losses.append(float(pointwise_loss(V.double(), Y.double(), loss, eps=eps)))
     return losses
