@@ -139,3 +139,15 @@ def test_network_gradients_agree_with_and_without_kernels(monkeypatch):
     (o1, g1), (o2, g2) = results
     torch.testing.assert_close(o1, o2, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
+
+
+def test_workspace_bound_follows_the_features():
+    ws = Workspace()
+    F = torch.rand(2, 4, 50)
+    assert ws.abs_max(F) == pytest.approx(float(F.abs().max()))
+    F.mul_(-3.0)  # written in place: the version counter moves, the bound is measured again
+    assert ws.abs_max(F) == pytest.approx(float(F.abs().max()))
+    G = torch.full((2, 4, 50), 7.0)
+    assert ws.abs_max(G) == 7.0
+    assert math.isnan(fused.abs_max(torch.tensor([1.0, float("nan"), -2.0])))
+    assert fused.abs_max(torch.tensor([1.0, -2.0])) == 2.0

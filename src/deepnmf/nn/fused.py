@@ -145,6 +145,17 @@ def available() -> bool:
     return ENABLED and _kernels() is not None
 
 
+def abs_max(t: torch.Tensor) -> float:
+    """``max |t|`` in one pass (torch.aminmax); NaN if ``t`` holds a NaN."""
+    lo, hi = (float(v) for v in torch.aminmax(t.detach()))
+    return max(-lo, hi) if lo == lo and hi == hi else math.nan
+
+
+def sines_apply(t: torch.Tensor) -> bool:
+    """Whether :func:`sine_activation` would use the kernel for tensors like ``t`` (CPU, float32)."""
+    return ENABLED and t.device.type == "cpu" and t.dtype == torch.float32 and _kernels() is not None
+
+
 def _applies(*tensors: torch.Tensor, float32: bool = False) -> bool:
     if not ENABLED:
         return False
@@ -195,7 +206,7 @@ def sine_activation(a: torch.Tensor, b: torch.Tensor, z: torch.Tensor, c: torch.
     """
     if _applies(a, b, z, c, float32=True):
         if bound is None:
-            bound = float(a.abs().amax()) + float(b.abs().amax())
+            bound = abs_max(a) + abs_max(b)
         if bound <= BIG_ARGUMENT:  # also False for NaN: torch propagates it
             _threads()
             _kernels()["sincos"](_rows(a), b.detach().reshape(-1).numpy(), _rows(z), _rows(c))

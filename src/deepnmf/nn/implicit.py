@@ -31,6 +31,7 @@ the orientation of ``components_``.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch import nn
@@ -112,8 +113,12 @@ class _StackedMLP(torch.autograd.Function):
                 workspace: "Workspace | None") -> torch.Tensor:
         w = factor.weights(theta)
         K, n = F.shape[0], F.shape[2]
-        # |pre-activation| <= max|weight| * (fan_in * max|input| + 1); inputs after the first layer are sines
-        w_max, x_max = float(theta.detach().abs().max()), float(F.detach().abs().max())
+        # |pre-activation| <= max|weight| * (fan_in * max|input| + 1); inputs after the first layer are sines.
+        # The bound decides whether the sine kernel applies (CPU only: no device synchronisation elsewhere).
+        w_max, x_max = math.inf, math.inf
+        if fused.sines_apply(F):
+            w_max = fused.abs_max(theta)
+            x_max = fused.abs_max(F) if workspace is None else workspace.abs_max(F)
         z, zs, cs = F, [F], []
         for i, (W, b) in enumerate(factor.sine_layers(w)):
             a = _buffer(workspace, ("a", i), (K, W.shape[1], n), F)
@@ -171,6 +176,15 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple, torch.Tensor] = {}
+        self._abs_max: tuple = (None, -1, math.nan)
+
+    def abs_max(self, F: torch.Tensor) -> float:
+        """``max |F|``, remembered for the last tensor seen (features are constant in a training loop)."""
+        ref, version, value = self._abs_max
+        if ref is None or ref() is not F or version != F._version:
+            value = fused.abs_max(F)
+            self._abs_max = (weakref.ref(F), F._version, value)
+        return value
 
     def get(self, key: tuple, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor of ``shape`` with ``like``'s dtype and device, the same one for the same key."""
