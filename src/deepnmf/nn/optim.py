@@ -6,8 +6,10 @@ gradient is zeroed after a sign change), in about ten single-pass array
 operations per tensor. The implicit networks keep all their weights in one
 flat parameter of about 200k entries; there torch's Rprop step took about
 2.8 ms on our 2-core machine (a dozen threaded torch kernels, each paying
-the thread pool's start-up), the numpy step a fifth of that. CUDA
-tensors use the same formulas in torch.
+the thread pool's start-up), the numpy step a fifth of that, and the
+one-pass numba kernel of :mod:`deepnmf.nn.fused` (used when numba is
+available) 0.11 ms against 0.79 ms for the numpy passes. CUDA tensors use
+the same formulas in torch.
 """
 from __future__ import annotations
 
