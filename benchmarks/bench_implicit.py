@@ -6,8 +6,6 @@ spectrogram (TIMIT speech, STFT 2000 / hop 1000 at 16 kHz, 320 frames), rank
 reference recipe in papers/NOTES.md) has one small network per component, run
 in a Python loop, and computes the Fourier features point by point in a
 Python loop; its activations are a matrix trained by the same optimiser.
-On CPU the package's step is also timed with its numba kernels switched off
-(``deepnmf.nn.fused``: torch elementwise passes and numpy Rprop instead).
 
 Points mode: seconds per training step on a hybrid point cloud of about 100k
 points (STFT 128/32 + STFT 1024/256 + CQT of the same speech), rank 20, with
@@ -46,7 +44,6 @@ from deepnmf.audio import points as P
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.experiments.transfer import load_speaker, timit_speakers
 from deepnmf.models.implicit import _train_grid, _train_points
-from deepnmf.nn import fused
 from deepnmf.nn.implicit import ImplicitFactor, unique_coordinates
 from deepnmf.separation import compressed_spectrogram
 
@@ -163,18 +160,6 @@ def package_points_step_fn(V, tn, fn, rank: int, hidden: int, n_octaves: int, *,
     return steps, (t_u.numel(), f_u.numel())
 
 
-def without_kernels(steps):
-    """``steps`` run with :data:`deepnmf.nn.fused.ENABLED` off (torch elementwise passes, numpy Rprop)."""
-    def run(n: int) -> None:
-        fused.ENABLED = False
-        try:
-            steps(n)
-        finally:
-            fused.ENABLED = True
-
-    return run
-
-
 # ------------------------------------------------------------------ timing
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -218,17 +203,11 @@ def bench_grid(device, rounds, rank=20, hidden=64, n_octaves=10) -> dict:
         "reference (loop over components, per-point features)": (reference_grid_step_fn(Xt, f, rank, hidden, n_octaves), 2, False),
         "deepnmf grid mode (batched, features precomputed)": (package_grid_step_fn(Xt, f, rank, hidden, n_octaves), 20, True),
     }
-    if fused.available() and device.type == "cpu":  # the same step with torch's elementwise passes and numpy Rprop
-        cands["deepnmf grid mode without the numba kernels"] = (
-            without_kernels(package_grid_step_fn(Xt, f, rank, hidden, n_octaves)), 20, True)
     res = interleaved(cands, rounds, device)
-    ref, ours = list(res.values())[:2]
+    ref, ours = res.values()
     flops = grid_step_flops(X.shape[0], X.shape[1], rank, hidden, n_octaves)
-    extra = {}
-    if len(res) > 2:
-        extra["kernels_speedup"] = list(res.values())[2] / ours
     return {"shape": list(X.shape), "rank": rank, "hidden": hidden, "n_octaves": n_octaves,
-            "seconds_per_step": res, "speedup": ref / ours, **extra,
+            "seconds_per_step": res, "speedup": ref / ours,
             "matrix_product_gflop_per_step": flops / 1e9, "achieved_gflop_per_s": flops / ours / 1e9}
 
 

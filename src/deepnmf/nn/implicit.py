@@ -31,13 +31,11 @@ the orientation of ``components_``.
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 from torch import nn
 
 from deepnmf.exceptions import DataError, ParameterError
-from deepnmf.nn import fused
 
 LOSSES = ("kl", "frobenius", "is")
 
@@ -113,20 +111,12 @@ class _StackedMLP(torch.autograd.Function):
                 workspace: "Workspace | None") -> torch.Tensor:
         w = factor.weights(theta)
         K, n = F.shape[0], F.shape[2]
-        # |pre-activation| <= max|weight| * (fan_in * max|input| + 1); inputs after the first layer are sines.
-        # The bound decides whether the sine kernel applies (CPU only: no device synchronisation elsewhere).
-        w_max, x_max = math.inf, math.inf
-        if fused.sines_apply(F):
-            w_max = fused.abs_max(theta)
-            x_max = fused.abs_max(F) if workspace is None else workspace.abs_max(F)
         z, zs, cs = F, [F], []
         for i, (W, b) in enumerate(factor.sine_layers(w)):
             a = _buffer(workspace, ("a", i), (K, W.shape[1], n), F)
-            torch.bmm(W, z, out=a)  # (K, h, n)
-            z, c = (_buffer(workspace, (name, i), a.shape, F) for name in ("z", "c"))
-            fused.sine_activation(a, b, z, c, bound=w_max * (W.shape[2] * x_max + 1))
-            x_max = 1.0
-            cs.append(c)
+            torch.bmm(W, z, out=a).add_(b)  # (K, h, n)
+            z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, F))
+            cs.append(torch.cos(a, out=a))
             zs.append(z)
         out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
         ctx.save_for_backward(theta, *zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
@@ -146,16 +136,17 @@ class _StackedMLP(torch.autograd.Function):
         go = grad.unsqueeze(1) * sig  # (K, 1, n)
         torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"])
         torch.sum(go, dim=2, keepdim=True, out=gw["b_out"])
+        ga = torch.mul(w["w_out"].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
+        ga.mul_(cs[-1])  # (K, h, n)
         layers = factor.sine_layers(w)
         grads = factor.sine_layers(gw)
-        ga = _buffer(workspace, ("g", 0), cs[-1].shape, go)  # gradient of the last pre-activation, (K, h, n)
-        fused.outer_scale_rowsum(w["w_out"].transpose(1, 2), go, cs[-1], ga, grads[-1][1])
         for i in range(n_sine - 1, -1, -1):
-            torch.bmm(ga, zs[i].transpose(1, 2), out=grads[i][0])
+            gW, gb = grads[i]
+            torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
+            torch.sum(ga, dim=2, keepdim=True, out=gb)
             if i > 0:  # buffers g1 and g2 alternate: a product cannot write over its input
                 out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
-                ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out)
-                fused.scale_rowsum(ga, cs[i - 1], grads[i - 1][1])  # times cos, and the bias gradient
+                ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
         gF = torch.bmm(layers[0][0].transpose(1, 2), ga) if ctx.needs_input_grad[1] else None
         return flat, gF, None, None
 
@@ -176,15 +167,6 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple, torch.Tensor] = {}
-        self._abs_max: tuple = (None, -1, math.nan)
-
-    def abs_max(self, F: torch.Tensor) -> float:
-        """``max |F|``, remembered for the last tensor seen (features are constant in a training loop)."""
-        ref, version, value = self._abs_max
-        if ref is None or ref() is not F or version != F._version:
-            value = fused.abs_max(F)
-            self._abs_max = (weakref.ref(F), F._version, value)
-        return value
 
     def get(self, key: tuple, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor of ``shape`` with ``like``'s dtype and device, the same one for the same key."""

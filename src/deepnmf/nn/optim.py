@@ -6,10 +6,8 @@ gradient is zeroed after a sign change), in about ten single-pass array
 operations per tensor. The implicit networks keep all their weights in one
 flat parameter of about 200k entries; there torch's Rprop step took about
 2.8 ms on our 2-core machine (a dozen threaded torch kernels, each paying
-the thread pool's start-up), the numpy step a fifth of that, and the
-one-pass numba kernel of :mod:`deepnmf.nn.fused` (used when numba is
-available) 0.11 ms against 0.79 ms for the numpy passes. CUDA tensors use
-the same formulas in torch.
+the thread pool's start-up), the numpy step a fifth of that. CUDA
+tensors use the same formulas in torch.
 """
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ import numpy as np
 import torch
 
 from deepnmf.exceptions import ParameterError
-from deepnmf.nn import fused
 
 
 class FlatRprop(torch.optim.Optimizer):
@@ -69,11 +66,8 @@ class FlatRprop(torch.optim.Optimizer):
                     state["step_size"] = torch.full_like(p, group["lr"])
                 state["step"] += 1
                 if p.device.type == "cpu" and p.is_contiguous() and p.grad.is_contiguous():
-                    args = (p.numpy(), p.grad.numpy(), state["prev"].numpy(), state["step_size"].numpy(),
-                            eta_minus, eta_plus, lo, hi)
-                    if not fused.rprop_step(*args):  # numba's one-pass kernel, else numpy passes
-                        _step_numpy(*args)
-                    torch.autograd.graph.increment_version(p)  # written through numpy: as an in-place op would
+                    _step_numpy(p.numpy(), p.grad.numpy(), state["prev"].numpy(), state["step_size"].numpy(),
+                                eta_minus, eta_plus, lo, hi)
                 else:
                     _step_torch(p, p.grad, state["prev"], state["step_size"], eta_minus, eta_plus, lo, hi)
         return loss
