@@ -56,3 +56,28 @@ def test_flat_rprop_rejects_bad_settings():
         FlatRprop(p, etas=(1.2, 0.5))
     with pytest.raises(ParameterError, match="step_sizes"):
         FlatRprop(p, step_sizes=(1.0, 0.1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_zero_gradients_and_sign_changes_match_torch(dtype):
+    """Exact zeros keep their step size and do not move; sign changes shrink it (bit for bit as torch)."""
+    gen = torch.Generator().manual_seed(2)
+    p0 = torch.randn(2000, generator=gen, dtype=dtype)
+    ours, ref = torch.nn.Parameter(p0.clone()), torch.nn.Parameter(p0.clone())
+    opts = FlatRprop([ours], lr=0.01), torch.optim.Rprop([ref], lr=0.01)
+    for _ in range(12):
+        g = torch.randn(2000, generator=gen, dtype=dtype)
+        g[torch.rand(2000, generator=gen) < 0.2] = 0.0
+        for param, opt in zip((ours, ref), opts):
+            param.grad = g.clone()
+            opt.step()
+        torch.testing.assert_close(ours.detach(), ref.detach(), rtol=0, atol=0)
+
+
+def test_nan_gradient_gives_nan_parameter_only_there():
+    p = torch.nn.Parameter(torch.ones(4))
+    opt = FlatRprop([p], lr=0.1)
+    p.grad = torch.tensor([1.0, float("nan"), -1.0, 0.0])
+    opt.step()
+    assert torch.isnan(p[1]) and not torch.isnan(p[[0, 2, 3]]).any()
+    torch.testing.assert_close(p.detach()[[0, 2, 3]], torch.tensor([0.9, 1.1, 1.0]))
