@@ -43,7 +43,7 @@ from torch import nn
 from deepnmf.audio import points as P
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.experiments.transfer import load_speaker, timit_speakers
-from deepnmf.models.implicit import _train_grid, _train_points
+from deepnmf.models._implicit_training import train_grid, train_points
 from deepnmf.nn.implicit import ImplicitFactor, unique_coordinates
 from deepnmf.separation import compressed_spectrogram
 
@@ -136,7 +136,7 @@ def package_grid_step_fn(X: torch.Tensor, f: torch.Tensor, rank: int, hidden: in
     quiet = lambda epoch, loss: None  # noqa: E731
 
     def steps(n: int) -> None:
-        _train_grid(net, F, H, X, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n, report=quiet)
+        train_grid(net, F, H, X, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n, report=quiet)
 
     return steps
 
@@ -154,7 +154,7 @@ def package_points_step_fn(V, tn, fn, rank: int, hidden: int, n_octaves: int, *,
     quiet = lambda epoch, loss: None  # noqa: E731
 
     def steps(n: int) -> None:
-        _train_points(nets, Ff, Ft, f_idx, t_idx, V, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n,
+        train_points(nets, Ff, Ft, f_idx, t_idx, V, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n,
                       fraction=1.0, gen=gen, report=quiet)
 
     return steps, (t_u.numel(), f_u.numel())

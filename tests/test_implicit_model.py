@@ -11,7 +11,8 @@ from deepnmf.audio import points as P
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.divergences import beta_divergence
 from deepnmf.exceptions import DataError, NotFittedError, ParameterError
-from deepnmf.models.implicit import _GridObjective, _model_term
+from deepnmf.models import _implicit_training as T
+from deepnmf.models._implicit_training import grid_objective, model_term
 
 SR = 8000
 SMALL = {"n_octaves": 6, "hidden": 16}
@@ -71,7 +72,7 @@ def test_activation_update_never_increases_the_divergence(loss, torch_gen):
     beta = {"kl": 1.0, "frobenius": 2.0, "is": 0.0}[loss]
     prev = float(beta_divergence(X, H @ W, beta))
     for _ in range(25):
-        H.mul_(_GridObjective.apply(W, H, X, loss, 1e-12)[1])
+        H.mul_(grid_objective(W, H, X, loss, 1e-12)[1])
         cur = float(beta_divergence(X, H @ W, beta))
         assert cur <= prev * (1 + 1e-12)
         prev = cur
@@ -185,30 +186,31 @@ def test_grid_objective_matches_autograd_and_mu_update(loss, clamped, rng):
     if clamped:
         H[0] = 0.0  # a row of Y below eps: the clamp must stop the gradient there
     Wa = W0.clone().requires_grad_(True)
-    ref = _model_term(X, H @ Wa, loss, 1e-8)
+    ref = model_term(X, H @ Wa, loss, 1e-8)
     ref.backward()
-    Wb = W0.clone().requires_grad_(True)
-    value, factor = _GridObjective.apply(Wb, H, X, loss, 1e-8)
-    (3.0 * value).backward()
-    assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
-    torch.testing.assert_close(Wb.grad, 3.0 * Wa.grad, rtol=1e-10, atol=1e-14)
+    value, factor, G = grid_objective(W0.clone(), H, X, loss, 1e-8)
+    assert float(value) / X.numel() == pytest.approx(float(ref.detach()), rel=1e-12)
+    torch.testing.assert_close(H.T @ G / X.numel(), Wa.grad, rtol=1e-10, atol=1e-14)
     H_ref = H.clone()
     _naive_mu_activations(X, W0, H_ref, loss, 1e-8)
     torch.testing.assert_close(H * factor, H_ref, rtol=1e-10, atol=1e-14)
+    # rows are independent: the terms of two ranges of frames add up to those of the whole
+    parts = [grid_objective(W0.clone(), H[r], X[r], loss, 1e-8) for r in (slice(0, 13), slice(13, 30))]
+    assert float(parts[0][0] + parts[1][0]) == pytest.approx(float(value), rel=1e-12)
+    torch.testing.assert_close(torch.cat([parts[0][1], parts[1][1]]), factor, rtol=1e-12, atol=0)
+    torch.testing.assert_close(torch.cat([parts[0][2], parts[1][2]]), G, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("mode", ["grid", "points"])
 def test_padding_the_points_changes_nothing_but_rounding(mode, monkeypatch, two_tone_points):
     """Zero feature columns appended for the batched products leave the training path unchanged."""
-    from deepnmf.models import implicit as M
-
     X, freqs = planted_data(64, n_frames=12)  # 33 bins: padded to 48
     fits = []
     for multiple in (1, 16):
-        monkeypatch.setattr(M, "PAD_MULTIPLE", multiple)
+        monkeypatch.setattr(T, "PAD_MULTIPLE", multiple)
         model = ImplicitNMF(2, mode=mode, max_epochs=8, random_state=1, **SMALL)
         fits.append(model.fit(X, freqs=freqs) if mode == "grid" else model.fit(two_tone_points))
     np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-5)
     np.testing.assert_allclose(fits[0].components_, fits[1].components_, rtol=1e-4, atol=1e-6)
-    assert M._pad_points(torch.zeros(2, 4, 33)).shape == (2, 4, 48)
-    assert M._pad_points(torch.zeros(2, 4, 32)).shape == (2, 4, 32)
+    assert T.pad_points(torch.zeros(2, 4, 33)).shape == (2, 4, 48)
+    assert T.pad_points(torch.zeros(2, 4, 32)).shape == (2, 4, 32)

@@ -29,39 +29,14 @@ from deepnmf._utils import (
 )
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
-from deepnmf.nn.implicit import Workspace, paired_model, pointwise_loss
-from deepnmf.nn.optim import FlatRprop
+from deepnmf.models._implicit_training import train_grid, train_points
+from deepnmf.nn.implicit import paired_model
 
 MODES = ("grid", "points")
 LOSSES = ("kl", "frobenius", "is")
 OPTIMIZERS = ("rprop", "adam")
 #: ImplicitNMF loss name -> NMF beta_loss (used to refit activations)
 BETA_LOSS = {"kl": "kullback-leibler", "frobenius": "frobenius", "is": "itakura-saito"}
-
-
-def _make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    if name == "rprop":  # torch.optim.Rprop's arithmetic, in a few numpy passes on CPU
-        return FlatRprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr)
-
-
-def _data_term(X: torch.Tensor, loss: str, eps: float) -> float:
-    """Part of the mean divergence that depends only on the data (for reporting)."""
-    if loss == "kl":
-        return float((torch.xlogy(X, X) - X).mean())
-    if loss == "is":
-        return float((-torch.log(X.clamp_min(eps)) - 1).mean())
-    return 0.0
-
-
-def _model_term(X: torch.Tensor, Y: torch.Tensor, loss: str, eps: float) -> torch.Tensor:
-    """Mean divergence minus :func:`_data_term` (what the gradient needs)."""
-    if loss == "kl":
-        return (Y - X * torch.log(Y.clamp_min(eps))).mean()
-    if loss == "is":
-        Yc = Y.clamp_min(eps)
-        return (X.clamp_min(eps) / Yc + torch.log(Yc)).mean()
-    return 0.5 * (X - Y).square().mean()
 
 
 class ImplicitNMF(BaseNMF):
@@ -257,7 +232,7 @@ class ImplicitNMF(BaseNMF):
         net = self._new_factor(gen, Xt.device)
         F = net.features(self._norm_f(f, Xt.device))  # (K, 2J, n_bins), constant on the grid
         H = self._initial_activations(Xt, net, F, gen)
-        losses = _train_grid(net, F, H, Xt, loss=self.loss, eps=self.eps, optimizer=self.optimizer, lr=self.lr,
+        losses = train_grid(net, F, H, Xt, loss=self.loss, eps=self.eps, optimizer=self.optimizer, lr=self.lr,
                              epochs=self.max_epochs, report=self._progress(callback))
         self.module_ = torch.nn.ModuleDict({"W": net})
         self._input_kind, self.freqs_ = kind, f
@@ -298,7 +273,7 @@ class ImplicitNMF(BaseNMF):
         Ft = nets["H"].features(t_u.to(device, torch.float32))  # (K, 2J, n_times), constant
         Ff = nets["W"].features(f_u.to(device, torch.float32))  # (K, 2J, n_freqs), constant
         self._scale_points_init(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V)
-        losses = _train_points(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
+        losses = train_points(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
                                optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
                                fraction=self.point_fraction, gen=gen, report=self._progress(callback))
         self.module_ = nets
@@ -470,134 +445,3 @@ class ImplicitNMF(BaseNMF):
             W = nets["W"].at(self._norm_f(self.freqs_, device))
         self._finish(self.loss_curve_ or [float(state.get("reconstruction_err_", np.nan))], W, H)
         self.n_iter_ = int(state.get("n_iter_", 0))
-
-
-class _GridObjective(torch.autograd.Function):
-    """Mean divergence (minus its data term) of ``X`` and ``Y = H @ W``, and the ``H`` update, in one pass.
-
-    ``apply(W, H, X, loss, eps)`` returns the objective (differentiable in
-    ``W`` only) and the factor of one multiplicative update of ``H`` for the
-    same ``W`` and ``H`` (not differentiable): the beta-divergence update
-    ``H <- H * ((X Y^(b-2)) W^T) / (Y^(b-1) W^T)`` with b = 1 (kl), 2
-    (frobenius) or 0 (is), which never increases the divergence. Sharing ``Y``
-    and ``X / Y`` saves one product and about ten elementwise passes per epoch
-    compared with autograd through :func:`_model_term` followed by a separate
-    update; the values and gradients are the same (the clamp of ``Y`` at
-    ``eps`` stops the gradient where it is active, as ``clamp_min`` does).
-    """
-
-    @staticmethod
-    def forward(ctx, W, H, X, loss: str, eps: float):
-        Y = H @ W
-        n = X.numel()
-        if loss == "kl":
-            clamped = float(Y.min()) < eps
-            Yc = Y.clamp_min(eps) if clamped else Y
-            R = X / Yc
-            factor = (R @ W.T) / W.sum(dim=1).clamp_min(eps)
-            if clamped:  # the clamp stops the gradient where it is active
-                value = (Y - X * torch.log(Yc)).mean()
-                G = torch.where(Y >= eps, 1.0 - R, 1.0)
-            else:  # the usual case: sum(Y) from the factors' sums, log in place (Y is not needed after)
-                value = (H.sum(dim=0) @ W.sum(dim=1) - torch.dot(X.reshape(-1), Y.log_().reshape(-1))) / n
-                G = torch.rsub(R, 1.0)
-        elif loss == "is":
-            Yc = Y.clamp_min(eps)
-            inv = 1.0 / Yc
-            Xc = X.clamp_min(eps)
-            value = (Xc * inv + torch.log(Yc)).mean()
-            factor = ((X * inv.square()) @ W.T) / (inv @ W.T).clamp_min(eps)
-            G = (inv - Xc * inv.square()) * (Y >= eps)
-        else:
-            value = 0.5 * (X - Y).square().mean()
-            factor = (X @ W.T) / (Y.clamp_min(eps) @ W.T).clamp_min(eps)
-            G = Y - X
-        ctx.save_for_backward(H, G)
-        ctx.scale = 1.0 / n
-        ctx.mark_non_differentiable(factor)
-        return value, factor
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_value, grad_factor):
-        H, G = ctx.saved_tensors
-        return (H.T @ G) * (grad_value * ctx.scale), None, None, None, None
-
-
-PAD_MULTIPLE = 16
-
-
-def _pad_points(F: torch.Tensor) -> torch.Tensor:
-    """Features ``(K, 2J, n)`` with zero columns appended up to a multiple of :data:`PAD_MULTIPLE` points.
-
-    The padded points' outputs are sliced away before the objective, so their
-    gradient is zero and they change no weight gradient; the batched products
-    over ``n`` run faster on rows of a multiple of 16 floats.
-    """
-    extra = -F.shape[2] % PAD_MULTIPLE
-    return F if extra == 0 else torch.nn.functional.pad(F, (0, extra))
-
-
-def _train_grid(net, F, H, X, *, loss, eps, optimizer, lr, epochs, report) -> list[float]:
-    """Full-batch training of the atom networks and the activation matrix on a grid.
-
-    ``F`` ``(K, 2J, n_bins)`` are the constant Fourier features of the bins, ``H``
-    ``(n_frames, K)`` the activations, ``X`` ``(n_frames, n_bins)`` the data.
-    Each epoch takes one optimiser step on the network weights (gradient of
-    the mean divergence) and one multiplicative update of ``H`` with the
-    atoms of that step.
-    """
-    opt = _make_optimizer(optimizer, [net.theta], lr)
-    const = _data_term(X, loss, eps)
-    losses = []
-    workspace = Workspace()  # the network's large states reuse the same memory at every epoch
-    n_bins = F.shape[2]
-    F = _pad_points(F)
-    for epoch in range(1, epochs + 1):
-        opt.zero_grad(set_to_none=True)
-        W = net(F, workspace=workspace)[:, :n_bins]  # (K, n_bins)
-        objective, factor = _GridObjective.apply(W, H, X, loss, eps)
-        objective.backward()
-        losses.append(float(objective.detach()) + const)
-        opt.step()
-        H.mul_(factor)  # the activation update with the atoms of this epoch
-        report(epoch, losses[-1])
-    with torch.no_grad():  # the final value without cancellation: full formula in float64
-        losses.append(float(pointwise_loss(X.double(), (H @ net(F)[:, :n_bins]).double(), loss, eps=eps)))
-    return losses
-
-
-def _train_points(nets, Ff, Ft, f_idx, t_idx, V, *, loss, eps, optimizer, lr, epochs, fraction, gen,
-                  report) -> list[float]:
-    """Full-batch (or random-fraction) training of atom and activation networks on points.
-
-    ``Ff`` ``(K, 2J, n_freqs)`` and ``Ft`` ``(K, 2J, n_times)`` are the Fourier features
-    of the distinct coordinates; ``f_idx``, ``t_idx`` ``(n_points,)`` map each
-    point to them; ``V`` ``(n_points,)`` holds the values.
-    """
-    opt = _make_optimizer(optimizer, [nets["W"].theta, nets["H"].theta], lr)
-    n = V.numel()
-    n_draw = max(1, int(round(fraction * n)))
-    losses = []
-    spaces = {name: Workspace() for name in nets}
-    n_f, n_t = Ff.shape[2], Ft.shape[2]
-    Ff, Ft = _pad_points(Ff), _pad_points(Ft)
-    for epoch in range(1, epochs + 1):
-        if n_draw < n:
-            sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
-            fi, ti, v = f_idx[sel], t_idx[sel], V[sel]
-        else:
-            fi, ti, v = f_idx, t_idx, V
-        opt.zero_grad(set_to_none=True)
-        Wu = nets["W"](Ff, workspace=spaces["W"])[:, :n_f]  # (K, n_freqs)
-        Hu = nets["H"](Ft, workspace=spaces["H"])[:, :n_t]  # (K, n_times)
-        Y = paired_model(Wu, Hu, fi, ti)  # (n_draw,)
-        objective = _model_term(v, Y, loss, eps)
-        objective.backward()
-        losses.append(float(objective.detach()) + _data_term(v, loss, eps))
-        opt.step()
-        report(epoch, losses[-1])
-    with torch.no_grad():
-        Y = paired_model(nets["W"](Ff)[:, :n_f], nets["H"](Ft)[:, :n_t], f_idx, t_idx)
-        losses.append(float(pointwise_loss(V.double(), Y.double(), loss, eps=eps)))
-    return losses

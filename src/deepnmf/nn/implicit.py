@@ -88,66 +88,121 @@ def unique_coordinates(x: torch.Tensor, *, decimals: int = 9) -> tuple[torch.Ten
     return (uniq / 10**decimals).to(x.dtype), inverse
 
 
+def stacked_forward(factor: "ImplicitFactor", theta: torch.Tensor, F: torch.Tensor, *, components: slice = slice(None),
+                    workspace: "Workspace | None" = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Outputs of some of a factor's networks, and the states their reverse mode needs (no autograd).
+
+    Parameters
+    ----------
+    factor : ImplicitFactor
+        Gives the layout of ``theta``.
+    theta : torch.Tensor [shape=(n_parameters,)]
+        Flat weights in ``factor``'s layout.
+    F : torch.Tensor [shape=(n_components, 2 * n_octaves, n)]
+        Features of all components (:meth:`ImplicitFactor.features`); only
+        the rows of ``components`` are read.
+    components : slice
+        A contiguous range of components (default all).
+    workspace : Workspace, optional
+        Buffers for the states (see :class:`Workspace`; one per range).
+
+    Returns
+    -------
+    G : torch.Tensor [shape=(n_selected, n)]
+        ``softplus`` outputs.
+    saved : tuple of torch.Tensor
+        Sine-layer inputs and outputs ``z``, cosines of the pre-activations and
+        the output's sigmoid, for :func:`stacked_backward`.
+    """
+    w = factor.weights(theta)
+    z = F[components]
+    K, n = z.shape[0], z.shape[2]
+    zs, cs = [z], []
+    for i, (W, b) in enumerate(factor.sine_layers(w)):
+        a = _buffer(workspace, ("a", i), (K, W.shape[1], n), z)
+        torch.bmm(W[components], z, out=a).add_(b[components])  # (K, h, n)
+        z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, z))
+        cs.append(torch.cos(a, out=a))  # over the pre-activation while it is in cache
+        zs.append(z)
+    out = torch.baddbmm(w["b_out"][components], w["w_out"][components], z)  # (K, 1, n)
+    return nn.functional.softplus(out.squeeze(1)), (*zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
+
+
+def stacked_backward(factor: "ImplicitFactor", theta: torch.Tensor, grad: torch.Tensor,
+                     saved: tuple[torch.Tensor, ...], flat: torch.Tensor, *, components: slice = slice(None),
+                     workspace: "Workspace | None" = None, input_grad: bool = False) -> torch.Tensor | None:
+    """Reverse mode of :func:`stacked_forward`: the weight gradient of the range, written into ``flat``.
+
+    Parameters
+    ----------
+    factor, theta, components, workspace
+        As given to :func:`stacked_forward`.
+    grad : torch.Tensor [shape=(n_selected, n)]
+        Gradient with respect to the outputs.
+    saved : tuple of torch.Tensor
+        Second output of :func:`stacked_forward`.
+    flat : torch.Tensor [shape=(n_parameters,)]
+        Flat gradient in ``factor``'s layout; the entries of the range's
+        weights are overwritten, no other entry is touched.
+    input_grad : bool
+        Also return the gradient with respect to the range's features.
+
+    Returns
+    -------
+    gF : torch.Tensor [shape=(n_selected, 2 * n_octaves, n)] or None
+    """
+    n_sine = factor.n_layers
+    zs, cs, sig = saved[:n_sine + 1], saved[n_sine + 1:-1], saved[-1]
+    w, gw = factor.weights(theta), factor.weights(flat)
+    go = grad.unsqueeze(1) * sig  # (K, 1, n)
+    torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"][components])
+    torch.sum(go, dim=2, keepdim=True, out=gw["b_out"][components])
+    ga = torch.mul(w["w_out"][components].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
+    ga.mul_(cs[-1])  # (K, h, n); the output layer's backward as a broadcast product
+    layers, grads = factor.sine_layers(w), factor.sine_layers(gw)
+    for i in range(n_sine - 1, -1, -1):
+        gW, gb = grads[i]
+        torch.bmm(ga, zs[i].transpose(1, 2), out=gW[components])
+        torch.sum(ga, dim=2, keepdim=True, out=gb[components])
+        if i > 0:  # buffers g1 and g2 alternate: a product cannot write over its input
+            out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
+            ga = torch.bmm(layers[i][0][components].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
+    return torch.bmm(layers[0][0][components].transpose(1, 2), ga) if input_grad else None
+
+
 class _StackedMLP(torch.autograd.Function):
-    """All ``K`` networks of an :class:`ImplicitFactor`, forward and reverse mode written out.
+    """All ``K`` networks of an :class:`ImplicitFactor` as one autograd node.
 
     ``apply(theta, F, factor, workspace)`` returns ``softplus(out)`` ``(K, n)``
-    for features ``F`` ``(K, 2J, n)`` (``workspace``: a :class:`Workspace` or
-    None); the gradient flows to ``theta`` (flat, in
-    the layout of ``factor``) and to ``F`` if it requires one. One autograd
-    node instead of a chain of them, with choices measured on the project's
-    2-core machines: ``bmm`` then an in-place bias add (``baddbmm`` with a
+    for features ``F`` ``(K, 2J, n)``; the gradient flows to ``theta`` (flat, in
+    the layout of ``factor``) and to ``F`` if it requires one. Forward and
+    reverse mode are written out (:func:`stacked_forward`,
+    :func:`stacked_backward`), with choices measured on the project's 2-core
+    machines: ``bmm`` then an in-place bias add (``baddbmm`` with a
     broadcast bias was 1.7x slower); the cosine each backward product needs
     is computed in the forward pass, over the pre-activation while that is
     still in cache; the output layer's backward is a broadcast product, not a
     rank-1 matrix product; weight gradients are written straight into the
     flat gradient. A grid training step (20 components, 1001 bins, hidden
-    64) took 0.64-0.76x (median 0.70x) the time of the per-layer autograd functions this
-    replaced (interleaved runs, ``docs/implicit-nmf.md``).
+    64) took 0.64-0.76x (median 0.70x) the time of the per-layer autograd
+    functions this replaced (interleaved runs, ``docs/implicit-nmf.md``).
     """
 
     @staticmethod
     def forward(ctx, theta: torch.Tensor, F: torch.Tensor, factor: "ImplicitFactor",
                 workspace: "Workspace | None") -> torch.Tensor:
-        w = factor.weights(theta)
-        K, n = F.shape[0], F.shape[2]
-        z, zs, cs = F, [F], []
-        for i, (W, b) in enumerate(factor.sine_layers(w)):
-            a = _buffer(workspace, ("a", i), (K, W.shape[1], n), F)
-            torch.bmm(W, z, out=a).add_(b)  # (K, h, n)
-            z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, F))
-            cs.append(torch.cos(a, out=a))
-            zs.append(z)
-        out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
-        ctx.save_for_backward(theta, *zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
+        G, saved = stacked_forward(factor, theta, F, workspace=workspace)
+        ctx.save_for_backward(theta, *saved)  # version counters guard the workspace's reuse
         ctx.factor, ctx.workspace = factor, workspace
-        return nn.functional.softplus(out.squeeze(1))  # (K, n)
+        return G
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        factor, workspace = ctx.factor, ctx.workspace
-        theta, *rest = ctx.saved_tensors
-        n_sine = factor.n_layers
-        zs, cs, sig = rest[:n_sine + 1], rest[n_sine + 1:-1], rest[-1]
-        w = factor.weights(theta)
+        theta, *saved = ctx.saved_tensors
         flat = torch.empty_like(theta)
-        gw = factor.weights(flat)
-        go = grad.unsqueeze(1) * sig  # (K, 1, n)
-        torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"])
-        torch.sum(go, dim=2, keepdim=True, out=gw["b_out"])
-        ga = torch.mul(w["w_out"].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
-        ga.mul_(cs[-1])  # (K, h, n)
-        layers = factor.sine_layers(w)
-        grads = factor.sine_layers(gw)
-        for i in range(n_sine - 1, -1, -1):
-            gW, gb = grads[i]
-            torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
-            torch.sum(ga, dim=2, keepdim=True, out=gb)
-            if i > 0:  # buffers g1 and g2 alternate: a product cannot write over its input
-                out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
-                ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
-        gF = torch.bmm(layers[0][0].transpose(1, 2), ga) if ctx.needs_input_grad[1] else None
+        gF = stacked_backward(ctx.factor, theta, grad, tuple(saved), flat, workspace=ctx.workspace,
+                              input_grad=ctx.needs_input_grad[1])
         return flat, gF, None, None
 
 
