@@ -43,7 +43,7 @@ from torch import nn
 from deepnmf.audio import points as P
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.experiments.transfer import load_speaker, timit_speakers
-from deepnmf.models._implicit_training import train_grid, train_points
+from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points
 from deepnmf.nn.implicit import ImplicitFactor, unique_coordinates
 from deepnmf.separation import compressed_spectrogram
 
@@ -129,14 +129,16 @@ def reference_points_step_fn(V, tn, fn, rank: int, hidden: int, n_octaves: int):
 
 
 # ------------------------------------------------------------ package method
-def package_grid_step_fn(X: torch.Tensor, f: torch.Tensor, rank: int, hidden: int, n_octaves: int):
+def package_grid_step_fn(X: torch.Tensor, f: torch.Tensor, rank: int, hidden: int, n_octaves: int, *,
+                         compiled: bool = False):
     net = ImplicitFactor(rank, n_octaves=n_octaves, hidden=hidden, generator=torch.Generator().manual_seed(0)).to(X.device)
     F = net.features(f)  # constant on the grid
     H = torch.rand(X.shape[0], rank, device=X.device).mul_(0.1)
     quiet = lambda epoch, loss: None  # noqa: E731
+    train = train_grid_compiled if compiled else train_grid
 
     def steps(n: int) -> None:
-        train_grid(net, F, H, X, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n, report=quiet)
+        train(net, F, H, X, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n, report=quiet)
 
     return steps
 
@@ -195,20 +197,35 @@ def speech(seconds: float) -> np.ndarray:
     return x[: int(seconds * SR)]
 
 
-def bench_grid(device, rounds, rank=20, hidden=64, n_octaves=10) -> dict:
+REF_GRID = "reference (loop over components, per-point features)"
+OURS_GRID = "deepnmf grid mode (batched, features precomputed)"
+OURS_GRID_COMPILED = "deepnmf grid mode, compile=True (torch.compile)"
+
+
+def bench_grid(device, rounds, rank=20, hidden=64, n_octaves=10, *, compiled=True) -> dict:
     X = compressed_spectrogram(speech(20.0), n_fft=2000)[:320]  # (320, 1001)
     Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
     f = torch.as_tensor(stft_freqs(2000, SR) / (SR / 2), dtype=torch.float32, device=device)
     cands = {
-        "reference (loop over components, per-point features)": (reference_grid_step_fn(Xt, f, rank, hidden, n_octaves), 2, False),
-        "deepnmf grid mode (batched, features precomputed)": (package_grid_step_fn(Xt, f, rank, hidden, n_octaves), 20, True),
+        REF_GRID: (reference_grid_step_fn(Xt, f, rank, hidden, n_octaves), 2, False),
+        OURS_GRID: (package_grid_step_fn(Xt, f, rank, hidden, n_octaves), 20, True),
     }
+    compile_s = None
+    if compiled:
+        fn = package_grid_step_fn(Xt, f, rank, hidden, n_octaves, compiled=True)
+        t0 = time.perf_counter()
+        fn(1)  # the first call compiles (or finds the graph in torch's on-disk cache)
+        compile_s = time.perf_counter() - t0
+        cands[OURS_GRID_COMPILED] = (fn, 20, True)
     res = interleaved(cands, rounds, device)
-    ref, ours = res.values()
     flops = grid_step_flops(X.shape[0], X.shape[1], rank, hidden, n_octaves)
-    return {"shape": list(X.shape), "rank": rank, "hidden": hidden, "n_octaves": n_octaves,
-            "seconds_per_step": res, "speedup": ref / ours,
-            "matrix_product_gflop_per_step": flops / 1e9, "achieved_gflop_per_s": flops / ours / 1e9}
+    out = {"shape": list(X.shape), "rank": rank, "hidden": hidden, "n_octaves": n_octaves,
+           "seconds_per_step": res, "speedup": res[REF_GRID] / res[OURS_GRID],
+           "matrix_product_gflop_per_step": flops / 1e9, "achieved_gflop_per_s": flops / res[OURS_GRID] / 1e9}
+    if compiled:
+        out.update(speedup_compiled=res[REF_GRID] / res[OURS_GRID_COMPILED], first_compiled_call_s=compile_s,
+                   achieved_gflop_per_s_compiled=flops / res[OURS_GRID_COMPILED] / 1e9)
+    return out
 
 
 def grid_step_flops(n_frames: int, n_bins: int, rank: int, hidden: int, n_octaves: int, n_layers: int = 3) -> float:
@@ -288,14 +305,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--model", default=None, help="saved ImplicitNMF to plot (default: train one)")
     ap.add_argument("--plot-epochs", type=int, default=300)
-    ap.add_argument("--skip", choices=["grid", "points", "plot"], action="append", default=[])
+    ap.add_argument("--skip", choices=["grid", "compiled", "points", "plot"], action="append", default=[],
+                    help="parts to leave out (compiled: the torch.compile grid candidate)")
     args = ap.parse_args()
     device = torch.device(args.device)
     result = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "machine": cpu_model(), "matmul_peak_gflop_per_s": matmul_peak(device)}
     print(f"float32 matmul peak (2000^3, torch): {result['matmul_peak_gflop_per_s']:.0f} GFLOP/s", flush=True)
     if "grid" not in args.skip:
-        result["grid"] = bench_grid(device, args.rounds)
+        result["grid"] = bench_grid(device, args.rounds, compiled="compiled" not in args.skip)
         result["grid"]["percent_of_peak"] = 100 * result["grid"]["achieved_gflop_per_s"] / result["matmul_peak_gflop_per_s"]
         print(json.dumps(result["grid"], indent=1), flush=True)
     if "points" not in args.skip:

@@ -1,6 +1,8 @@
 """ImplicitNMF: training properties, resolution transfer, points mode, save/load, errors."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -214,3 +216,44 @@ def test_padding_the_points_changes_nothing_but_rounding(mode, monkeypatch, two_
     np.testing.assert_allclose(fits[0].components_, fits[1].components_, rtol=1e-4, atol=1e-6)
     assert T.pad_points(torch.zeros(2, 4, 33)).shape == (2, 4, 48)
     assert T.pad_points(torch.zeros(2, 4, 32)).shape == (2, 4, 32)
+
+
+@pytest.mark.parametrize("loss, optimizer", [("kl", "rprop"), ("is", "adam")])
+def test_compiled_training_matches_uncompiled(loss, optimizer):
+    """compile=True fuses each epoch with torch.compile: the same training up to float32 rounding."""
+    X, freqs = planted_data(128, n_frames=24)
+    kw = dict(loss=loss, optimizer=optimizer, max_epochs=12, random_state=3, **SMALL)
+    eager = ImplicitNMF(3, **kw).fit(X, freqs=freqs, sr=SR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="torch.compile failed")  # a fallback: fail instead
+        compiled = ImplicitNMF(3, compile=True, **kw).fit(X, freqs=freqs, sr=SR)
+    assert compiled.n_iter_ == 12 and len(compiled.loss_curve_) == 13
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=2e-5)
+    np.testing.assert_allclose(compiled.components_, eager.components_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(compiled.activations_, eager.activations_, rtol=1e-4, atol=1e-6)
+    assert compiled.loss_curve_[-1] < compiled.loss_curve_[0]
+
+
+def test_compile_failure_falls_back_to_uncompiled_training_with_a_warning(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+        return run
+
+    monkeypatch.setattr(T.torch, "compile", broken_compile)
+    X, freqs = planted_data(64, n_frames=10)
+    kw = dict(max_epochs=5, random_state=0, **SMALL)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .RuntimeError: no C.. compiler found.; training without it"):
+        fallback = ImplicitNMF(2, compile=True, **kw).fit(X, freqs=freqs, sr=SR)
+    eager = ImplicitNMF(2, **kw).fit(X, freqs=freqs, sr=SR)
+    assert fallback.loss_curve_ == eager.loss_curve_
+    np.testing.assert_array_equal(fallback.components_, eager.components_)
+
+
+def test_compile_parameter_checks(tmp_path, two_tone_points):
+    X, freqs = planted_data(64, n_frames=10)
+    with pytest.raises(ParameterError, match="compile must be True or False"):
+        ImplicitNMF(2, compile="yes", max_epochs=1).fit(X, freqs=freqs, sr=SR)
+    with pytest.warns(UserWarning, match="grid mode only"):
+        model = ImplicitNMF(2, mode="points", compile=True, max_epochs=2, random_state=0, **SMALL).fit(two_tone_points)
+    assert ImplicitNMF.load(model.save(tmp_path / "m")).compile is True

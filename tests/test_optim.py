@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from deepnmf.exceptions import ParameterError
-from deepnmf.nn.optim import FlatRprop, _step_torch
+from deepnmf.nn.optim import FlatRprop, _step_torch, rprop_update
 
 
 def _trajectory(opt_cls, dtype, n_steps=40, **kw):
@@ -81,3 +81,21 @@ def test_nan_gradient_gives_nan_parameter_only_there():
     opt.step()
     assert torch.isnan(p[1]) and not torch.isnan(p[[0, 2, 3]]).any()
     torch.testing.assert_close(p.detach()[[0, 2, 3]], torch.tensor([0.9, 1.1, 1.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_functional_rprop_update_matches_torch_bit_for_bit(dtype):
+    """rprop_update (the pure function compiled grid training uses) against torch.optim.Rprop."""
+    gen = torch.Generator().manual_seed(5)
+    p0 = torch.randn(3000, generator=gen, dtype=dtype)
+    ref = torch.nn.Parameter(p0.clone())
+    opt = torch.optim.Rprop([ref], lr=0.01)
+    p, prev, size = p0.clone(), torch.zeros_like(p0), torch.full_like(p0, 0.01)
+    for _ in range(15):
+        g = torch.randn(3000, generator=gen, dtype=dtype)
+        g[torch.rand(3000, generator=gen) < 0.2] = 0.0
+        ref.grad = g.clone()
+        opt.step()
+        p, prev, size = rprop_update(p, g, prev, size)
+        assert p.dtype == dtype
+        torch.testing.assert_close(p, ref.detach(), rtol=0, atol=0)

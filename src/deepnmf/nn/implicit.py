@@ -88,23 +88,48 @@ def unique_coordinates(x: torch.Tensor, *, decimals: int = 9) -> tuple[torch.Ten
     return (uniq / 10**decimals).to(x.dtype), inverse
 
 
-def stacked_forward(factor: "ImplicitFactor", theta: torch.Tensor, F: torch.Tensor, *, components: slice = slice(None),
-                    workspace: "Workspace | None" = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Outputs of some of a factor's networks, and the states their reverse mode needs (no autograd).
+def weight_views(theta: torch.Tensor, layout: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, torch.Tensor]:
+    """Named views of a flat parameter vector.
 
     Parameters
     ----------
-    factor : ImplicitFactor
-        Gives the layout of ``theta``.
     theta : torch.Tensor [shape=(n_parameters,)]
-        Flat weights in ``factor``'s layout.
+    layout : tuple of (name, shape)
+        In storage order (:attr:`ImplicitFactor.layout`).
+
+    Returns
+    -------
+    w : dict of str to torch.Tensor
+    """
+    out, offset = {}, 0
+    for name, shape in layout:
+        n = math.prod(shape)
+        out[name] = theta[offset:offset + n].view(shape)
+        offset += n
+    return out
+
+
+def sine_layers(w: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(weight, bias)`` of each sine layer, input first, from :func:`weight_views`' dictionary."""
+    return [(w["w_in"], w["b_in"])] + [(w["w_hidden"][i], w["b_hidden"][i]) for i in range(w["w_hidden"].shape[0])]
+
+
+def stacked_forward(w: dict[str, torch.Tensor], F: torch.Tensor, *, components: slice = slice(None),
+                    workspace: "Workspace | None" = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Outputs of stacked networks, and the states their reverse mode needs (no autograd).
+
+    Parameters
+    ----------
+    w : dict of str to torch.Tensor
+        The networks' weights (:func:`weight_views`, shapes in :class:`ImplicitFactor`).
     F : torch.Tensor [shape=(n_components, 2 * n_octaves, n)]
         Features of all components (:meth:`ImplicitFactor.features`); only
         the rows of ``components`` are read.
     components : slice
         A contiguous range of components (default all).
     workspace : Workspace, optional
-        Buffers for the states (see :class:`Workspace`; one per range).
+        Buffers for the states (see :class:`Workspace`); ``None`` allocates
+        fresh tensors (and is what :func:`torch.compile` can trace).
 
     Returns
     -------
@@ -114,11 +139,10 @@ def stacked_forward(factor: "ImplicitFactor", theta: torch.Tensor, F: torch.Tens
         Sine-layer inputs and outputs ``z``, cosines of the pre-activations and
         the output's sigmoid, for :func:`stacked_backward`.
     """
-    w = factor.weights(theta)
     z = F[components]
     K, n = z.shape[0], z.shape[2]
     zs, cs = [z], []
-    for i, (W, b) in enumerate(factor.sine_layers(w)):
+    for i, (W, b) in enumerate(sine_layers(w)):
         a = _buffer(workspace, ("a", i), (K, W.shape[1], n), z)
         torch.bmm(W[components], z, out=a).add_(b[components])  # (K, h, n)
         z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, z))
@@ -128,22 +152,23 @@ def stacked_forward(factor: "ImplicitFactor", theta: torch.Tensor, F: torch.Tens
     return nn.functional.softplus(out.squeeze(1)), (*zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
 
 
-def stacked_backward(factor: "ImplicitFactor", theta: torch.Tensor, grad: torch.Tensor,
-                     saved: tuple[torch.Tensor, ...], flat: torch.Tensor, *, components: slice = slice(None),
+def stacked_backward(w: dict[str, torch.Tensor], gw: dict[str, torch.Tensor], grad: torch.Tensor,
+                     saved: tuple[torch.Tensor, ...], *, components: slice = slice(None),
                      workspace: "Workspace | None" = None, input_grad: bool = False) -> torch.Tensor | None:
-    """Reverse mode of :func:`stacked_forward`: the weight gradient of the range, written into ``flat``.
+    """Reverse mode of :func:`stacked_forward`: the weight gradients of the range, written into ``gw``.
 
     Parameters
     ----------
-    factor, theta, components, workspace
+    w, components, workspace
         As given to :func:`stacked_forward`.
+    gw : dict of str to torch.Tensor
+        Gradient tensors shaped as ``w`` (for example :func:`weight_views`
+        of a flat gradient); the range's entries are overwritten, no other
+        entry is touched.
     grad : torch.Tensor [shape=(n_selected, n)]
         Gradient with respect to the outputs.
     saved : tuple of torch.Tensor
         Second output of :func:`stacked_forward`.
-    flat : torch.Tensor [shape=(n_parameters,)]
-        Flat gradient in ``factor``'s layout; the entries of the range's
-        weights are overwritten, no other entry is touched.
     input_grad : bool
         Also return the gradient with respect to the range's features.
 
@@ -151,15 +176,14 @@ def stacked_backward(factor: "ImplicitFactor", theta: torch.Tensor, grad: torch.
     -------
     gF : torch.Tensor [shape=(n_selected, 2 * n_octaves, n)] or None
     """
-    n_sine = factor.n_layers
+    layers, grads = sine_layers(w), sine_layers(gw)
+    n_sine = len(layers)
     zs, cs, sig = saved[:n_sine + 1], saved[n_sine + 1:-1], saved[-1]
-    w, gw = factor.weights(theta), factor.weights(flat)
     go = grad.unsqueeze(1) * sig  # (K, 1, n)
     torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"][components])
     torch.sum(go, dim=2, keepdim=True, out=gw["b_out"][components])
     ga = torch.mul(w["w_out"][components].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
     ga.mul_(cs[-1])  # (K, h, n); the output layer's backward as a broadcast product
-    layers, grads = factor.sine_layers(w), factor.sine_layers(gw)
     for i in range(n_sine - 1, -1, -1):
         gW, gb = grads[i]
         torch.bmm(ga, zs[i].transpose(1, 2), out=gW[components])
@@ -191,7 +215,7 @@ class _StackedMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta: torch.Tensor, F: torch.Tensor, factor: "ImplicitFactor",
                 workspace: "Workspace | None") -> torch.Tensor:
-        G, saved = stacked_forward(factor, theta, F, workspace=workspace)
+        G, saved = stacked_forward(factor.weights(theta), F, workspace=workspace)
         ctx.save_for_backward(theta, *saved)  # version counters guard the workspace's reuse
         ctx.factor, ctx.workspace = factor, workspace
         return G
@@ -201,8 +225,8 @@ class _StackedMLP(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         theta, *saved = ctx.saved_tensors
         flat = torch.empty_like(theta)
-        gF = stacked_backward(ctx.factor, theta, grad, tuple(saved), flat, workspace=ctx.workspace,
-                              input_grad=ctx.needs_input_grad[1])
+        gF = stacked_backward(ctx.factor.weights(theta), ctx.factor.weights(flat), grad, tuple(saved),
+                              workspace=ctx.workspace, input_grad=ctx.needs_input_grad[1])
         return flat, gF, None, None
 
 
@@ -295,19 +319,18 @@ class ImplicitFactor(nn.Module):
         self.register_buffer("phase", torch.zeros(K, n_octaves, dtype=dtype, device=device))
         self.reset_parameters(generator)
 
+    @property
+    def layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """``(name, shape)`` of every weight tensor in ``theta``, in storage order (plain values)."""
+        return tuple((name, shape) for name, (shape, _) in self._layout.items())
+
     def weights(self, theta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The named weights as views of ``theta`` (default: the module's; shapes in the class notes)."""
-        theta = self.theta if theta is None else theta
-        out, offset = {}, 0
-        for name, (shape, _) in self._layout.items():
-            n = math.prod(shape)
-            out[name] = theta[offset:offset + n].view(shape)
-            offset += n
-        return out
+        return weight_views(self.theta if theta is None else theta, self.layout)
 
     def sine_layers(self, w: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(weight, bias)`` of each sine layer, input first, from :meth:`weights`' dictionary."""
-        return [(w["w_in"], w["b_in"])] + [(w["w_hidden"][i], w["b_hidden"][i]) for i in range(self.n_layers - 1)]
+        return sine_layers(w)
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

@@ -92,3 +92,29 @@ def _step_torch(p, g, prev, size, eta_minus, eta_plus, lo, hi) -> None:
     size.mul_(factor).clamp_(lo, hi)
     prev.copy_(torch.where(prod < 0, torch.zeros_like(g), g))
     p.addcmul_(prev.sign(), size, value=-1)
+
+
+def rprop_update(p: torch.Tensor, g: torch.Tensor, prev: torch.Tensor, size: torch.Tensor, *,
+                 etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Rprop step as a pure function (for :func:`torch.compile`), the arithmetic of :class:`FlatRprop`.
+
+    Parameters
+    ----------
+    p, g, prev, size : torch.Tensor [shape=(n,)]
+        Parameters, gradient, previous (kept) gradient, step sizes.
+    etas, step_sizes
+        As :class:`FlatRprop`.
+
+    Returns
+    -------
+    p, prev, size : torch.Tensor [shape=(n,)]
+        New parameters, the gradient kept for the next step (zero after a
+        sign change) and the new step sizes.
+    """
+    prod = g * prev
+    one = torch.ones_like(size)
+    factor = torch.where(prod > 0, one * etas[1], torch.where(prod < 0, one * etas[0], one))
+    size = (size * factor).clamp(step_sizes[0], step_sizes[1])
+    kept = torch.where(prod < 0, torch.zeros_like(g), g)
+    return p - kept.sign() * size, kept, size
