@@ -119,6 +119,32 @@ def test_cli_separate_writes_one_file_per_example(tmp_path, speakers, mixture):
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+def test_cli_separate_implicit_compiled(tmp_path, speakers, mixture):
+    """--compile trains the implicit dictionaries with torch.compile (no fallback warning) and records it."""
+    import json
+    import warnings
+
+    from deepnmf.cli.main import app
+
+    mix, _, _ = mixture
+    paths = []
+    for name, sig in (("a.wav", speakers[0][0][: 2 * SR]), ("b.wav", speakers[1][0][: 2 * SR]), ("mix.wav", mix / 2)):
+        sf.write(tmp_path / name, sig, SR)
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "out"
+    args = ["separate", paths[2], "--source-example", paths[0], "--source-example", paths[1], "--model", "implicit",
+            "--n-fft", "256", "--train-n-fft", "512", "--rank", "4", "--epochs", "5", "--compile",
+            "--save-models", str(tmp_path / "models"), "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="torch.compile failed")
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "separation.json").read_text())["compile"] is True
+    model = ImplicitNMF.load(tmp_path / "models" / "source_1")
+    assert model.compile is True and model.n_iter_ == 5
+    assert sf.read(out / "source_2.wav")[0].shape == mix.shape
+
+
 def test_separation_table_layout():
     summary = [{"n_fft": n, "model": m, "sdr": 4.0, "sir": 9.0, "sar": 6.5, "stoi": 0.7}
                for n in (1000, 2000) for m in ("nmf", "implicit")]

@@ -183,6 +183,7 @@ def learn_source_model(
     device: str = "cpu",
     verbose: int = 0,
     callback: Callable[[int, float], Any] | None = None,
+    compile: bool = False,  # noqa: A002 - ImplicitNMF's parameter
 ):
     """Learn one source's dictionary from an example recording (KL on ``|STFT| ** power``).
 
@@ -199,6 +200,12 @@ def learn_source_model(
     rank : int
     power, window
         As in :func:`separate`.
+    max_iter, max_epochs, random_state, device, verbose
+        Passed to the estimator (``max_iter`` to NMF, ``max_epochs`` to ImplicitNMF).
+    callback : callable, optional
+        ``callback(iteration_or_epoch, loss)`` during training.
+    compile : bool
+        ImplicitNMF only: train with :func:`torch.compile` (see :class:`deepnmf.ImplicitNMF`).
 
     Returns
     -------
@@ -219,7 +226,7 @@ def learn_source_model(
     from deepnmf.models.implicit import ImplicitNMF
 
     est = ImplicitNMF(rank, loss="kl", max_epochs=max_epochs, random_state=random_state, device=device,
-                      verbose=verbose)
+                      verbose=verbose, compile=compile)
     return est.fit(V, freqs=stft_freqs(n_fft, sr), sr=sr, callback=callback)
 
 

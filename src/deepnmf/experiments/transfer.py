@@ -126,6 +126,7 @@ class ProtocolConfig:
     random_state: int = 0
     device: str = "cpu"
     model_dir: Path | None = None
+    compile: bool = False  # iN-NMF training with torch.compile (same models up to rounding)
 
     def check(self) -> None:
         if self.rank < 1 or self.max_epochs < 0 or self.nmf_iter < 1 or self.refit_iter < 1:
@@ -157,7 +158,7 @@ def speaker_models(name: str, x_train: np.ndarray, cfg: ProtocolConfig, *, kind:
     key = f"{name}-{kind}-{n_fft}-r{cfg.rank}-" + (f"e{cfg.max_epochs}" if kind == "implicit" else f"i{cfg.nmf_iter}")
     return _cached_model(cfg, key, kind, lambda: learn_source_model(
         x_train, sr=sr, model=kind, n_fft=n_fft, rank=cfg.rank, power=cfg.power, max_iter=cfg.nmf_iter,
-        max_epochs=cfg.max_epochs, random_state=cfg.random_state + seed, device=cfg.device))
+        max_epochs=cfg.max_epochs, random_state=cfg.random_state + seed, device=cfg.device, compile=cfg.compile))
 
 
 # ------------------------------------------------------ resolution transfer
