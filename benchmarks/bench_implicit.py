@@ -14,6 +14,12 @@ then gathered) against evaluating every network at every point: (a) one
 network per component in a Python loop (features vectorised), (b) the
 package's batched networks without the deduplication.
 
+The grid comparison has a third candidate, the package's training with
+``ImplicitNMF(compile=True)`` (each epoch compiled by ``torch.compile``); its
+first call, which compiles (or finds the graph in torch's on-disk cache), is
+timed separately and left out of the per-step figure. ``--skip compiled``
+leaves it out.
+
 For the grid step it also reports the matrix-product FLOPs per step, the
 achieved GFLOP/s and their share of a measured 2000^3 matrix-multiply peak.
 
@@ -22,7 +28,7 @@ Also plots a learned dictionary sampled at two STFT sizes.
 Usage::
 
     python benchmarks/bench_implicit.py [--device cpu|cuda] [--rounds 3] [--out benchmarks/results]
-        [--model saved-implicit-model/] [--plot-epochs 300]
+        [--model saved-implicit-model/] [--plot-epochs 300] [--skip grid|compiled|points|plot]
 
 Prints a table and writes ``bench_implicit.json`` and ``implicit_dictionary_sizes.png``.
 """
