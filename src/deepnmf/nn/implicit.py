@@ -114,7 +114,7 @@ def sine_layers(w: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Te
     return [(w["w_in"], w["b_in"])] + [(w["w_hidden"][i], w["b_hidden"][i]) for i in range(w["w_hidden"].shape[0])]
 
 
-def stacked_forward(w: dict[str, torch.Tensor], F: torch.Tensor, *, components: slice = slice(None),
+def stacked_forward(w: dict[str, torch.Tensor], F: torch.Tensor, *,
                     workspace: "Workspace | None" = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """Outputs of stacked networks, and the states their reverse mode needs (no autograd).
 
@@ -123,75 +123,71 @@ def stacked_forward(w: dict[str, torch.Tensor], F: torch.Tensor, *, components: 
     w : dict of str to torch.Tensor
         The networks' weights (:func:`weight_views`, shapes in :class:`ImplicitFactor`).
     F : torch.Tensor [shape=(n_components, 2 * n_octaves, n)]
-        Features of all components (:meth:`ImplicitFactor.features`); only
-        the rows of ``components`` are read.
-    components : slice
-        A contiguous range of components (default all).
+        Features (:meth:`ImplicitFactor.features`).
     workspace : Workspace, optional
         Buffers for the states (see :class:`Workspace`); ``None`` allocates
         fresh tensors (and is what :func:`torch.compile` can trace).
 
     Returns
     -------
-    G : torch.Tensor [shape=(n_selected, n)]
+    G : torch.Tensor [shape=(n_components, n)]
         ``softplus`` outputs.
     saved : tuple of torch.Tensor
         Sine-layer inputs and outputs ``z``, cosines of the pre-activations and
         the output's sigmoid, for :func:`stacked_backward`.
     """
-    z = F[components]
+    z = F
     K, n = z.shape[0], z.shape[2]
     zs, cs = [z], []
     for i, (W, b) in enumerate(sine_layers(w)):
         a = _buffer(workspace, ("a", i), (K, W.shape[1], n), z)
-        torch.bmm(W[components], z, out=a).add_(b[components])  # (K, h, n)
+        torch.bmm(W, z, out=a).add_(b)  # (K, h, n)
         z = torch.sin(a, out=_buffer(workspace, ("z", i), a.shape, z))
         cs.append(torch.cos(a, out=a))  # over the pre-activation while it is in cache
         zs.append(z)
-    out = torch.baddbmm(w["b_out"][components], w["w_out"][components], z)  # (K, 1, n)
+    out = torch.baddbmm(w["b_out"], w["w_out"], z)  # (K, 1, n)
     return nn.functional.softplus(out.squeeze(1)), (*zs, *cs, torch.sigmoid(out))  # softplus' = sigmoid
 
 
 def stacked_backward(w: dict[str, torch.Tensor], gw: dict[str, torch.Tensor], grad: torch.Tensor,
-                     saved: tuple[torch.Tensor, ...], *, components: slice = slice(None),
+                     saved: tuple[torch.Tensor, ...], *,
                      workspace: "Workspace | None" = None, input_grad: bool = False) -> torch.Tensor | None:
-    """Reverse mode of :func:`stacked_forward`: the weight gradients of the range, written into ``gw``.
+    """Reverse mode of :func:`stacked_forward`: the weight gradients, written into ``gw``.
 
     Parameters
     ----------
-    w, components, workspace
+    w, workspace
         As given to :func:`stacked_forward`.
     gw : dict of str to torch.Tensor
         Gradient tensors shaped as ``w`` (for example :func:`weight_views`
-        of a flat gradient); the range's entries are overwritten, no other
-        entry is touched.
-    grad : torch.Tensor [shape=(n_selected, n)]
+        of a flat gradient); every entry is overwritten.
+    grad : torch.Tensor [shape=(n_components, n)]
         Gradient with respect to the outputs.
     saved : tuple of torch.Tensor
         Second output of :func:`stacked_forward`.
     input_grad : bool
-        Also return the gradient with respect to the range's features.
+        Also return the gradient with respect to the features.
 
     Returns
     -------
-    gF : torch.Tensor [shape=(n_selected, 2 * n_octaves, n)] or None
+    gF : torch.Tensor [shape=(n_components, 2 * n_octaves, n)] or None
     """
     layers, grads = sine_layers(w), sine_layers(gw)
     n_sine = len(layers)
     zs, cs, sig = saved[:n_sine + 1], saved[n_sine + 1:-1], saved[-1]
     go = grad.unsqueeze(1) * sig  # (K, 1, n)
-    torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"][components])
-    torch.sum(go, dim=2, keepdim=True, out=gw["b_out"][components])
-    ga = torch.mul(w["w_out"][components].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
+    torch.bmm(go, zs[-1].transpose(1, 2), out=gw["w_out"])
+    torch.sum(go, dim=2, keepdim=True, out=gw["b_out"])
+    ga = torch.mul(w["w_out"].transpose(1, 2), go, out=_buffer(workspace, ("g", 0), cs[-1].shape, go))
     ga.mul_(cs[-1])  # (K, h, n); the output layer's backward as a broadcast product
     for i in range(n_sine - 1, -1, -1):
         gW, gb = grads[i]
-        torch.bmm(ga, zs[i].transpose(1, 2), out=gW[components])
-        torch.sum(ga, dim=2, keepdim=True, out=gb[components])
+        torch.bmm(ga, zs[i].transpose(1, 2), out=gW)
+        torch.sum(ga, dim=2, keepdim=True, out=gb)
         if i > 0:  # buffers g1 and g2 alternate: a product cannot write over its input
             out = _buffer(workspace, ("g", i % 2 + 1), cs[i - 1].shape, ga)
-            ga = torch.bmm(layers[i][0][components].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
-    return torch.bmm(layers[0][0][components].transpose(1, 2), ga) if input_grad else None
+            ga = torch.bmm(layers[i][0].transpose(1, 2), ga, out=out).mul_(cs[i - 1])
+    return torch.bmm(layers[0][0].transpose(1, 2), ga) if input_grad else None
 
 
 class _StackedMLP(torch.autograd.Function):
