@@ -95,14 +95,20 @@ def test_separation_errors(mixture, nmf_models, speakers):
         learn_source_model(speakers[0][0], sr=SR, model="vae")
 
 
+def _write_cli_inputs(folder, speakers, mix) -> list[str]:
+    """Two 2 s example recordings and the mixture as WAV files: ``[a, b, mixture]`` paths."""
+    paths = []
+    for name, sig in (("a.wav", speakers[0][0][: 2 * SR]), ("b.wav", speakers[1][0][: 2 * SR]), ("mix.wav", mix / 2)):
+        sf.write(folder / name, sig, SR)
+        paths.append(str(folder / name))
+    return paths
+
+
 def test_cli_separate_writes_one_file_per_example(tmp_path, speakers, mixture):
     from deepnmf.cli.main import app  # importing main registers every command
 
     mix, _, _ = mixture
-    paths = []
-    for name, sig in (("a.wav", speakers[0][0][: 2 * SR]), ("b.wav", speakers[1][0][: 2 * SR]), ("mix.wav", mix / 2)):
-        sf.write(tmp_path / name, sig, SR)
-        paths.append(str(tmp_path / name))
+    paths = _write_cli_inputs(tmp_path, speakers, mix)
     runner = CliRunner()
     out = tmp_path / "out"
     args = ["separate", paths[2], "--source-example", paths[0], "--source-example", paths[1], "--model", "nmf",
@@ -127,10 +133,7 @@ def test_cli_separate_implicit_compiled(tmp_path, speakers, mixture):
     from deepnmf.cli.main import app
 
     mix, _, _ = mixture
-    paths = []
-    for name, sig in (("a.wav", speakers[0][0][: 2 * SR]), ("b.wav", speakers[1][0][: 2 * SR]), ("mix.wav", mix / 2)):
-        sf.write(tmp_path / name, sig, SR)
-        paths.append(str(tmp_path / name))
+    paths = _write_cli_inputs(tmp_path, speakers, mix)
     out = tmp_path / "out"
     args = ["separate", paths[2], "--source-example", paths[0], "--source-example", paths[1], "--model", "implicit",
             "--n-fft", "256", "--train-n-fft", "512", "--rank", "4", "--epochs", "5", "--compile",
