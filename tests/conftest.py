@@ -1,6 +1,8 @@
 """Shared fixtures. Tests that need the real recordings fail loudly when they are missing."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,13 @@ def data_dir() -> Path:
         return shared_data_dir()
     except DataError as err:  # CI always has ../shared: a missing folder is an error
         pytest.fail(f"real data is required for this test: {err}")
+
+
+#: torch.compile on CPU builds C++: its tests need a compiler (the project's machines have g++).
+needs_cxx = pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    reason="ImplicitNMF(compile=True) needs a C++ compiler, none found on PATH",
+)
 
 
 @pytest.fixture

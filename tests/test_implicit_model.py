@@ -13,6 +13,7 @@ from deepnmf.audio import points as P
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.divergences import beta_divergence
 from deepnmf.exceptions import DataError, NotFittedError, ParameterError
+from conftest import needs_cxx
 from deepnmf.models import _implicit_training as T
 from deepnmf.models._implicit_training import grid_objective, model_term
 
@@ -218,6 +219,7 @@ def test_padding_the_points_changes_nothing_but_rounding(mode, monkeypatch, two_
     assert T.pad_points(torch.zeros(2, 4, 32)).shape == (2, 4, 32)
 
 
+@needs_cxx
 @pytest.mark.parametrize("loss, optimizer", [("kl", "rprop"), ("is", "adam")])
 def test_compiled_training_matches_uncompiled(loss, optimizer):
     """compile=True fuses each epoch with torch.compile: the same training up to float32 rounding."""

@@ -1,5 +1,4 @@
 """FlatRprop against torch.optim.Rprop."""
-import numpy as np
 import pytest
 import torch
 

@@ -7,6 +7,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from conftest import needs_cxx
 from deepnmf import ImplicitNMF
 from deepnmf.audio.tf import stft_freqs
 from deepnmf.exceptions import DataError, ParameterError
@@ -125,6 +126,7 @@ def test_cli_separate_writes_one_file_per_example(tmp_path, speakers, mixture):
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+@needs_cxx
 def test_cli_separate_implicit_compiled(tmp_path, speakers, mixture):
     """--compile trains the implicit dictionaries with torch.compile (no fallback warning) and records it."""
     import json
