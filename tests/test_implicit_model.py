@@ -259,3 +259,17 @@ def test_compile_parameter_checks(tmp_path, two_tone_points):
     with pytest.warns(UserWarning, match="grid mode only"):
         model = ImplicitNMF(2, mode="points", compile=True, max_epochs=2, random_state=0, **SMALL).fit(two_tone_points)
     assert ImplicitNMF.load(model.save(tmp_path / "m")).compile is True
+
+
+@needs_cxx
+def test_compiled_training_reuses_one_graph_for_any_number_of_frames(monkeypatch):
+    """Recordings differ in length: the frame count is a dynamic dimension, not a recompile."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)  # a second graph would fail and fall back
+    freqs = stft_freqs(64, SR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="torch.compile failed")
+        for n_frames in (9, 14, 23):
+            X, _ = planted_data(64, n_frames=n_frames)
+            model = ImplicitNMF(2, compile=True, max_epochs=3, random_state=0, **SMALL).fit(X, freqs=freqs, sr=SR)
+            assert model.activations_.shape == (n_frames, 2)

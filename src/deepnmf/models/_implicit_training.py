@@ -287,6 +287,9 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
     theta = net.theta.detach().clone()
     prev, size = torch.zeros_like(theta), torch.full_like(theta, lr)
     step = torch.compile(_grid_epoch, dynamic=False, fullgraph=True)
+    if X.shape[0] >= 2:  # one graph for any number of frames (recordings differ in length); torch
+        torch._dynamo.mark_dynamic(X, 0)  # specialises sizes 0 and 1, so a single frame gets its own
+        torch._dynamo.mark_dynamic(H, 0)
     opt = None if rprop else torch.optim.Adam([net.theta], lr=lr)
     scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
     losses: list[float] = []
