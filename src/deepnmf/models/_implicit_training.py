@@ -275,7 +275,11 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
     matrix products to the BLAS. The first epoch compiles (about 10-20 s on
     the 2-core machine, less once torch's on-disk cache holds the graph);
     where compiling fails (no C++ compiler, for example) training falls
-    back to :func:`train_grid` with a warning. The same arithmetic as
+    back to :func:`train_grid` with a warning. The frame count is a dynamic
+    dimension, so spectrograms of any length share one compiled graph;
+    another number of bins, components or hidden units compiles anew, and
+    after 8 such graphs in one process torch stops compiling this function
+    (training then falls back with the warning). The same arithmetic as
     :func:`train_grid` up to rounding: the trajectories agree to float32
     rounding over the first epochs, then Rprop's sign decisions let
     rounding differences grow, as between any two machines.
