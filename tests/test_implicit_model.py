@@ -252,13 +252,48 @@ def test_compile_failure_falls_back_to_uncompiled_training_with_a_warning(monkey
     np.testing.assert_array_equal(fallback.components_, eager.components_)
 
 
-def test_compile_parameter_checks(tmp_path, two_tone_points):
+def test_compile_parameter_is_checked():
     X, freqs = planted_data(64, n_frames=10)
     with pytest.raises(ParameterError, match="compile must be True or False"):
         ImplicitNMF(2, compile="yes", max_epochs=1).fit(X, freqs=freqs, sr=SR)
-    with pytest.warns(UserWarning, match="grid mode only"):
-        model = ImplicitNMF(2, mode="points", compile=True, max_epochs=2, random_state=0, **SMALL).fit(two_tone_points)
-    assert ImplicitNMF.load(model.save(tmp_path / "m")).compile is True
+
+
+@needs_cxx
+@pytest.mark.parametrize("dense_ratio, loss, optimizer, fraction", [
+    (32, "kl", "rprop", 1.0),  # the dense product of the distinct coordinates
+    (0, "is", "adam", 0.6),  # gathered rows, a random share of the points each epoch
+])
+def test_compiled_points_training_matches_uncompiled(dense_ratio, loss, optimizer, fraction, monkeypatch,
+                                                     two_tone_points, tmp_path):
+    from deepnmf.nn import implicit as I
+
+    monkeypatch.setattr(I, "DENSE_PAIR_RATIO", dense_ratio)
+    kw = dict(mode="points", loss=loss, optimizer=optimizer, point_fraction=fraction, max_epochs=8, random_state=2,
+              **SMALL)
+    eager = ImplicitNMF(2, **kw).fit(two_tone_points)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="torch.compile failed")
+        compiled = ImplicitNMF(2, compile=True, **kw).fit(two_tone_points)
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=2e-5)
+    np.testing.assert_allclose(compiled.components_, eager.components_, rtol=1e-4, atol=1e-6)
+    times = np.linspace(0, two_tone_points.duration, 50)
+    np.testing.assert_allclose(compiled.activations_at(times), eager.activations_at(times), rtol=1e-4, atol=1e-6)
+    assert ImplicitNMF.load(compiled.save(tmp_path / "m")).compile is True
+
+
+def test_compiled_points_fallback_redraws_the_same_points(monkeypatch, two_tone_points):
+    """Where compiling fails, uncompiled training starts from the same generator state (same draws)."""
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(T.torch, "compile", broken_compile)
+    kw = dict(mode="points", point_fraction=0.5, max_epochs=4, random_state=0, **SMALL)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        fallback = ImplicitNMF(2, compile=True, **kw).fit(two_tone_points)
+    eager = ImplicitNMF(2, **kw).fit(two_tone_points)
+    assert fallback.loss_curve_ == eager.loss_curve_
 
 
 @needs_cxx

@@ -17,7 +17,8 @@ from typing import Callable
 import torch
 
 from deepnmf.nn.implicit import (
-    ImplicitFactor, Workspace, paired_model, pointwise_loss, stacked_backward, stacked_forward, weight_views,
+    ImplicitFactor, Workspace, dense_pairs, paired_model, pointwise_loss, stacked_backward, stacked_forward,
+    weight_views,
 )
 from deepnmf.nn.optim import FlatRprop, rprop_update
 
@@ -323,4 +324,137 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
             net.theta.copy_(theta)
         net.theta.grad = None
         losses.append(float(pointwise_loss(X.double(), (H @ net(Fp)[:, :n_bins]).double(), loss, eps=eps)))
+    return losses
+
+
+# ---------------------------------------------------------- compiled points mode
+def point_terms(V: torch.Tensor, Y: torch.Tensor, loss: str, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over points of the divergence minus its data term, and its gradient with respect to ``Y``.
+
+    The values and gradients of :func:`model_term` times the number of points
+    (the floor ``eps`` stops the gradient where it is active, as ``clamp_min``).
+
+    Parameters
+    ----------
+    V, Y : torch.Tensor [shape=(n,)]
+        Data and model at the points.
+
+    Returns
+    -------
+    value : torch.Tensor [shape=()]
+    dY : torch.Tensor [shape=(n,)]
+    """
+    if loss == "frobenius":
+        return 0.5 * (V - Y).square().sum(), Y - V
+    Yc = Y.clamp_min(eps)
+    active = Y >= eps
+    if loss == "kl":
+        return (Y - V * torch.log(Yc)).sum(), torch.where(active, 1.0 - V / Yc, 1.0)
+    inv = 1.0 / Yc
+    Vc = V.clamp_min(eps)
+    return (Vc * inv + torch.log(Yc)).sum(), (inv - Vc * inv.square()) * active
+
+
+def _points_epoch(thetas: tuple[torch.Tensor, torch.Tensor], feats: tuple[torch.Tensor, torch.Tensor],
+                  f_idx: torch.Tensor, t_idx: torch.Tensor, V: torch.Tensor,
+                  states: tuple[torch.Tensor, ...], layouts: tuple, sizes: tuple[int, int], dense: bool,
+                  loss: str, eps: float, rprop: tuple | None):
+    """One points epoch as a pure function (what :func:`torch.compile` traces; see :func:`_grid_epoch`).
+
+    ``thetas`` and ``feats`` hold the atom then the activation networks' weights
+    and padded features, ``sizes`` their unpadded coordinate counts, ``states``
+    Rprop's ``(prev_W, size_W, prev_H, size_H)``. The model at the points and
+    its reverse pass follow :func:`deepnmf.nn.implicit.paired_model` (the
+    dense product of the distinct coordinates when ``dense``, else gathered
+    rows). Returns ``(theta_W, theta_H, states, value)`` after an Rprop step,
+    else ``(grad_W, grad_H, value)``.
+    """
+    n_f, n_t = sizes
+    ws = [weight_views(theta, layout) for theta, layout in zip(thetas, layouts)]
+    (W_pad, saved_W), (H_pad, saved_H) = (stacked_forward(w, F) for w, F in zip(ws, feats))
+    W, H = W_pad[:, :n_f], H_pad[:, :n_t]
+    if dense:
+        flat = f_idx * n_t + t_idx
+        Y = (W.T @ H).reshape(-1)[flat]
+    else:
+        Wg, Hg = W[:, f_idx], H[:, t_idx]
+        Y = (Wg * Hg).sum(dim=0)
+    value, dY = point_terms(V, Y, loss, eps)
+    dY = dY * (1.0 / V.numel())
+    if dense:
+        A = torch.zeros(n_f * n_t, dtype=dY.dtype, device=dY.device).index_add(0, flat, dY).view(n_f, n_t)
+        gW, gH = H @ A.T, W @ A
+    else:
+        gW = torch.zeros_like(W).index_add(1, f_idx, Hg * dY)
+        gH = torch.zeros_like(H).index_add(1, t_idx, Wg * dY)
+    grads = []
+    for theta, layout, w, g, F, saved in zip(thetas, layouts, ws, (gW, gH), feats, (saved_W, saved_H)):
+        grad = torch.empty_like(theta)
+        g = torch.nn.functional.pad(g, (0, F.shape[2] - g.shape[1]))
+        stacked_backward(w, weight_views(grad, layout), g, saved)
+        grads.append(grad)
+    if rprop is None:
+        return grads[0], grads[1], value
+    new_W = rprop_update(thetas[0], grads[0], states[0], states[1], etas=rprop[0], step_sizes=rprop[1])
+    new_H = rprop_update(thetas[1], grads[1], states[2], states[3], etas=rprop[0], step_sizes=rprop[1])
+    return new_W[0], new_H[0], (new_W[1], new_W[2], new_H[1], new_H[2]), value
+
+
+def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, f_idx: torch.Tensor,
+                          t_idx: torch.Tensor, V: torch.Tensor, *, loss: str, eps: float, optimizer: str, lr: float,
+                          epochs: int, fraction: float, gen: torch.Generator,
+                          report: Callable[[int, float], object]) -> list[float]:
+    """:func:`train_points` with each epoch compiled by :func:`torch.compile` (see :func:`train_grid_compiled`).
+
+    The same draws of points as :func:`train_points` (the same generator
+    calls), the same arithmetic up to rounding; falls back to
+    :func:`train_points` with a warning where compiling fails.
+    """
+    n = V.numel()
+    n_draw = max(1, int(round(fraction * n)))
+    n_f, n_t = Ff.shape[2], Ft.shape[2]
+    feats = (pad_points(Ff), pad_points(Ft))
+    dense = dense_pairs(n_f, n_t, n_draw)
+    layouts = (nets["W"].layout, nets["H"].layout)
+    rprop = ((0.5, 1.2), (1e-6, 50.0)) if optimizer == "rprop" else None
+    thetas = (nets["W"].theta.detach().clone(), nets["H"].theta.detach().clone())
+    states = tuple(t for theta in thetas for t in (torch.zeros_like(theta), torch.full_like(theta, lr)))
+    opt = None if rprop else torch.optim.Adam([nets["W"].theta, nets["H"].theta], lr=lr)
+    step = torch.compile(_points_epoch, dynamic=False, fullgraph=True)
+    losses: list[float] = []
+    state_before = gen.get_state()
+    for epoch in range(1, epochs + 1):
+        if n_draw < n:
+            sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
+            fi, ti, v = f_idx[sel], t_idx[sel], V[sel]
+        else:
+            fi, ti, v = f_idx, t_idx, V
+        try:
+            out = step(thetas, feats, fi, ti, v, states, layouts, (n_f, n_t), dense, loss, eps, rprop)
+        except Exception as err:  # noqa: BLE001 - compiler missing or unsupported: train uncompiled
+            if epoch > 1:
+                raise
+            warnings.warn(f"torch.compile failed ({_root_cause(err)}); training without it", RuntimeWarning,
+                          stacklevel=3)
+            gen.set_state(state_before)  # give back this epoch's draw: the uncompiled loop makes it again
+            return train_points(nets, Ff, Ft, f_idx, t_idx, V, loss=loss, eps=eps, optimizer=optimizer, lr=lr,
+                                epochs=epochs, fraction=fraction, gen=gen, report=report)
+        if rprop is not None:
+            theta_W, theta_H, states, value = out
+            thetas = (theta_W, theta_H)
+        else:
+            grad_W, grad_H, value = out
+            nets["W"].theta.grad, nets["H"].theta.grad = grad_W, grad_H
+            opt.step()
+            thetas = (nets["W"].theta.detach(), nets["H"].theta.detach())
+        losses.append(float(value) / v.numel() + data_term(v, loss, eps))
+        report(epoch, losses[-1])
+    with torch.no_grad():
+        if rprop is not None:
+            nets["W"].theta.copy_(thetas[0])
+            nets["H"].theta.copy_(thetas[1])
+        for net in nets.values():
+            net.theta.grad = None
+        Y = paired_model(nets["W"](feats[0])[:, :n_f], nets["H"](feats[1])[:, :n_t], f_idx, t_idx)
+        losses.append(float(pointwise_loss(V.double(), Y.double(), loss, eps=eps)))
     return losses

@@ -18,7 +18,6 @@ activations are ``(n_frames, n_components)``.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -30,7 +29,7 @@ from deepnmf._utils import (
 )
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
-from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points
+from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points, train_points_compiled
 from deepnmf.nn.implicit import paired_model
 
 MODES = ("grid", "points")
@@ -73,13 +72,13 @@ class ImplicitNMF(BaseNMF):
     verbose : int
         Print the loss every ``max(1, max_epochs // 20)`` epochs to stderr.
     compile : bool
-        ``"grid"`` mode: compile each training epoch with :func:`torch.compile`
-        (fused kernels; a grid step took about 0.8x the time on the project's
-        2-core CPU, see ``docs/implicit-nmf.md``). Compiling takes 10-20 s
-        on first use (torch keeps an on-disk cache) and needs a C++ compiler
-        on CPU; without one, training runs uncompiled with a warning.
-        Results agree with uncompiled training up to float32 rounding.
-        ``"points"`` mode ignores it (with a warning).
+        Compile each training epoch with :func:`torch.compile` (fused
+        kernels; a grid step took 0.68-0.80x the time on the project's 2-core
+        CPU, see ``docs/implicit-nmf.md``). Compiling takes 10-20 s on first
+        use (3-5 s once torch's on-disk cache holds the graph) and needs a
+        C++ compiler on CPU; without one, training runs uncompiled with a
+        warning. Results agree with uncompiled training up to float32
+        rounding.
 
     Attributes
     ----------
@@ -277,9 +276,7 @@ class ImplicitNMF(BaseNMF):
 
         if not isinstance(points, TFPoints):
             raise DataError(f"points mode fits a deepnmf.audio.points.TFPoints, got {type(points).__name__}")
-        if self.compile:
-            warnings.warn("compile=True applies to grid mode only; points mode trains uncompiled", UserWarning,
-                          stacklevel=3)
+
         device = resolve_device(self.device)
         tn, fn = (torch.as_tensor(c, dtype=torch.float64) for c in points.coords())
         t_u, t_idx = unique_coordinates(tn)
@@ -290,7 +287,8 @@ class ImplicitNMF(BaseNMF):
         Ft = nets["H"].features(t_u.to(device, torch.float32))  # (K, 2J, n_times), constant
         Ff = nets["W"].features(f_u.to(device, torch.float32))  # (K, 2J, n_freqs), constant
         self._scale_points_init(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V)
-        losses = train_points(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
+        trainer = train_points_compiled if self.compile else train_points
+        losses = trainer(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
                                optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
                                fraction=self.point_fraction, gen=gen, report=self._progress(callback))
         self.module_ = nets

@@ -424,6 +424,11 @@ DENSE_PAIR_RATIO = 32
 MAX_DENSE_PAIRS = 1 << 25
 
 
+def dense_pairs(n_freqs: int, n_times: int, n_points: int) -> bool:
+    """Whether :func:`paired_model` goes through the dense product for these sizes."""
+    return n_freqs * n_times <= min(DENSE_PAIR_RATIO * max(n_points, 1), MAX_DENSE_PAIRS)
+
+
 def paired_model(W: torch.Tensor, H: torch.Tensor, f_idx: torch.Tensor, t_idx: torch.Tensor) -> torch.Tensor:
     """``Y_i = sum_k W[k, f_idx[i]] H[k, t_idx[i]]`` for factors evaluated at distinct coordinates.
 
@@ -448,7 +453,7 @@ def paired_model(W: torch.Tensor, H: torch.Tensor, f_idx: torch.Tensor, t_idx: t
     Y : torch.Tensor [shape=(n,)]
     """
     n_f, n_t = W.shape[1], H.shape[1]
-    if n_f * n_t <= min(DENSE_PAIR_RATIO * max(f_idx.numel(), 1), MAX_DENSE_PAIRS):
+    if dense_pairs(n_f, n_t, f_idx.numel()):
         return _DensePairs.apply(W, H, f_idx * n_t + t_idx)
     return points_reconstruction(W[:, f_idx], H[:, t_idx])
 
