@@ -297,12 +297,11 @@ def test_compiled_points_fallback_redraws_the_same_points(monkeypatch, two_tone_
 
 
 @needs_cxx
-def test_compiled_training_reuses_one_graph_for_any_number_of_frames(monkeypatch):
+def test_compiled_training_reuses_one_graph_for_any_number_of_frames():
     """Recordings differ in length: the frame count is a dynamic dimension, not a recompile."""
     torch._dynamo.reset()
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)  # a second graph would fail and fall back
     freqs = stft_freqs(64, SR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch._dynamo.config.patch(recompile_limit=1):  # a second graph: fallback
         warnings.filterwarnings("error", message="torch.compile failed")
         for n_frames in (9, 14, 23):
             X, _ = planted_data(64, n_frames=n_frames)
