@@ -178,6 +178,15 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
     return losses
 
 
+def _draw_points(f_idx: torch.Tensor, t_idx: torch.Tensor, V: torch.Tensor, n_draw: int,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An epoch's points: ``n_draw`` drawn without replacement from ``gen``, or all of them (no draw)."""
+    if n_draw >= V.numel():
+        return f_idx, t_idx, V
+    sel = torch.randperm(V.numel(), generator=gen)[:n_draw].to(V.device)
+    return f_idx[sel], t_idx[sel], V[sel]
+
+
 def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, f_idx: torch.Tensor,
                  t_idx: torch.Tensor, V: torch.Tensor, *, loss: str, eps: float, optimizer: str, lr: float,
                  epochs: int, fraction: float, gen: torch.Generator,
@@ -215,11 +224,7 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
     n_f, n_t = Ff.shape[2], Ft.shape[2]
     Ff, Ft = pad_points(Ff), pad_points(Ft)
     for epoch in range(1, epochs + 1):
-        if n_draw < n:
-            sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
-            fi, ti, v = f_idx[sel], t_idx[sel], V[sel]
-        else:
-            fi, ti, v = f_idx, t_idx, V
+        fi, ti, v = _draw_points(f_idx, t_idx, V, n_draw, gen)
         opt.zero_grad(set_to_none=True)
         Wu = nets["W"](Ff, workspace=spaces["W"])[:, :n_f]  # (K, n_freqs)
         Hu = nets["H"](Ft, workspace=spaces["H"])[:, :n_t]  # (K, n_times)
@@ -424,11 +429,7 @@ def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch
     losses: list[float] = []
     state_before = gen.get_state()
     for epoch in range(1, epochs + 1):
-        if n_draw < n:
-            sel = torch.randperm(n, generator=gen)[:n_draw].to(V.device)
-            fi, ti, v = f_idx[sel], t_idx[sel], V[sel]
-        else:
-            fi, ti, v = f_idx, t_idx, V
+        fi, ti, v = _draw_points(f_idx, t_idx, V, n_draw, gen)
         try:
             out = step(thetas, feats, fi, ti, v, states, layouts, (n_f, n_t), dense, loss, eps, rprop)
         except Exception as err:  # noqa: BLE001 - compiler missing or unsupported: train uncompiled
