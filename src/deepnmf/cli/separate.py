@@ -14,7 +14,7 @@ from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_b
 
 
 _COMPILE_HELP = ("Train implicit dictionaries with torch.compile (fused kernels, faster epochs after a "
-                 "10-20 s compile; needs a C++ compiler on CPU, else trains uncompiled with a warning).")
+                 "9-25 s compile; needs a C++ compiler on CPU, else trains uncompiled with a warning).")
 
 
 def _train_with_progress(example, *, label: str, model: str, epochs: int, iterations: int, **kwargs):

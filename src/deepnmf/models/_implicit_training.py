@@ -278,7 +278,7 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
     The forward and reverse passes, the objective and (with Rprop) the
     optimiser step become one graph; inductor fuses the bias additions,
     sines, cosines and products into a few loops and leaves the batched
-    matrix products to the BLAS. The first epoch compiles (about 10-20 s on
+    matrix products to the BLAS. The first epoch compiles (about 9-25 s on
     the 2-core machine, less once torch's on-disk cache holds the graph);
     where compiling fails (no C++ compiler, for example) training falls
     back to :func:`train_grid` with a warning. The frame count is a dynamic
