@@ -9,7 +9,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import deepnmf.cli.train  # noqa: F401  (registers the command)
-from deepnmf import NMF, VAENMF
+from deepnmf import NMF, VAENMF, ImplicitNMF
 from deepnmf.cli.app import app
 
 
@@ -55,6 +55,35 @@ def test_vae_nmf_on_real_speech(timit_files, tmp_path):
         assert (out / name).stat().st_size > 1000
 
 
+def test_implicit_nmf_on_real_speech_grid_and_points(timit_files, tmp_path):
+    """iN-NMF from the CLI: on the STFT grid (KL by default) and on a hybrid point cloud of the same files."""
+    out = tmp_path / "grid"
+    result = run(*timit_files, "--model", "implicit", "--rank", 3, "--out", out, "--n-fft", 256, "--hop", 128,
+                 "--max-epochs", 15, "--seed", 0, "--power", 0.5)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "train.json").read_text())
+    model = ImplicitNMF.load(out)
+    assert model.mode == "grid" and model.loss == "kl" and report["settings"]["likelihood"] == "poisson"
+    assert model.components_.shape == (3, 129) and model.n_iter_ == 15
+    np.testing.assert_allclose(model.freqs_, np.linspace(0, 8000, 129))
+    assert report["final"]["loss"] == pytest.approx(model.loss_curve_[-1])
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+    assert model.dictionary_at(np.linspace(0, 8000, 300)).shape == (3, 300)  # any resolution
+    for name in ("loss.png", "dictionary.png"):
+        assert (out / name).stat().st_size > 1000
+
+    out = tmp_path / "points"
+    result = run(*timit_files, "--model", "implicit-points", "--rank", 2, "--out", out, "--n-fft", 512,
+                 "--hop", 256, "--max-epochs", 5, "--seed", 0, "--likelihood", "gaussian", "--no-figures")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "train.json").read_text())
+    model = ImplicitNMF.load(out)
+    assert model.mode == "points" and model.loss == "frobenius" and model.n_iter_ == 5
+    data = report["data"]
+    assert data["groups"] == ["stft-128/64", "stft-512/256", "cqt-256"] and data["n_points"] > 100_000
+    assert model.duration_ == pytest.approx(data["seconds"], abs=1e-3)
+
+
 def test_nmf_on_a_matrix(planted_npy, tmp_path):
     path, X = planted_npy
     out = tmp_path / "nmf"
@@ -80,6 +109,7 @@ def test_nmf_on_a_matrix(planted_npy, tmp_path):
         (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 0], "--rank and --max-epochs must be >= 1"),
         (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "--likelihood must be"),
         (lambda p: None, ["--rank", 2], "does not exist"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit"], "needs the frequency"),
     ],
 )
 def test_bad_input_exits_with_a_message(tmp_path, make, args, message):

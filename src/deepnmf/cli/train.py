@@ -1,7 +1,12 @@
-"""``deepnmf train``: learn a dictionary (NMF or VAE-NMF) from audio files, folders or a ``.npy`` matrix.
+"""``deepnmf train``: learn a dictionary (NMF, VAE-NMF or iN-NMF) from audio files, folders or a ``.npy`` matrix.
 
 Audio becomes a magnitude STFT (frames x bins, via :mod:`deepnmf.audio`); a
 ``.npy`` file must hold a nonnegative ``(n_samples, n_features)`` matrix.
+iN-NMF needs the frequencies of its data, so it trains on audio only: on
+the STFT grid (``--model implicit``) or on a point cloud of the
+recordings, the union of an STFT at a quarter of ``--n-fft`` / ``--hop``,
+one at ``--n-fft`` / ``--hop`` and a constant-Q transform
+(``--model implicit-points``).
 Writes the model folder (``weights.safetensors`` + ``config.json``), a
 ``train.json`` (settings, data summary, final loss, time) and figures of the
 training curve and the dictionary.
@@ -19,8 +24,11 @@ import typer
 from deepnmf.audio.frames import load_matrix
 from deepnmf.cli.app import app, echo, handle_errors, progress_bar, write_json
 
-MODELS = ("nmf", "vae-nmf")
+MODELS = ("nmf", "vae-nmf", "implicit", "implicit-points")
 LIKELIHOOD_TO_BETA = {"gaussian": "frobenius", "poisson": "kullback-leibler", "exponential": "itakura-saito"}
+LIKELIHOOD_TO_IMPLICIT = {"gaussian": "frobenius", "poisson": "kl", "exponential": "is"}
+#: --likelihood when none is given: the models' usual choices (iN-NMF's recipe fits KL)
+DEFAULT_LIKELIHOOD = {"nmf": "gaussian", "vae-nmf": "gaussian", "implicit": "poisson", "implicit-points": "poisson"}
 
 
 def _fit_vae(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
@@ -55,17 +63,60 @@ def _fit_nmf(X, *, rank, max_epochs, seed, device, likelihood, progress, task, n
                              "reconstruction_err": float(model.reconstruction_err_)}}
 
 
+def _fit_implicit(data, *, rank, max_epochs, seed, device, likelihood, progress, task, compile_=False):
+    """``data``: ``(X, freqs, sr)`` for grid mode or a :class:`deepnmf.audio.points.TFPoints`."""
+    from deepnmf.models.implicit import ImplicitNMF
+
+    def callback(epoch, loss):
+        progress.update(task, completed=epoch, info=f"loss {loss:.4g}")
+
+    mode = "grid" if isinstance(data, tuple) else "points"
+    model = ImplicitNMF(rank, mode=mode, loss=LIKELIHOOD_TO_IMPLICIT[likelihood], max_epochs=max_epochs,
+                        random_state=seed, device=device, compile=compile_)
+    if mode == "grid":
+        X, freqs, sr = data
+        model.fit(X, freqs=freqs, sr=sr, callback=callback)
+    else:
+        model.fit(data, callback=callback)
+    progress.update(task, completed=max_epochs)
+    return model, {"final": {"loss": float(model.reconstruction_err_)}}
+
+
+def _implicit_data(model: str, X: np.ndarray, summary: dict[str, Any]):
+    """What :func:`_fit_implicit` fits: the STFT grid with its frequencies, or a hybrid point cloud."""
+    from deepnmf.audio import points as P
+    from deepnmf.audio.io import load_audio
+    from deepnmf.audio.tf import stft_freqs
+    from deepnmf.exceptions import DataError
+
+    if summary["kind"] != "audio":
+        raise DataError("iN-NMF needs the frequency of every feature: train it on audio files, or call "
+                        "deepnmf.ImplicitNMF(...).fit(X, freqs=...) from Python")
+    sr, n_fft, hop = summary["sr"], summary["n_fft"], summary["hop"]
+    if model == "implicit":
+        return X, stft_freqs(n_fft, sr), sr
+    x = np.concatenate([load_audio(f, sr=sr)[0] for f in summary["files"]])  # one signal, the files in order
+    cloud = P.hybrid(x, sr, stfts=((max(16, n_fft // 4), max(1, hop // 4)), (n_fft, hop)), cqt={},
+                     power=summary["power"])
+    summary.update(n_points=len(cloud), groups=list(cloud.groups))
+    return cloud
+
+
 def write_figures(model, out: Path, summary: dict[str, Any]) -> list[str]:
     """Training curve (ELBO terms or NMF objective) and the dictionary image."""
     from deepnmf.plotting.vae import plot_dictionary, plot_elbo, plot_loss_curve
 
     paths = []
+    implicit = hasattr(model, "freqs_")
     if hasattr(model, "history_"):
         paths.append(plot_elbo(model.history_, out / "elbo.png"))
     else:
-        paths.append(plot_loss_curve(model.loss_curve_, out / "loss.png", title="NMF objective"))
+        paths.append(plot_loss_curve(model.loss_curve_, out / "loss.png", xlabel="epoch" if implicit else "iteration",
+                                     title="iN-NMF mean divergence" if implicit else "NMF objective"))
     freqs = None
-    if summary.get("kind") == "audio":
+    if implicit:  # the atoms at the fitted frequencies (points mode: the cloud's distinct ones)
+        freqs = model.freqs_
+    elif summary.get("kind") == "audio":
         from deepnmf.audio.tf import stft_freqs
 
         freqs = stft_freqs(summary["n_fft"], summary["sr"])
@@ -74,6 +125,7 @@ def write_figures(model, out: Path, summary: dict[str, Any]) -> list[str]:
 
 
 def _check_options(model: str, likelihood: str, rank: int, max_epochs: int) -> None:
+    """Clear errors for unknown choices and non-positive sizes."""
     from deepnmf.exceptions import ParameterError
 
     if model not in MODELS:
@@ -108,16 +160,19 @@ def _beta_option(value: Optional[str]) -> Any:
 @handle_errors
 def train(
     inputs: List[Path] = typer.Argument(..., help="Audio files or folders, or .npy matrices (n_samples x n_features)."),
-    model: str = typer.Option("vae-nmf", "--model", help="nmf | vae-nmf"),
+    model: str = typer.Option("vae-nmf", "--model",
+                              help="nmf | vae-nmf | implicit (iN-NMF on the STFT grid) | implicit-points "
+                                   "(iN-NMF on a hybrid point cloud of the recordings)"),
     rank: int = typer.Option(..., "--rank", help="Number of dictionary atoms."),
     out: Path = typer.Option(..., "--out", help="Model folder to write (created)."),
     sr: int = typer.Option(16000, "--sr", help="Working sampling rate for audio."),
     n_fft: int = typer.Option(512, "--n-fft", help="STFT size."),
     hop: int = typer.Option(128, "--hop", help="STFT hop."),
     power: float = typer.Option(1.0, "--power", help="Spectrogram exponent: |STFT|**power."),
-    max_epochs: int = typer.Option(200, "--max-epochs", help="VAE-NMF epochs / NMF iterations."),
-    likelihood: str = typer.Option("gaussian", "--likelihood",
-                                   help="gaussian | poisson | exponential (NMF: frobenius | KL | IS)."),
+    max_epochs: int = typer.Option(200, "--max-epochs", help="VAE-NMF / iN-NMF epochs, NMF iterations."),
+    likelihood: Optional[str] = typer.Option(None, "--likelihood",
+                                             help="gaussian | poisson | exponential (NMF, iN-NMF: frobenius | KL | "
+                                                  "IS); default gaussian, iN-NMF poisson (KL)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the training-curve and dictionary figures."),
@@ -132,23 +187,31 @@ def train(
     mask: Optional[Path] = typer.Option(None, "--mask", help="NMF: .npy mask of observed entries (1) and missing ones (0)."),
     fixed_components: Optional[Path] = typer.Option(None, "--fixed-components",
                                                     help="NMF: .npy atoms (n_fixed x n_features) held fixed."),
+    compile_: bool = typer.Option(False, "--compile",
+                                  help="iN-NMF: compile each epoch with torch.compile (faster epochs after a "
+                                       "9-25 s compile; needs a C++ compiler, else trains uncompiled with a warning)."),
 ) -> None:
     """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json."""
+    likelihood = likelihood or DEFAULT_LIKELIHOOD.get(model, "gaussian")
     _check_options(model, likelihood, rank, max_epochs)
     X, summary = load_matrix(list(inputs), sr=sr, n_fft=n_fft, hop=hop, power=power)
+    data = _implicit_data(model, X, summary) if model.startswith("implicit") else X
     summary.update(n_samples=int(X.shape[0]), n_features=int(X.shape[1]),
                    min=float(X.min()), mean=float(X.mean()), max=float(X.max()))
-    echo(f"training {model} (rank {rank}) on {X.shape[0]} x {X.shape[1]} data")
+    shape = f"{summary['n_points']} points" if "n_points" in summary else f"{X.shape[0]} x {X.shape[1]} data"
+    echo(f"training {model} (rank {rank}) on {shape}")
     nmf_options = {"beta_loss": _beta_option(beta_loss), "init": init, "tol": tol, "alpha_W": alpha_w,
                    "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components}
     if model == "vae-nmf":
         fit = _fit_vae
+    elif model.startswith("implicit"):
+        fit = functools.partial(_fit_implicit, compile_=compile_)
     else:
         fit = functools.partial(_fit_nmf, nmf=nmf_options)
     progress, task = progress_bar(max_epochs, model)
     start = time.perf_counter()
     with progress:
-        estimator, result = fit(X, rank=rank, max_epochs=max_epochs, seed=seed, device=device,
+        estimator, result = fit(data, rank=rank, max_epochs=max_epochs, seed=seed, device=device,
                                 likelihood=likelihood, progress=progress, task=task)
     seconds = time.perf_counter() - start
     estimator.save(out)
