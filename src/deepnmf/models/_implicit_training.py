@@ -20,7 +20,7 @@ from deepnmf.nn.implicit import (
     ImplicitFactor, Workspace, dense_pairs, paired_model, pointwise_loss, stacked_backward, stacked_forward,
     weight_views,
 )
-from deepnmf.nn.optim import FlatRprop, rprop_update
+from deepnmf.nn.optim import ETAS, STEP_SIZES, FlatRprop, rprop_update
 
 #: Features are padded with zero columns up to a multiple of this many points.
 PAD_MULTIPLE = 16
@@ -293,12 +293,13 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
     n_bins = F.shape[2]
     Fp = pad_points(F)
     layout = net.layout
-    rprop = ((0.5, 1.2), (1e-6, 50.0)) if optimizer == "rprop" else None
+    rprop = (ETAS, STEP_SIZES) if optimizer == "rprop" else None
     theta = net.theta.detach().clone()
     prev, size = torch.zeros_like(theta), torch.full_like(theta, lr)
     step = torch.compile(_grid_epoch, dynamic=False, fullgraph=True)
     if X.shape[0] >= 2:  # one graph for any number of frames (recordings differ in length); torch
-        torch._dynamo.mark_dynamic(X, 0)  # specialises sizes 0 and 1, so a single frame gets its own
+        X = X.view_as(X)  # specialises sizes 0 and 1, so a single frame gets its own; the mark goes on
+        torch._dynamo.mark_dynamic(X, 0)  # a view of ours, not on a tensor the caller may pass elsewhere
         torch._dynamo.mark_dynamic(H, 0)
     opt = None if rprop else torch.optim.Adam([net.theta], lr=lr)
     scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
@@ -421,7 +422,7 @@ def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch
     feats = (pad_points(Ff), pad_points(Ft))
     dense = dense_pairs(n_f, n_t, n_draw)
     layouts = (nets["W"].layout, nets["H"].layout)
-    rprop = ((0.5, 1.2), (1e-6, 50.0)) if optimizer == "rprop" else None
+    rprop = (ETAS, STEP_SIZES) if optimizer == "rprop" else None
     thetas = (nets["W"].theta.detach().clone(), nets["H"].theta.detach().clone())
     states = tuple(t for theta in thetas for t in (torch.zeros_like(theta), torch.full_like(theta, lr)))
     opt = None if rprop else torch.optim.Adam([nets["W"].theta, nets["H"].theta], lr=lr)

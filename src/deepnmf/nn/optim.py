@@ -19,6 +19,11 @@ import torch
 from deepnmf.exceptions import ParameterError
 
 
+#: torch.optim.Rprop's defaults: step-size factors (after a sign change, after a repeated sign) and bounds
+ETAS = (0.5, 1.2)
+STEP_SIZES = (1e-6, 50.0)
+
+
 class FlatRprop(torch.optim.Optimizer):
     """Resilient backpropagation, equal to :class:`torch.optim.Rprop` step for step.
 
@@ -35,8 +40,8 @@ class FlatRprop(torch.optim.Optimizer):
         Bounds of the step sizes.
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
-                 step_sizes: tuple[float, float] = (1e-6, 50.0)) -> None:
+    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-2, etas: tuple[float, float] = ETAS,
+                 step_sizes: tuple[float, float] = STEP_SIZES) -> None:
         if not lr > 0:
             raise ParameterError(f"lr must be positive, got {lr}")
         if not 0.0 < etas[0] < 1.0 < etas[1]:
@@ -95,8 +100,8 @@ def _step_torch(p, g, prev, size, eta_minus, eta_plus, lo, hi) -> None:
 
 
 def rprop_update(p: torch.Tensor, g: torch.Tensor, prev: torch.Tensor, size: torch.Tensor, *,
-                 etas: tuple[float, float] = (0.5, 1.2),
-                 step_sizes: tuple[float, float] = (1e-6, 50.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 etas: tuple[float, float] = ETAS,
+                 step_sizes: tuple[float, float] = STEP_SIZES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One Rprop step as a pure function (for :func:`torch.compile`), the arithmetic of :class:`FlatRprop`.
 
     Parameters
