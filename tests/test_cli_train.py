@@ -157,3 +157,17 @@ def test_nmf_options_reach_the_estimator(tmp_path):
     assert params["beta_loss"] == 0.5 and params["init"] == "nndsvdar" and params["l1_ratio"] == 1.0
     np.testing.assert_array_equal(outputs[0].components_[0], atoms[0])
     np.testing.assert_allclose(outputs[0].components_, outputs[1].components_, rtol=1e-10)
+
+
+def test_dictionary_rows_sit_at_their_frequencies_when_unevenly_spaced(tmp_path):
+    """A point cloud's frequencies are uneven: each row spans from midpoint to midpoint (an image would stretch)."""
+    from deepnmf.plotting.vae import plot_dictionary, uneven_row_edges
+
+    even = np.linspace(0, 8000, 9)
+    assert uneven_row_edges(even) is None
+    uneven = np.array([0.0, 50.0, 100.0, 440.0, 1000.0, 8000.0])
+    edges = uneven_row_edges(uneven)
+    np.testing.assert_allclose(edges, [-25.0, 25.0, 75.0, 270.0, 720.0, 4500.0, 11500.0])
+    assert np.all((edges[:-1] <= uneven) & (uneven <= edges[1:]))
+    atoms = np.eye(2, 6)[:, ::-1] + 0.01  # peaks at 8000 and 1000 Hz
+    assert plot_dictionary(atoms, tmp_path / "d.png", freqs=uneven).stat().st_size > 1000

@@ -113,14 +113,15 @@ def write_figures(model, out: Path, summary: dict[str, Any]) -> list[str]:
     else:
         paths.append(plot_loss_curve(model.loss_curve_, out / "loss.png", xlabel="epoch" if implicit else "iteration",
                                      title="iN-NMF mean divergence" if implicit else "NMF objective"))
-    freqs = None
-    if implicit:  # the atoms at the fitted frequencies (points mode: the cloud's distinct ones)
-        freqs = model.freqs_
+    freqs, atoms = None, np.asarray(model.components_)
+    if implicit:  # the atom functions sampled evenly (a point cloud's own frequencies are uneven)
+        freqs = np.linspace(0.0, model.nyquist_, 1025)
+        atoms = model.dictionary_at(freqs)
     elif summary.get("kind") == "audio":
         from deepnmf.audio.tf import stft_freqs
 
         freqs = stft_freqs(summary["n_fft"], summary["sr"])
-    paths.append(plot_dictionary(np.asarray(model.components_), out / "dictionary.png", freqs=freqs))
+    paths.append(plot_dictionary(atoms, out / "dictionary.png", freqs=freqs))
     return [str(p) for p in paths]
 
 

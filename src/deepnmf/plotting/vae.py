@@ -60,6 +60,26 @@ def plot_loss_curve(losses: Sequence[float], path: str | Path, *, xlabel: str = 
     return save_figure(fig, path)
 
 
+def uneven_row_edges(values: np.ndarray) -> np.ndarray | None:
+    """Row boundaries (midpoints between neighbours) for unevenly spaced axis values, ``None`` if even.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(n,)]
+        Increasing axis values (frequencies of a dictionary's features).
+
+    Returns
+    -------
+    edges : np.ndarray [shape=(n + 1,)] or None
+        ``edges[i] <= values[i] <= edges[i + 1]``; the outer rows extend by
+        half their inner step.
+    """
+    steps = np.diff(values)
+    if values.size < 2 or np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+        return None
+    return np.concatenate([[values[0] - steps[0] / 2], (values[:-1] + values[1:]) / 2, [values[-1] + steps[-1] / 2]])
+
+
 def plot_dictionary(
     components: np.ndarray,
     path: str | Path,
@@ -79,10 +99,13 @@ def plot_dictionary(
     W = np.asarray(components, dtype=float)
     W = W / np.maximum(W.max(axis=1, keepdims=True), 1e-12)
     fig, ax = new_figure(figsize=(max(4.0, 0.12 * W.shape[0] + 3), 4))
-    extent = None
-    if freqs is not None:
-        extent = (0.5, W.shape[0] + 0.5, float(freqs[0]), float(freqs[-1]))
-    image = ax.imshow(W.T, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
+    f = None if freqs is None else np.asarray(freqs, dtype=float)
+    edges = None if f is None else uneven_row_edges(f)
+    if edges is not None:  # a point cloud's distinct frequencies: rows drawn at their true heights
+        image = ax.pcolormesh(np.arange(W.shape[0] + 1) + 0.5, edges, W.T, cmap="magma", shading="flat")
+    else:
+        extent = None if f is None else (0.5, W.shape[0] + 0.5, float(f[0]), float(f[-1]))
+        image = ax.imshow(W.T, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
     ax.set_xlabel("atom")
     ax.set_ylabel("frequency (Hz)" if freqs is not None else "feature")
     ax.set_title(title)
