@@ -65,6 +65,8 @@ def separate_command(
     x, _ = load_audio(mixture, sr=sr)
     check_not_silent(x, name=str(mixture))
     models = []
+    if compile_ and model == "implicit":
+        echo("the first epoch compiles the training step with torch.compile (9-25 s the first time)")
     for i, path in enumerate(source_example, start=1):
         ex, _ = load_audio(path, sr=sr)
         check_not_silent(ex, name=str(path))

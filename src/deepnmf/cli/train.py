@@ -209,6 +209,8 @@ def train(
         fit = functools.partial(_fit_implicit, compile_=compile_)
     else:
         fit = functools.partial(_fit_nmf, nmf=nmf_options)
+    if compile_ and model.startswith("implicit"):
+        echo("the first epoch compiles the training step with torch.compile (9-25 s the first time)")
     progress, task = progress_bar(max_epochs, model)
     start = time.perf_counter()
     with progress:

@@ -225,6 +225,9 @@ class ImplicitNMF(BaseNMF):
 
     def _progress(self, callback: Callable | None) -> Callable[[int, float], Any]:
         every = max(1, self.max_epochs // 20)
+        if self.verbose and self.compile and self.max_epochs > 0:
+            print("[ImplicitNMF] compiling the training epoch with torch.compile (9-25 s the first time, "
+                  "less with torch's cache)", file=sys.stderr)
 
         def report(epoch: int, loss: float) -> None:
             if self.verbose and (epoch % every == 0 or epoch == self.max_epochs):
