@@ -15,7 +15,8 @@ from deepnmf.divergences import beta_divergence
 from deepnmf.exceptions import DataError, NotFittedError, ParameterError
 from conftest import needs_cxx
 from deepnmf.models import _implicit_training as T
-from deepnmf.models._implicit_training import grid_objective, model_term
+from deepnmf.models._implicit_training import data_term, divergence_terms, grid_objective
+from deepnmf.nn.implicit import pointwise_loss
 
 SR = 8000
 SMALL = {"n_octaves": 6, "hidden": 16}
@@ -189,11 +190,14 @@ def test_grid_objective_matches_autograd_and_mu_update(loss, clamped, rng):
     if clamped:
         H[0] = 0.0  # a row of Y below eps: the clamp must stop the gradient there
     Wa = W0.clone().requires_grad_(True)
-    ref = model_term(X, H @ Wa, loss, 1e-8)
+    ref = pointwise_loss(X, H @ Wa, loss, eps=1e-8) - data_term(X, loss, 1e-8)  # the full divergence, autograd
     ref.backward()
     value, factor, G = grid_objective(W0.clone(), H, X, loss, 1e-8)
     assert float(value) / X.numel() == pytest.approx(float(ref.detach()), rel=1e-12)
     torch.testing.assert_close(H.T @ G / X.numel(), Wa.grad, rtol=1e-10, atol=1e-14)
+    # the branch-free form that torch.compile traces gives the same terms
+    for got, want in zip(grid_objective(W0.clone(), H, X, loss, 1e-8, branch_free=True), (value, factor, G)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
     H_ref = H.clone()
     _naive_mu_activations(X, W0, H_ref, loss, 1e-8)
     torch.testing.assert_close(H * factor, H_ref, rtol=1e-10, atol=1e-14)
@@ -202,6 +206,20 @@ def test_grid_objective_matches_autograd_and_mu_update(loss, clamped, rng):
     assert float(parts[0][0] + parts[1][0]) == pytest.approx(float(value), rel=1e-12)
     torch.testing.assert_close(torch.cat([parts[0][1], parts[1][1]]), factor, rtol=1e-12, atol=0)
     torch.testing.assert_close(torch.cat([parts[0][2], parts[1][2]]), G, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("loss", ["kl", "is", "frobenius"])
+def test_divergence_terms_match_autograd_of_the_full_divergence(loss, rng):
+    """Value and gradient of the points' loss (the floor stops the gradient) against autograd."""
+    V = torch.from_numpy(rng.random(40) + 0.01)
+    Y = torch.from_numpy(rng.random(40)).requires_grad_(True)
+    with torch.no_grad():
+        Y[:3] = 1e-12  # below the floor
+    ref = (pointwise_loss(V, Y, loss, eps=1e-8) - data_term(V, loss, 1e-8)) * V.numel()
+    ref.backward()
+    value, dY = divergence_terms(V, Y.detach(), loss, 1e-8)
+    assert float(value) == pytest.approx(float(ref.detach()), rel=1e-12)
+    torch.testing.assert_close(dY, Y.grad, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["grid", "points"])

@@ -42,14 +42,40 @@ def data_term(X: torch.Tensor, loss: str, eps: float) -> float:
     return 0.0
 
 
-def model_term(X: torch.Tensor, Y: torch.Tensor, loss: str, eps: float) -> torch.Tensor:
-    """Mean divergence minus :func:`data_term` (what the gradient needs)."""
+def divergence_terms(X: torch.Tensor, Y: torch.Tensor, loss: str, eps: float, *,
+                     gradient: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Sum of the divergence minus its :func:`data_term`, and its gradient with respect to ``Y``.
+
+    The floor ``eps`` of ``Y`` inside logs and ratios stops the gradient where
+    it is active (as ``clamp_min`` does). Shared by the grid objective, the
+    points loops and their compiled forms.
+
+    Parameters
+    ----------
+    X, Y : torch.Tensor [shape=(...)]
+        Data and model, same shape.
+    loss : {"kl", "frobenius", "is"}
+    eps : float
+    gradient : bool
+        Also return ``dY``. Without it only the value is formed; it is
+        differentiable by autograd with the same gradient (what the
+        uncompiled points loop uses).
+
+    Returns
+    -------
+    value : torch.Tensor [shape=()]
+    dY : torch.Tensor [shape=(...)] or None
+    """
+    if loss == "frobenius":
+        return 0.5 * (X - Y).square().sum(), (Y - X if gradient else None)
+    Yc = Y.clamp_min(eps)
     if loss == "kl":
-        return (Y - X * torch.log(Y.clamp_min(eps))).mean()
-    if loss == "is":
-        Yc = Y.clamp_min(eps)
-        return (X.clamp_min(eps) / Yc + torch.log(Yc)).mean()
-    return 0.5 * (X - Y).square().mean()
+        value = (Y - X * torch.log(Yc)).sum()
+        return value, (torch.where(Y >= eps, 1.0 - X / Yc, 1.0) if gradient else None)
+    inv = 1.0 / Yc
+    Xc = X.clamp_min(eps)
+    value = (Xc * inv + torch.log(Yc)).sum()
+    return value, ((inv - Xc * inv.square()) * (Y >= eps) if gradient else None)
 
 
 def grid_objective(W: torch.Tensor, H: torch.Tensor, X: torch.Tensor, loss: str, eps: float, *,
@@ -57,8 +83,8 @@ def grid_objective(W: torch.Tensor, H: torch.Tensor, X: torch.Tensor, loss: str,
     """Divergence of ``X`` and ``Y = H @ W`` (minus its data term), its gradient and the ``H`` update, in one pass.
 
     Sharing ``Y`` and ``X / Y`` saves one product and about ten elementwise
-    passes per epoch compared with autograd through :func:`model_term`
-    followed by a separate update. Rows are independent: the terms of a
+    passes per epoch compared with autograd through the divergence followed
+    by a separate update. Rows are independent: the terms of a
     range of frames are those of the whole computed on the range's rows.
 
     Parameters
@@ -88,28 +114,21 @@ def grid_objective(W: torch.Tensor, H: torch.Tensor, X: torch.Tensor, loss: str,
         gradient with respect to ``W``.
     """
     Y = H @ W
-    if loss == "kl":
-        clamped = branch_free or float(Y.min()) < eps
-        Yc = Y.clamp_min(eps) if clamped else Y
-        R = X / Yc
+    if loss == "kl" and not branch_free and float(Y.min()) >= eps:
+        # the usual case: no floor active, sum(Y) from the factors' sums, log in place (Y is not needed after)
+        R = X / Y
         factor = (R @ W.T) / W.sum(dim=1).clamp_min(eps)
-        if clamped:
-            value = (Y - X * torch.log(Yc)).sum()
-            G = torch.where(Y >= eps, 1.0 - R, 1.0)
-        else:  # the usual case: sum(Y) from the factors' sums, log in place (Y is not needed after)
-            value = H.sum(dim=0) @ W.sum(dim=1) - torch.dot(X.reshape(-1), Y.log_().reshape(-1))
-            G = torch.rsub(R, 1.0)
+        value = H.sum(dim=0) @ W.sum(dim=1) - torch.dot(X.reshape(-1), Y.log_().reshape(-1))
+        return value, factor, torch.rsub(R, 1.0)
+    value, G = divergence_terms(X, Y, loss, eps)
+    Yc = Y.clamp_min(eps)
+    if loss == "kl":
+        factor = ((X / Yc) @ W.T) / W.sum(dim=1).clamp_min(eps)
     elif loss == "is":
-        Yc = Y.clamp_min(eps)
         inv = 1.0 / Yc
-        Xc = X.clamp_min(eps)
-        value = (Xc * inv + torch.log(Yc)).sum()
         factor = ((X * inv.square()) @ W.T) / (inv @ W.T).clamp_min(eps)
-        G = (inv - Xc * inv.square()) * (Y >= eps)
     else:
-        value = 0.5 * (X - Y).square().sum()
-        factor = (X @ W.T) / (Y.clamp_min(eps) @ W.T).clamp_min(eps)
-        G = Y - X
+        factor = (X @ W.T) / (Yc @ W.T).clamp_min(eps)
     return value, factor, G
 
 
@@ -229,7 +248,7 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
         Wu = nets["W"](Ff, workspace=spaces["W"])[:, :n_f]  # (K, n_freqs)
         Hu = nets["H"](Ft, workspace=spaces["H"])[:, :n_t]  # (K, n_times)
         Y = paired_model(Wu, Hu, fi, ti)  # (n_draw,)
-        objective = model_term(v, Y, loss, eps)
+        objective = divergence_terms(v, Y, loss, eps, gradient=False)[0] / v.numel()
         objective.backward()
         losses.append(float(objective.detach()) + data_term(v, loss, eps))
         opt.step()
@@ -334,33 +353,6 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
 
 
 # ---------------------------------------------------------- compiled points mode
-def point_terms(V: torch.Tensor, Y: torch.Tensor, loss: str, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum over points of the divergence minus its data term, and its gradient with respect to ``Y``.
-
-    The values and gradients of :func:`model_term` times the number of points
-    (the floor ``eps`` stops the gradient where it is active, as ``clamp_min``).
-
-    Parameters
-    ----------
-    V, Y : torch.Tensor [shape=(n,)]
-        Data and model at the points.
-
-    Returns
-    -------
-    value : torch.Tensor [shape=()]
-    dY : torch.Tensor [shape=(n,)]
-    """
-    if loss == "frobenius":
-        return 0.5 * (V - Y).square().sum(), Y - V
-    Yc = Y.clamp_min(eps)
-    active = Y >= eps
-    if loss == "kl":
-        return (Y - V * torch.log(Yc)).sum(), torch.where(active, 1.0 - V / Yc, 1.0)
-    inv = 1.0 / Yc
-    Vc = V.clamp_min(eps)
-    return (Vc * inv + torch.log(Yc)).sum(), (inv - Vc * inv.square()) * active
-
-
 def _points_epoch(thetas: tuple[torch.Tensor, torch.Tensor], feats: tuple[torch.Tensor, torch.Tensor],
                   f_idx: torch.Tensor, t_idx: torch.Tensor, V: torch.Tensor,
                   states: tuple[torch.Tensor, ...], layouts: tuple, sizes: tuple[int, int], dense: bool,
@@ -385,7 +377,7 @@ def _points_epoch(thetas: tuple[torch.Tensor, torch.Tensor], feats: tuple[torch.
     else:
         Wg, Hg = W[:, f_idx], H[:, t_idx]
         Y = (Wg * Hg).sum(dim=0)
-    value, dY = point_terms(V, Y, loss, eps)
+    value, dY = divergence_terms(V, Y, loss, eps)
     dY = dY * (1.0 / V.numel())
     if dense:
         A = torch.zeros(n_f * n_t, dtype=dY.dtype, device=dY.device).index_add(0, flat, dY).view(n_f, n_t)
