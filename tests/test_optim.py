@@ -47,6 +47,20 @@ def test_torch_kernel_equals_numpy_kernel():
     torch.testing.assert_close(prm.detach(), p2, rtol=0, atol=0)
 
 
+def test_in_place_torch_step_matches_torch_in_float64():
+    """The step CUDA tensors take, in float64: the step-size factors keep float64 precision."""
+    gen = torch.Generator().manual_seed(4)
+    ref = torch.nn.Parameter(torch.randn(800, generator=gen, dtype=torch.float64))
+    opt = torch.optim.Rprop([ref], lr=0.01)
+    p2, prev, size = ref.detach().clone(), torch.zeros(800, dtype=torch.float64), torch.full((800,), 0.01, dtype=torch.float64)
+    for _ in range(10):
+        g = torch.randn(800, generator=gen, dtype=torch.float64)
+        ref.grad = g.clone()
+        opt.step()
+        _step_torch(p2, g, prev, size, 0.5, 1.2, 1e-6, 50.0)
+    torch.testing.assert_close(p2, ref.detach(), rtol=0, atol=0)
+
+
 def test_flat_rprop_rejects_bad_settings():
     p = [torch.nn.Parameter(torch.zeros(2))]
     with pytest.raises(ParameterError, match="lr"):

@@ -92,11 +92,11 @@ def _step_numpy(p, g, prev, size, eta_minus, eta_plus, lo, hi) -> None:
 
 
 def _step_torch(p, g, prev, size, eta_minus, eta_plus, lo, hi) -> None:
-    prod = g * prev
-    factor = torch.where(prod > 0, eta_plus, torch.where(prod < 0, eta_minus, 1.0)).to(p.dtype)
-    size.mul_(factor).clamp_(lo, hi)
-    prev.copy_(torch.where(prod < 0, torch.zeros_like(g), g))
-    p.addcmul_(prev.sign(), size, value=-1)
+    """One step in place on any device, through :func:`rprop_update`."""
+    new_p, new_prev, new_size = rprop_update(p, g, prev, size, etas=(eta_minus, eta_plus), step_sizes=(lo, hi))
+    p.copy_(new_p)
+    prev.copy_(new_prev)
+    size.copy_(new_size)
 
 
 def rprop_update(p: torch.Tensor, g: torch.Tensor, prev: torch.Tensor, size: torch.Tensor, *,
