@@ -110,6 +110,7 @@ def test_nmf_on_a_matrix(planted_npy, tmp_path):
         (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "--likelihood must be"),
         (lambda p: None, ["--rank", 2], "does not exist"),
         (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit"], "needs the frequency"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit-points"], "needs the frequency"),
     ],
 )
 def test_bad_input_exits_with_a_message(tmp_path, make, args, message):

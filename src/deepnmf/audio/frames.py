@@ -48,28 +48,35 @@ def _load_npy(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def _load_audio_frames(paths: list[Path], *, sr: int, n_fft: int, hop: int, power: float):
-    from deepnmf.audio.io import check_not_silent, list_audio_files, load_audio
     from deepnmf.audio.tf import magnitude, stft
+
+    signals, summary = load_signals(paths, sr=sr)
+    frames = [magnitude(stft(x, n_fft=n_fft, hop=hop), power).numpy() for x in signals]  # (n_frames, n_bins) each
+    summary.update(n_fft=n_fft, hop=hop, power=power)
+    return np.concatenate(frames, axis=0).astype(np.float32), summary
+
+
+def load_signals(paths: list[Path], *, sr: int) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The recordings in audio files or folders (searched recursively), resampled to ``sr``.
+
+    Returns
+    -------
+    signals : list of np.ndarray [shape=(n_samples_i,)]
+        One per file, in file order; silent files are refused with a message.
+    summary : dict
+        JSON-able: ``kind`` ("audio"), ``files``, ``n_files``, ``seconds``, ``sr``.
+    """
+    from deepnmf.audio.io import check_not_silent, list_audio_files, load_audio
     from deepnmf.exceptions import DataError
 
     files = list_audio_files(*paths)
     if not files:
         raise DataError(f"no audio files found in {', '.join(map(str, paths))}")
-    frames, seconds = [], 0.0
+    signals = []
     for f in files:
         x, _ = load_audio(f, sr=sr)
         check_not_silent(x, name=str(f))
-        seconds += x.size / sr
-        frames.append(magnitude(stft(x, n_fft=n_fft, hop=hop), power).numpy())  # (n_frames, n_bins)
-    X = np.concatenate(frames, axis=0).astype(np.float32)
-    summary = {
-        "kind": "audio",
-        "files": [str(f) for f in files],
-        "n_files": len(files),
-        "seconds": round(seconds, 3),
-        "sr": sr,
-        "n_fft": n_fft,
-        "hop": hop,
-        "power": power,
-    }
-    return X, summary
+        signals.append(x)
+    seconds = sum(x.size for x in signals) / sr
+    return signals, {"kind": "audio", "files": [str(f) for f in files], "n_files": len(files),
+                     "seconds": round(seconds, 3), "sr": sr}

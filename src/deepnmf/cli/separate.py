@@ -10,11 +10,9 @@ from typing import List, Optional
 
 import typer
 
-from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_bar, write_json
-
-
-_COMPILE_HELP = ("Train implicit dictionaries with torch.compile (fused kernels, faster epochs after a "
-                 "9-25 s compile; needs a C++ compiler on CPU, else trains uncompiled with a warning).")
+from deepnmf.cli.app import (
+    COMPILE_HELP, announce_compile, app, echo, experiment_app, handle_errors, progress_bar, write_json,
+)
 
 
 def _train_with_progress(example, *, label: str, model: str, epochs: int, iterations: int, **kwargs):
@@ -48,7 +46,7 @@ def separate_command(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     save_models: Optional[Path] = typer.Option(None, "--save-models", help="Also save each learned dictionary model in this folder."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-    compile_: bool = typer.Option(False, "--compile", help=_COMPILE_HELP),
+    compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Separate a mixture with one dictionary per source learned from example recordings."""
     from deepnmf.audio.io import check_not_silent, load_audio, save_audio
@@ -66,7 +64,7 @@ def separate_command(
     check_not_silent(x, name=str(mixture))
     models = []
     if compile_ and model == "implicit":
-        echo("the first epoch compiles the training step with torch.compile (9-25 s the first time)")
+        announce_compile()
     for i, path in enumerate(source_example, start=1):
         ex, _ = load_audio(path, sr=sr)
         check_not_silent(ex, name=str(path))
@@ -120,7 +118,7 @@ def transfer_command(
     seed: int = typer.Option(0, "--seed"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Cache of trained models (reused when present)."),
     device: str = typer.Option("cpu", "--device"),
-    compile_: bool = typer.Option(False, "--compile", help=_COMPILE_HELP),
+    compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Resolution transfer: iN-NMF trained at one STFT size vs KL-NMF fitted at each size (TIMIT)."""
     from deepnmf.experiments.transfer import resolution_transfer, speaker_models, split_speaker, load_speaker, transfer_table
@@ -153,7 +151,7 @@ def separation_command(
     seed: int = typer.Option(0, "--seed"),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Cache of trained models (reused when present)."),
     device: str = typer.Option("cpu", "--device"),
-    compile_: bool = typer.Option(False, "--compile", help=_COMPILE_HELP),
+    compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Two-speaker separation at 0 dB: NMF refitted per STFT size vs iN-NMF trained once (TIMIT)."""
     from deepnmf.experiments.transfer import separation_table, two_speaker_separation

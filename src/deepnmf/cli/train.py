@@ -21,13 +21,15 @@ from typing import Any, List, Optional
 import numpy as np
 import typer
 
-from deepnmf.audio.frames import load_matrix
-from deepnmf.cli.app import app, echo, handle_errors, progress_bar, write_json
+from deepnmf.audio.frames import load_matrix, load_signals
+from deepnmf.cli.app import COMPILE_HELP, announce_compile, app, echo, handle_errors, progress_bar, write_json
 
 MODELS = ("nmf", "vae-nmf", "implicit", "implicit-points")
 LIKELIHOOD_TO_BETA = {"gaussian": "frobenius", "poisson": "kullback-leibler", "exponential": "itakura-saito"}
 LIKELIHOOD_TO_IMPLICIT = {"gaussian": "frobenius", "poisson": "kl", "exponential": "is"}
 #: --likelihood when none is given: the models' usual choices (iN-NMF's recipe fits KL)
+NEEDS_FREQUENCIES = ("iN-NMF needs the frequency of every feature: train it on audio files, or call "
+                     "deepnmf.ImplicitNMF(...).fit(X, freqs=...) from Python")
 DEFAULT_LIKELIHOOD = {"nmf": "gaussian", "vae-nmf": "gaussian", "implicit": "poisson", "implicit-points": "poisson"}
 
 
@@ -82,24 +84,29 @@ def _fit_implicit(data, *, rank, max_epochs, seed, device, likelihood, progress,
     return model, {"final": {"loss": float(model.reconstruction_err_)}}
 
 
-def _implicit_data(model: str, X: np.ndarray, summary: dict[str, Any]):
-    """What :func:`_fit_implicit` fits: the STFT grid with its frequencies, or a hybrid point cloud."""
-    from deepnmf.audio import points as P
-    from deepnmf.audio.io import load_audio
+def _grid_data(X: np.ndarray, summary: dict[str, Any]):
+    """``(X, freqs, sr)`` for grid-mode iN-NMF: the STFT frames and their bins' frequencies."""
     from deepnmf.audio.tf import stft_freqs
     from deepnmf.exceptions import DataError
 
     if summary["kind"] != "audio":
-        raise DataError("iN-NMF needs the frequency of every feature: train it on audio files, or call "
-                        "deepnmf.ImplicitNMF(...).fit(X, freqs=...) from Python")
-    sr, n_fft, hop = summary["sr"], summary["n_fft"], summary["hop"]
-    if model == "implicit":
-        return X, stft_freqs(n_fft, sr), sr
-    x = np.concatenate([load_audio(f, sr=sr)[0] for f in summary["files"]])  # one signal, the files in order
-    cloud = P.hybrid(x, sr, stfts=((max(16, n_fft // 4), max(1, hop // 4)), (n_fft, hop)), cqt={},
-                     power=summary["power"])
-    summary.update(n_points=len(cloud), groups=list(cloud.groups))
-    return cloud
+        raise DataError(NEEDS_FREQUENCIES)
+    return X, stft_freqs(summary["n_fft"], summary["sr"]), summary["sr"]
+
+
+def _point_cloud(inputs: list[Path], *, sr: int, n_fft: int, hop: int, power: float):
+    """Points-mode iN-NMF data: a hybrid cloud of the recordings (one signal, files in order) and its summary."""
+    from deepnmf.audio import points as P
+    from deepnmf.exceptions import DataError
+
+    if any(p.suffix.lower() == ".npy" for p in inputs):
+        raise DataError(NEEDS_FREQUENCIES)
+    signals, summary = load_signals(inputs, sr=sr)
+    cloud = P.hybrid(np.concatenate(signals), sr, stfts=((max(16, n_fft // 4), max(1, hop // 4)), (n_fft, hop)),
+                     cqt={}, power=power)
+    summary.update(n_fft=n_fft, hop=hop, power=power, n_points=len(cloud), groups=list(cloud.groups),
+                   min=float(cloud.value.min()), mean=float(cloud.value.mean()), max=float(cloud.value.max()))
+    return cloud, summary
 
 
 def write_figures(model, out: Path, summary: dict[str, Any]) -> list[str]:
@@ -188,19 +195,20 @@ def train(
     mask: Optional[Path] = typer.Option(None, "--mask", help="NMF: .npy mask of observed entries (1) and missing ones (0)."),
     fixed_components: Optional[Path] = typer.Option(None, "--fixed-components",
                                                     help="NMF: .npy atoms (n_fixed x n_features) held fixed."),
-    compile_: bool = typer.Option(False, "--compile",
-                                  help="iN-NMF: compile each epoch with torch.compile (faster epochs after a "
-                                       "9-25 s compile; needs a C++ compiler, else trains uncompiled with a warning)."),
+    compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json."""
     likelihood = likelihood or DEFAULT_LIKELIHOOD.get(model, "gaussian")
     _check_options(model, likelihood, rank, max_epochs)
-    X, summary = load_matrix(list(inputs), sr=sr, n_fft=n_fft, hop=hop, power=power)
-    data = _implicit_data(model, X, summary) if model.startswith("implicit") else X
-    summary.update(n_samples=int(X.shape[0]), n_features=int(X.shape[1]),
-                   min=float(X.min()), mean=float(X.mean()), max=float(X.max()))
-    shape = f"{summary['n_points']} points" if "n_points" in summary else f"{X.shape[0]} x {X.shape[1]} data"
-    echo(f"training {model} (rank {rank}) on {shape}")
+    if model == "implicit-points":
+        data, summary = _point_cloud(list(inputs), sr=sr, n_fft=n_fft, hop=hop, power=power)
+        echo(f"training {model} (rank {rank}) on {summary['n_points']} points")
+    else:
+        X, summary = load_matrix(list(inputs), sr=sr, n_fft=n_fft, hop=hop, power=power)
+        data = _grid_data(X, summary) if model == "implicit" else X
+        summary.update(n_samples=int(X.shape[0]), n_features=int(X.shape[1]),
+                       min=float(X.min()), mean=float(X.mean()), max=float(X.max()))
+        echo(f"training {model} (rank {rank}) on {X.shape[0]} x {X.shape[1]} data")
     nmf_options = {"beta_loss": _beta_option(beta_loss), "init": init, "tol": tol, "alpha_W": alpha_w,
                    "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components}
     if model == "vae-nmf":
@@ -210,7 +218,7 @@ def train(
     else:
         fit = functools.partial(_fit_nmf, nmf=nmf_options)
     if compile_ and model.startswith("implicit"):
-        echo("the first epoch compiles the training step with torch.compile (9-25 s the first time)")
+        announce_compile()
     progress, task = progress_bar(max_epochs, model)
     start = time.perf_counter()
     with progress:
