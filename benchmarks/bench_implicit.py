@@ -188,6 +188,11 @@ def per_step(fn, n_steps: int, device: torch.device, *, batched: bool) -> float:
     return (time.perf_counter() - t0) / n_steps
 
 
+def first_call_seconds(steps, device: torch.device) -> float:
+    """Seconds of a compiled candidate's first step: it compiles (or finds the graph in torch's on-disk cache)."""
+    return per_step(steps, 1, device, batched=True)
+
+
 def interleaved(candidates: dict, rounds: int, device: torch.device) -> dict[str, float]:
     """Median seconds per step of each candidate, measured in alternating rounds (after one warm-up)."""
     times: dict[str, list[float]] = {k: [] for k in candidates}
@@ -223,9 +228,7 @@ def bench_grid(device, rounds, rank=20, hidden=64, n_octaves=10, *, compiled=Tru
     compile_s = None
     if compiled:
         fn = package_grid_step_fn(Xt, f, rank, hidden, n_octaves, compiled=True)
-        t0 = time.perf_counter()
-        fn(1)  # the first call compiles (or finds the graph in torch's on-disk cache)
-        compile_s = time.perf_counter() - t0
+        compile_s = first_call_seconds(fn, device)
         cands[OURS_GRID_COMPILED] = (fn, 20, True)
     res = interleaved(cands, rounds, device)
     flops = grid_step_flops(X.shape[0], X.shape[1], rank, hidden, n_octaves)
@@ -293,9 +296,7 @@ def bench_points(device, rounds, rank=20, hidden=64, n_octaves=10, seconds=1.3, 
     compile_s = None
     if compiled:
         fn_c, _ = package_points_step_fn(V, tn, fn, rank, hidden, n_octaves, dedup=True, compiled=True)
-        t0 = time.perf_counter()
-        fn_c(1)  # compiles
-        compile_s = time.perf_counter() - t0
+        compile_s = first_call_seconds(fn_c, device)
         cands[OURS_POINTS_COMPILED] = (fn_c, 10, True)
     res = interleaved(cands, rounds, device)
     base, batched_all, pkg = (res[k] for k in list(cands)[:3])

@@ -75,7 +75,7 @@ class ImplicitNMF(BaseNMF):
         Compile each training epoch with :func:`torch.compile` (fused
         kernels; a grid step took 0.68-0.80x the time on the project's 2-core
         CPU, see ``docs/implicit-nmf.md``). Compiling takes 9-25 s on first
-        use (1-5 s once torch's on-disk cache holds the graph) and needs a
+        use (0.7-5 s once torch's on-disk cache holds the graph) and needs a
         C++ compiler on CPU; without one, training runs uncompiled with a
         warning. Results agree with uncompiled training up to float32
         rounding.
