@@ -51,7 +51,7 @@ from deepnmf.audio.tf import stft_freqs
 from deepnmf.experiments.transfer import load_speaker, timit_speakers
 from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points, train_points_compiled
 from deepnmf.nn.implicit import ImplicitFactor, unique_coordinates
-from deepnmf.separation import compressed_spectrogram
+from deepnmf.pipelines.separation import compressed_spectrogram
 
 SR = 16000
 

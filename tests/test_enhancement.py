@@ -1,4 +1,4 @@
-"""deepnmf.enhancement and deepnmf.nn.networks on real TIMIT speech and NOISEX factory noise."""
+"""deepnmf.pipelines.enhancement and deepnmf.nn.networks on real TIMIT speech and NOISEX factory noise."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch
 from deepnmf import NMF
 from deepnmf.audio import mixing
 from deepnmf.audio.io import load_audio
-from deepnmf.enhancement import Enhancer, STFTSettings, frozen_activations, wiener_gain
+from deepnmf.pipelines.enhancement import Enhancer, STFTSettings, frozen_activations, wiener_gain
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.metrics import bss_eval
 from deepnmf.nn.networks import FrameNetwork, stack_context, train_frame_network
@@ -184,7 +184,7 @@ def test_network_training_is_reproducible_and_checked(audio):
 
 # ------------------------------------------------------------- baselines
 def test_dnmf_baseline_learns_a_useful_gain(models, audio, mixture, tmp_path):
-    from deepnmf.enhancement_baselines import DNMFEnhancer
+    from deepnmf.pipelines.enhancement_baselines import DNMFEnhancer
 
     y, s, n = mixture
     enh = DNMFEnhancer(*models, max_epochs=20)
@@ -198,7 +198,7 @@ def test_dnmf_baseline_learns_a_useful_gain(models, audio, mixture, tmp_path):
 
 
 def test_mask_baseline_round_trip(audio, mixture, tmp_path):
-    from deepnmf.enhancement_baselines import MaskEnhancer
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
     y, s, n = mixture
     enh = MaskEnhancer().fit(audio["train"], audio["noise_train"], hidden=(64,), epochs=6, random_state=0)

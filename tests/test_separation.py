@@ -13,7 +13,7 @@ from deepnmf.audio.tf import stft_freqs
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.experiments.transfer import load_speaker, mix_at_0db, separation_table
 from deepnmf.metrics import bss_eval
-from deepnmf.separation import (
+from deepnmf.pipelines.separation import (
     compressed_spectrogram, learn_source_model, separate, separate_with_examples, wiener_masks,
 )
 

@@ -24,6 +24,8 @@ _LAZY = {
     "ParameterError": "deepnmf.exceptions",
     "DataError": "deepnmf.exceptions",
     "ModelFileError": "deepnmf.exceptions",
+    "load_model": "deepnmf.io.model_files",
+    "make_estimator": "deepnmf.models.factory",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -119,12 +119,12 @@ def enhance_command(
     import numpy as np
 
     from deepnmf.audio.io import load_audio, save_audio
-    from deepnmf.enhancement import Enhancer
+    from deepnmf.pipelines.enhancement import Enhancer
     from deepnmf.exceptions import ParameterError
 
     settings = {k: v for k, v in {"activations": activations, "power": power, "floor": floor, "sparsity": sparsity}.items() if v is not None}
     if mask_network is not None:
-        from deepnmf.enhancement_baselines import MaskEnhancer
+        from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
         if speech_model or noise_model or network or model or settings:
             raise ParameterError("--mask-network works alone: no dictionaries, network or gain options")

@@ -1,7 +1,7 @@
 """``deepnmf separate`` and the iN-NMF protocols ``deepnmf experiment transfer|separation``.
 
-Thin over :func:`deepnmf.separation.learn_source_model`,
-:func:`deepnmf.separation.separate` and :mod:`deepnmf.experiments.transfer`.
+Thin over :func:`deepnmf.pipelines.separation.learn_source_model`,
+:func:`deepnmf.pipelines.separation.separate` and :mod:`deepnmf.experiments.transfer`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from deepnmf.cli.app import (
 
 
 def _train_with_progress(example, *, label: str, model: str, epochs: int, iterations: int, **kwargs):
-    from deepnmf.separation import learn_source_model
+    from deepnmf.pipelines.separation import learn_source_model
 
     total = epochs if model == "implicit" else iterations
     progress, task = progress_bar(total, label)
@@ -51,7 +51,7 @@ def separate_command(
     """Separate a mixture with one dictionary per source learned from example recordings."""
     from deepnmf.audio.io import check_not_silent, load_audio, save_audio
     from deepnmf.exceptions import ParameterError
-    from deepnmf.separation import MODELS, separate
+    from deepnmf.pipelines.separation import MODELS, separate
 
     if model not in MODELS:
         raise ParameterError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")

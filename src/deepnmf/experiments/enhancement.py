@@ -225,7 +225,7 @@ def _quiet(stage: str, done: int, total: int, info: str = "") -> None:
 
 
 def _magnitudes(signals: Sequence[np.ndarray]) -> list[torch.Tensor]:
-    from deepnmf.enhancement import STFTSettings
+    from deepnmf.pipelines.enhancement import STFTSettings
 
     settings = STFTSettings()
     return [settings.stft(x).abs() for x in signals]
@@ -288,7 +288,7 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
     -------
     models : dict
         ``(kind, "speech")`` and ``(kind, noise_model_name)`` -> estimator;
-        ``(kind, "dnn", noise_model_name)`` -> trained :class:`~deepnmf.enhancement.Enhancer`.
+        ``(kind, "dnn", noise_model_name)`` -> trained :class:`~deepnmf.pipelines.enhancement.Enhancer`.
     """
     root = Path(cfg.out) / "models"
     kinds = sorted({k for k, a in methods if a != "mask"}, key=DICTIONARIES.index)
@@ -330,7 +330,7 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
 
 
 def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations: str):
-    from deepnmf.enhancement import Enhancer
+    from deepnmf.pipelines.enhancement import Enhancer
 
     power = DEFAULT_GAINS[activations][0] if cfg.power is None else cfg.power
     floor = DEFAULT_GAINS[activations][1] if cfg.floor is None else cfg.floor
@@ -361,7 +361,7 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
 
 
 def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
-    from deepnmf.enhancement_baselines import MaskEnhancer
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
     folder = root / MASK_METHOD / f"mask-{group}"
     recipe = {"train": sorted(corpus.train), "noises": names, "noise_samples": [int(corpus.noises[n][0].size) for n in names],
@@ -380,7 +380,7 @@ def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: lis
 
 
 def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: list[str], root: Path):
-    from deepnmf.enhancement_baselines import DNMFEnhancer
+    from deepnmf.pipelines.enhancement_baselines import DNMFEnhancer
     from deepnmf.io.model_files import load_any
 
     enh = DNMFEnhancer(models[("nmf", "speech")], models[("nmf", group)], floor=0.0 if cfg.floor is None else cfg.floor,
@@ -401,7 +401,7 @@ def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: lis
 
 
 def _fp(W: torch.Tensor) -> str:
-    from deepnmf.enhancement import _fingerprint
+    from deepnmf.pipelines.enhancement import _fingerprint
 
     return _fingerprint(W)
 

@@ -10,7 +10,7 @@ Both follow Subramani et al. (2024), see ``papers/NOTES.md`` section 2:
 - **two-speaker separation**: mixtures at 0 dB of a disjoint 5 s test
   excerpt of two speakers, each speaker's dictionary learned from 20 s of
   their speech; separation at STFT sizes 1000-2500 with NMF refitted at
-  each size and iN-NMF trained at 2000 only (:func:`deepnmf.separation.separate`).
+  each size and iN-NMF trained at 2000 only (:func:`deepnmf.pipelines.separation.separate`).
 
 Speech of a TIMIT speaker is the concatenation of their sentences (sorted by
 file name, silences kept as recorded; ``trim=True`` drops the leading and
@@ -153,7 +153,7 @@ def _cached_model(cfg: ProtocolConfig, key: str, kind: str, train: Callable[[], 
 def speaker_models(name: str, x_train: np.ndarray, cfg: ProtocolConfig, *, kind: str, n_fft: int,
                    sr: int = SR, seed: int = 0):
     """A speaker's dictionary (``kind`` "nmf" or "implicit") learned at ``n_fft``; cached in ``cfg.model_dir``."""
-    from deepnmf.separation import learn_source_model
+    from deepnmf.pipelines.separation import learn_source_model
 
     key = f"{name}-{kind}-{n_fft}-r{cfg.rank}-" + (f"e{cfg.max_epochs}" if kind == "implicit" else f"i{cfg.nmf_iter}")
     return _cached_model(cfg, key, kind, lambda: learn_source_model(
@@ -175,7 +175,7 @@ def _mean_kl(X: np.ndarray, H: Any, W: Any) -> float:
 def transfer_one_speaker(name: str, x_train: np.ndarray, cfg: ProtocolConfig, *, sr: int = SR) -> list[dict]:
     """Mean generalised KL on ``|X| ** p`` of iN-NMF (trained at ``train_n_fft``, sampled) vs NMF at each size."""
     from deepnmf.audio.tf import stft_freqs
-    from deepnmf.separation import compressed_spectrogram
+    from deepnmf.pipelines.separation import compressed_spectrogram
 
     inmf = speaker_models(name, x_train, cfg, kind="implicit", n_fft=cfg.train_n_fft, sr=sr)
     rows = []
@@ -251,7 +251,7 @@ def score_separation(references: np.ndarray, estimates: np.ndarray, *, sr: int =
 def separate_pair(a: tuple[str, np.ndarray, np.ndarray], b: tuple[str, np.ndarray, np.ndarray],
                   cfg: ProtocolConfig, *, sr: int = SR) -> list[dict]:
     """Both models at every size on one 0 dB mixture; ``a``/``b`` are ``(name, train, test)``."""
-    from deepnmf.separation import separate
+    from deepnmf.pipelines.separation import separate
 
     mixture, ra, rb = mix_at_0db(a[2], b[2])
     refs = np.stack([ra, rb])

@@ -156,12 +156,50 @@ def peek_model_type(path: str | Path) -> str:
     return str(config.get("model"))
 
 
-def load_any(path: str | Path) -> Any:
-    """Load a model folder of any deepnmf estimator type."""
-    import deepnmf
+#: every class saved through :func:`write_model`: class name -> "module:Class" (imported on demand).
+#: A new saveable class adds one line here and implements ``save(path)`` / ``load(path, **kw)``.
+MODEL_CLASSES: dict[str, str] = {
+    "NMF": "deepnmf.models.nmf:NMF",
+    "VAENMF": "deepnmf.models.vae:VAENMF",
+    "ImplicitNMF": "deepnmf.models.implicit:ImplicitNMF",
+    "DiscriminativeNMF": "deepnmf.models.dnmf:DiscriminativeNMF",
+    "FrameNetwork": "deepnmf.nn.networks:FrameNetwork",
+    "Enhancer": "deepnmf.pipelines.enhancement:Enhancer",
+    "MaskEnhancer": "deepnmf.pipelines.enhancement_baselines:MaskEnhancer",
+    "DNMFEnhancer": "deepnmf.pipelines.enhancement_baselines:DNMFEnhancer",
+}
 
-    name = peek_model_type(path)
-    cls = getattr(deepnmf, name, None) if name in deepnmf._LAZY else None
-    if cls is None or not hasattr(cls, "load"):
-        raise ModelFileError(f"{path} holds an unknown model type {name!r}")
-    return cls.load(path)
+
+def registered_class(name: str) -> type:
+    """The class registered under ``name`` in :data:`MODEL_CLASSES`."""
+    import importlib
+
+    if name not in MODEL_CLASSES:
+        raise ModelFileError(f"unknown model type {name!r}; this deepnmf reads {', '.join(MODEL_CLASSES)}")
+    module, cls_name = MODEL_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), cls_name)
+
+
+def load_model(path: str | Path, **kwargs: Any) -> Any:
+    """Load any deepnmf model folder and return an object of the class it records.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder written by the ``save`` method of any registered class
+        (:data:`MODEL_CLASSES`): estimators, frame networks, enhancers.
+    **kwargs
+        Passed to the class's ``load`` (for example ``device="cpu"``).
+
+    Raises
+    ------
+    ModelFileError
+        Not a model folder, an unknown model type, or any check of
+        :func:`read_model` failing. Loading never unpickles or runs code.
+    """
+    return registered_class(peek_model_type(path)).load(path, **kwargs)
+
+
+def load_any(path: str | Path) -> Any:
+    """Deprecated spelling of :func:`load_model`."""
+    return load_model(path)

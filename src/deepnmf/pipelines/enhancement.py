@@ -137,7 +137,7 @@ def _fingerprint(W: torch.Tensor) -> str:
 
 
 def _dictionary(model: Any, settings: STFTSettings, name: str) -> torch.Tensor:
-    from deepnmf.separation import atoms_at
+    from deepnmf.pipelines.separation import atoms_at
 
     if not (hasattr(model, "components_") or hasattr(model, "dictionary_at")):
         raise ParameterError(f"the {name} model must be a fitted estimator with components_, got {type(model).__name__}")

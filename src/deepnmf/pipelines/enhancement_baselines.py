@@ -1,8 +1,8 @@
 """Baselines of the enhancement experiment: a DNN mask and discriminative NMF.
 
-Orientation as in :mod:`deepnmf.enhancement`: spectrograms ``(n_frames, n_bins)``.
+Orientation as in :mod:`deepnmf.pipelines.enhancement`: spectrograms ``(n_frames, n_bins)``.
 Both classes offer ``gain(magnitude)`` and ``enhance(noisy)`` like
-:class:`deepnmf.enhancement.Enhancer`.
+:class:`deepnmf.pipelines.enhancement.Enhancer`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from deepnmf.enhancement import _EPS, STFTSettings, _apply_gain, _dictionary, training_mixtures, wiener_gain
+from deepnmf.pipelines.enhancement import _EPS, STFTSettings, _apply_gain, _dictionary, training_mixtures, wiener_gain
 from deepnmf.exceptions import ModelFileError, ParameterError
 
 __all__ = ["MaskEnhancer", "DNMFEnhancer"]
