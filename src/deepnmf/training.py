@@ -17,36 +17,10 @@ from typing import Any, Callable
 
 import torch
 
+from deepnmf.callbacks import EpochInfo  # noqa: F401 - the record lives in deepnmf.callbacks
 from deepnmf.exceptions import DataError, ParameterError
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], dict]
-
-
-@dataclass
-class EpochInfo:
-    """What a progress callback receives after every epoch.
-
-    Attributes
-    ----------
-    epoch : int
-        Epochs completed (1-based).
-    max_epochs : int
-    train : dict of str -> float
-        Sample-weighted means of every loss term over the epoch.
-    val : dict of str -> float
-        The same on the validation samples (empty without validation).
-    elapsed : float
-        Seconds since the fit started.
-    best_epoch : int
-        Epoch with the best monitored loss so far.
-    """
-
-    epoch: int
-    max_epochs: int
-    train: dict[str, float]
-    val: dict[str, float]
-    elapsed: float
-    best_epoch: int
 
 
 @dataclass
