@@ -1,4 +1,5 @@
-"""deepnmf.pipelines.enhancement and deepnmf.nn.networks on real TIMIT speech and NOISEX factory noise."""
+"""deepnmf.pipelines.enhancement, deepnmf.pipelines.frame_networks and deepnmf.nn.networks on real TIMIT speech
+and NOISEX factory noise."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,8 @@ from deepnmf.audio.io import load_audio
 from deepnmf.pipelines.enhancement import Enhancer, STFTSettings, frozen_activations, wiener_gain
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.metrics import bss_eval
-from deepnmf.nn.networks import FrameNetwork, stack_context, train_frame_network
+from deepnmf.nn.networks import FrameNetwork, stack_context
+from deepnmf.pipelines.frame_networks import train_frame_network
 
 SR = 16000
 STFT = STFTSettings()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from deepnmf.audio.io import load_audio, save_audio
 from deepnmf.cli.main import app
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.io.model_files import peek_model_type
 from deepnmf.experiments.enhancement import ROW_KEYS, EnhancementConfig, parse_methods, run_enhancement
 
 runner = CliRunner()
@@ -67,7 +69,9 @@ def test_rerun_reuses_cached_models(tiny_run):
     cfg, rows = tiny_run
     models = cfg.out / "models"
     stamps = {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")}
-    assert len(stamps) == 1 + 2 + 2 + 2  # speech, two noise dictionaries, two activation and two mask networks
+    kinds = Counter(peek_model_type(p.parent) for p in stamps)
+    # speech and two noise dictionaries, two activation networks, two mask enhancers (each holding its network)
+    assert kinds == {"NMF": 3, "FrameNetwork": 2 + 2, "MaskEnhancer": 2}
     again = run_enhancement(cfg)
     assert {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")} == stamps
     assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in rows], abs=1e-6)

@@ -123,8 +123,11 @@ def test_tol_stops_early_and_callback(rng):
     assert res.n_iter < 1000 and res.n_iter % 10 == 0
     seen = []
     W, H = _start(X)
-    res = multiplicative_updates(X, W, H, beta=1.0, max_iter=50, tol=0, callback=lambda i, l: seen.append(i) or i == 7)
-    assert res.n_iter == 7 and seen == list(range(1, 8))
+    res = multiplicative_updates(X, W, H, beta=1.0, max_iter=50, tol=0,
+                                 callback=lambda info: seen.append(info) or info.epoch == 7)
+    assert res.n_iter == 7 and [info.epoch for info in seen] == list(range(1, 8))
+    assert all(info.max_epochs == 50 for info in seen)
+    assert [info.loss for info in seen] == res.losses[1:]  # the objective after each iteration
 
 
 def test_shape_errors(rng):

@@ -98,9 +98,31 @@ def test_callback_sees_every_epoch_and_can_stop(small_data):
         seen.append((info.epoch, info.max_epochs, set(info.train)))
         return info.epoch == 2
 
-    model = VAENMF(4, random_state=0, callback=callback, hidden=(32,), max_epochs=10).fit(X)
+    model = VAENMF(4, random_state=0, hidden=(32,), max_epochs=10).fit(X, callback=callback)
     assert [s[0] for s in seen] == [1, 2] and model.n_iter_ == 2
     assert seen[0][1] == 10 and {"loss", "nll", "kl", "penalty"} <= seen[0][2]
+    seen.clear()
+    VAENMF(4, random_state=0, hidden=(32,), max_epochs=10).fit_transform(X, callback=callback)
+    assert [s[0] for s in seen] == [1, 2]
+    assert "callback" not in VAENMF(4).get_params()
+
+
+def test_verbose_prints_through_the_callback_chain(small_data, capsys):
+    X, _ = small_data
+    seen = []
+    VAENMF(4, random_state=0, hidden=(32,), max_epochs=4, verbose=2).fit(X, callback=lambda i: seen.append(i.epoch))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert seen == [1, 2, 3, 4]
+    assert [line.split()[2] for line in lines] == ["2/4", "4/4"] and all(line.startswith("[VAENMF]") for line in lines)
+
+
+def test_model_saved_with_the_legacy_callback_param_still_loads(fitted, small_data, tmp_path):
+    X, _ = small_data
+    folder = fitted.save(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["params"]["callback"] = None  # what folders written before the callback moved to fit hold
+    (folder / "config.json").write_text(json.dumps(config))
+    np.testing.assert_array_equal(VAENMF.load(folder).transform(X), fitted.transform(X))
 
 
 def test_same_random_state_same_model_and_global_rng_untouched(small_data):
@@ -188,7 +210,7 @@ def test_save_load_round_trip(fitted, small_data, tmp_path):
     fitted.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["model"] == "VAENMF" and "deepnmf_version" in config
-    assert config["params"]["hidden"] == [32] and config["params"]["callback"] is None
+    assert config["params"]["hidden"] == [32] and "callback" not in config["params"]
     loaded = VAENMF.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.components_, fitted.components_)
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))

@@ -8,12 +8,16 @@ it can: training loops stop after the current epoch). Estimators fill
 set ``stage`` (what is being done) and ``message`` (a line for a person) and
 count work units in ``epoch`` / ``max_epochs``. The command line turns the
 records into progress bars (:func:`deepnmf.cli.app.progress_callback`); the
-library never prints.
+library prints only when an estimator's ``verbose`` asks it to, and then
+through a callback of this module (:func:`print_every`), chained to the
+user's with :func:`chain`.
 """
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TextIO
 
 
 @dataclass
@@ -76,3 +80,76 @@ def stage_reporter(callback: Optional[Callback], stage: str) -> Callback | None:
         return callback(info)
 
     return forward
+
+
+def chain(*callbacks: Optional[Callback]) -> Callback | None:
+    """One callback that calls each given one in order; it asks to stop when any of them does.
+
+    ``None`` entries are skipped; with none left the result is ``None`` (so
+    loops can skip building records), with one left it is that callback.
+    """
+    live = [cb for cb in callbacks if cb is not None]
+    if len(live) <= 1:
+        return live[0] if live else None
+
+    def call_all(info: EpochInfo) -> bool:
+        stops = [notify(cb, info) for cb in live]  # every callback sees every record
+        return any(stops)
+
+    return call_all
+
+
+def print_every(
+    every: int, line: Callable[[EpochInfo], str], *, at_end: bool = True, file: TextIO | None = None
+) -> Callback:
+    """A callback printing ``line(info)`` every ``every`` epochs (what ``verbose`` turns on).
+
+    Parameters
+    ----------
+    every : int
+        Print at epochs that are multiples of ``every`` (values below 1 count as 1).
+    line : callable
+        ``line(info) -> str``, the text of one line.
+    at_end : bool
+        Also print at ``info.epoch == info.max_epochs``.
+    file : text stream, optional
+        Default ``sys.stderr`` (looked up at each call).
+
+    A record with a ``message`` and ``epoch == 0`` (a notice before training,
+    such as "compiling") prints its message instead.
+    """
+    every = max(1, int(every))
+
+    def report(info: EpochInfo) -> None:
+        out = file if file is not None else sys.stderr
+        if info.epoch == 0 and info.message:
+            print(info.message, file=out)
+        elif info.epoch % every == 0 or (at_end and info.epoch == info.max_epochs):
+            print(line(info), file=out)
+
+    return report
+
+
+class Clock:
+    """Seconds since construction, for :attr:`EpochInfo.elapsed` (``Clock()()``)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def epoch_record(epoch: int, max_epochs: int, loss: float, clock: Clock, **train: float) -> EpochInfo:
+    """The record an estimator sends after an iteration: ``train={"loss": loss, **train}``."""
+    return EpochInfo(epoch, max_epochs, {"loss": float(loss), **train}, elapsed=clock())
+
+
+def report_epoch(callback: Optional[Callback], epoch: int, max_epochs: int, loss: float, clock: Clock,
+                 **train: float) -> bool:
+    """Send an iteration's loss to ``callback`` (if any) as an :class:`EpochInfo`; True when it asks to stop.
+
+    What every estimator's loop calls after an iteration or epoch; without a
+    callback no record is built.
+    """
+    return callback is not None and notify(callback, epoch_record(epoch, max_epochs, loss, clock, **train))

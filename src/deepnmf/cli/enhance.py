@@ -1,5 +1,8 @@
 """``deepnmf enhance`` (one file) and ``deepnmf experiment enhancement`` (the paper's tables).
 
+Each command parses its options, makes one library call
+(:func:`deepnmf.pipelines.enhancement.enhance_file`,
+:func:`deepnmf.experiments.enhancement.run_enhancement`) and writes the outputs.
 Options that take several values accept them space-separated after one flag
 (``--snr -5 0 5 10``, ``--noise a.wav b.wav``), repeated flags, or commas.
 """
@@ -12,6 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_bar, write_json
+from deepnmf.cli.progress import progress_callback
 
 _MULTI = ("--train-speech", "--test-speech", "--noise", "--snr", "--methods")
 
@@ -82,16 +86,8 @@ def enhancement_command(
                             power=power, floor=floor, sparsity=sparsity, vae_epochs=vae_epochs,
                             dnn_epochs=dnn_epochs, random_state=seed)
     progress, task = progress_bar(1, "enhancement")
-    stage_seen: dict[str, bool] = {}
-
-    def report(stage: str, done: int, total: int, info: str = "") -> None:
-        if stage not in stage_seen:
-            stage_seen[stage] = True
-            progress.update(task, description=stage, total=total, completed=0)
-        progress.update(task, completed=done, info=info)
-
     with progress:
-        run_enhancement(cfg, progress=report)
+        run_enhancement(cfg, progress=progress_callback(progress, task))
     echo(f"wrote {out / 'results.md'}, results.json, results.csv, sdr_improvement.png")
     typer.echo((out / "results.md").read_text())
 
@@ -104,7 +100,7 @@ def enhance_command(
     speech_model: Optional[Path] = typer.Option(None, "--speech-model", help="Speech dictionary model folder."),
     noise_model: Optional[Path] = typer.Option(None, "--noise-model", help="Noise dictionary model folder."),
     network: Optional[Path] = typer.Option(None, "--network", help="Activation-network folder (implies --activations dnn)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="An enhancer folder (speech/, noise/, network/) instead of the three above."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A saved enhancer folder (Enhancer, MaskEnhancer or DNMFEnhancer) instead of the three above."),
     mask_network: Optional[Path] = typer.Option(None, "--mask-network", help="A DNN mask baseline folder (no dictionaries)."),
     activations: Optional[str] = typer.Option(None, "--activations", help="mu, dnn or encoder (default: dnn with --network, else mu)."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p (default 2)."),
@@ -114,41 +110,22 @@ def enhance_command(
     report: Optional[Path] = typer.Option(None, "--report", help="Write settings and timing as JSON here."),
 ) -> None:
     """Enhance one noisy speech file with speech and noise dictionaries."""
-    import time
-
     import numpy as np
 
-    from deepnmf.audio.io import load_audio, save_audio
-    from deepnmf.pipelines.enhancement import Enhancer
-    from deepnmf.exceptions import ParameterError
+    from deepnmf.audio.io import save_audio
+    from deepnmf.pipelines.enhancement import enhance_file
 
-    settings = {k: v for k, v in {"activations": activations, "power": power, "floor": floor, "sparsity": sparsity}.items() if v is not None}
-    if mask_network is not None:
-        from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
-
-        if speech_model or noise_model or network or model or settings:
-            raise ParameterError("--mask-network works alone: no dictionaries, network or gain options")
-        enh = MaskEnhancer.load(mask_network)
-    elif model is not None:
-        if speech_model or noise_model or network:
-            raise ParameterError("give either --model or --speech-model/--noise-model/--network, not both")
-        enh = Enhancer.load(model, **settings)
-    elif speech_model is None or noise_model is None:
-        raise ParameterError("give --speech-model and --noise-model (model folders), or --model (an enhancer folder)")
-    else:
-        enh = Enhancer.from_folders(speech_model, noise_model, network=network, **settings)
-    y, sr = load_audio(noisy, sr=enh.stft.sr)
-    t0 = time.perf_counter()
-    enhanced, gain = enh.enhance(y, return_gain=True)
-    seconds = time.perf_counter() - t0
-    save_audio(output, enhanced, sr)
-    echo(f"wrote {output} ({len(y) / sr:.1f} s of audio enhanced in {seconds:.2f} s, activations={enh.activations})")
+    result = enhance_file(noisy, model=model, speech_model=speech_model, noise_model=noise_model, network=network,
+                          mask_network=mask_network, activations=activations, power=power, floor=floor,
+                          sparsity=sparsity)
+    save_audio(output, result.enhanced, result.sr)
+    echo(f"wrote {output} ({len(result.noisy) / result.sr:.1f} s of audio enhanced in {result.seconds:.2f} s, "
+         f"activations={result.settings['activations']})")
     if figure is not None:
         from deepnmf.plotting.enhancement import plot_enhancement
 
-        Y = enh.stft.stft(y).abs().numpy()
-        plot_enhancement(Y, gain, Y * gain, figure, sr=sr, hop=enh.stft.hop)
+        Y = result.noisy_magnitude()
+        plot_enhancement(Y, result.gain, Y * result.gain, figure, sr=result.sr, hop=result.stft.hop)
     if report is not None:
-        config = enh.config() if hasattr(enh, "config") else {"activations": "mask", "mask_power": enh.mask_power}
-        write_json(report, {"input": str(noisy), "output": str(output), "seconds": seconds,
-                            "mean_gain": float(np.mean(gain)), **config})
+        write_json(report, {"input": str(noisy), "output": str(output), "seconds": result.seconds,
+                            "mean_gain": float(np.mean(result.gain)), **result.settings})

@@ -21,8 +21,8 @@ def _train_with_progress(example, *, label: str, model: str, epochs: int, iterat
     total = epochs if model == "implicit" else iterations
     progress, task = progress_bar(total, label)
     with progress:
-        def step(n: int, loss: float) -> None:
-            progress.update(task, completed=min(n, total), info=f"loss {loss:.4g}")
+        def step(info) -> None:
+            progress.update(task, completed=min(info.epoch, total), info=f"loss {info.loss:.4g}")
 
         est = learn_source_model(example, model=model, max_epochs=epochs, max_iter=iterations, callback=step, **kwargs)
         progress.update(task, completed=total)

@@ -40,9 +40,8 @@ def _fit_vae(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
         val = f" val {info.val['loss']:.4g}" if info.val else ""
         progress.update(task, completed=info.epoch, info=f"loss {info.train['loss']:.4g}{val}")
 
-    model = VAENMF(rank, likelihood=likelihood, max_epochs=max_epochs, random_state=seed, device=device,
-                   callback=callback)
-    model.fit(X)
+    model = VAENMF(rank, likelihood=likelihood, max_epochs=max_epochs, random_state=seed, device=device)
+    model.fit(X, callback=callback)
     progress.update(task, completed=max_epochs)
     final = {k: v[-1] for k, v in model.history_.items()}
     return model, {"final": final, "best_epoch": model.best_epoch_, "stopped_early": model.stopped_early_}
@@ -51,8 +50,8 @@ def _fit_vae(X, *, rank, max_epochs, seed, device, likelihood, progress, task):
 def _fit_nmf(X, *, rank, max_epochs, seed, device, likelihood, progress, task, nmf=None):
     from deepnmf.models.nmf import NMF
 
-    def callback(n_iter, objective):
-        progress.update(task, completed=n_iter, info=f"objective {objective:.4g}")
+    def callback(info):
+        progress.update(task, completed=info.epoch, info=f"objective {info.loss:.4g}")
 
     nmf = dict(nmf or {})
     arrays = {key: _load_side_array(nmf.pop(key)) for key in ("mask", "fixed_components") if nmf.get(key)}
@@ -69,8 +68,8 @@ def _fit_implicit(data, *, rank, max_epochs, seed, device, likelihood, progress,
     """``data``: ``(X, freqs, sr)`` for grid mode or a :class:`deepnmf.audio.points.TFPoints`."""
     from deepnmf.models.implicit import ImplicitNMF
 
-    def callback(epoch, loss):
-        progress.update(task, completed=epoch, info=f"loss {loss:.4g}")
+    def callback(info):
+        progress.update(task, completed=info.epoch, info=f"loss {info.loss:.4g}")
 
     mode = "grid" if isinstance(data, tuple) else "points"
     model = ImplicitNMF(rank, mode=mode, loss=LIKELIHOOD_TO_IMPLICIT[likelihood], max_epochs=max_epochs,

@@ -18,8 +18,12 @@ Protocol (``run_enhancement``):
    averaged over the utterances of each (method, noise, SNR) cell.
 
 Models are cached in ``out/models`` with the recipe that made them, so a
-rerun with more methods does not retrain. Library code: it returns rows and
-writes files, the CLI adds progress bars.
+rerun with more methods does not retrain. Dictionaries are built by
+:func:`deepnmf.models.make_estimator`, enhancers by
+:mod:`deepnmf.pipelines.enhancement`. Library code: it returns rows and
+writes files; progress goes to a :data:`deepnmf.callbacks.Callback` as
+:class:`~deepnmf.callbacks.EpochInfo` records (``stage``, ``epoch`` units
+done of ``max_epochs``, ``message``), which the CLI turns into progress bars.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 
 DICTIONARIES = ("nmf", "vae-nmf")
@@ -217,11 +222,9 @@ def _split_noise(name: str, x: np.ndarray, cfg: EnhancementConfig, longest: int)
 
 
 # ---------------------------------------------------------------- models
-Progress = Callable[[str, int, int, str], Any]
-
-
-def _quiet(stage: str, done: int, total: int, info: str = "") -> None:
-    return None
+def _report(progress: Callback | None, stage: str, done: int, total: int, message: str = "") -> None:
+    """One progress record: ``done`` of ``total`` units of ``stage``."""
+    notify(progress, EpochInfo(done, total, stage=stage, message=message))
 
 
 def _magnitudes(signals: Sequence[np.ndarray]) -> list[torch.Tensor]:
@@ -246,29 +249,30 @@ def noise_frames(corpus: Corpus, cfg: EnhancementConfig, names: Sequence[str]) -
 
 
 def _make_dictionary(kind: str, V: np.ndarray, cfg: EnhancementConfig, seed: int):
+    """A ``cfg.n_components``-atom dictionary model (``"nmf"`` or ``"vae-nmf"``) fitted on frames ``V`` ``(n, n_bins)``."""
+    from deepnmf.models.factory import make_estimator
+
     if kind == "nmf":
-        from deepnmf.models.nmf import NMF
-
-        return NMF(cfg.n_components, beta_loss="kullback-leibler", max_iter=cfg.nmf_iter, random_state=seed).fit(V)
-    from deepnmf.models.vae import VAENMF
-
+        return make_estimator("nmf", cfg.n_components, beta_loss="kullback-leibler", max_iter=cfg.nmf_iter,
+                              random_state=seed).fit(V)
     # a fixed number of epochs: the validation loss of the Gaussian VAE is too noisy for early stopping
-    return VAENMF(cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs, early_stopping=False,
-                  random_state=seed).fit(V)
+    return make_estimator("vae-nmf", cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs,
+                          early_stopping=False, random_state=seed).fit(V)
 
 
-def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any]):
-    """Load ``folder`` if it was made by the same ``recipe``, otherwise build, save and record it."""
+def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any], load: Callable[[Path], Any] | None = None):
+    """Load ``folder`` (with ``load``, default :func:`deepnmf.load_model`) if it was made by the same
+    ``recipe``, otherwise build, save and record it. Returns ``(model, loaded_from_cache)``."""
     from deepnmf.exceptions import ModelFileError
-    from deepnmf.io.model_files import load_any
+    from deepnmf.io.model_files import load_model
 
     recipe_file = folder / "recipe.json"
     if recipe_file.is_file():
         try:
             if json.loads(recipe_file.read_text()) == recipe:
-                return load_any(folder), True
+                return (load or load_model)(folder), True
         except (json.JSONDecodeError, ModelFileError):
-            pass  # stale or damaged cache: rebuild
+            pass  # stale, damaged or old-layout cache: rebuild
     model = build()
     model.save(folder)
     recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
@@ -281,7 +285,8 @@ def _noise_groups(corpus: Corpus, cfg: EnhancementConfig) -> dict[str, list[str]
     return {"pooled": names} if cfg.pooled else {n: [n] for n in names}
 
 
-def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str, str]], progress: Progress = _quiet):
+def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str, str]],
+                 progress: Callback | None = None):
     """Fit (or load from the cache) every dictionary and network the methods need.
 
     Returns
@@ -300,13 +305,13 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
     done = 0
     for kind in kinds:
         extra = {"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {"vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood}
-        progress("models", done, total, f"{kind} speech dictionary")
+        _report(progress, "models", done, total, f"{kind} speech dictionary")
         models[(kind, "speech")], _ = _cached_model(
             root / kind / "speech", {**speech_recipe, **extra, "kind": kind},
             lambda: _make_dictionary(kind, speech_frames(corpus, cfg), cfg, cfg.random_state))
         done += 1
         for group, names in groups.items():
-            progress("models", done, total, f"{kind} noise dictionary ({group})")
+            _report(progress, "models", done, total, f"{kind} noise dictionary ({group})")
             recipe = {**base, **extra, "kind": kind, "noises": names, "frames": cfg.noise_frames,
                       "noise_samples": [int(corpus.noises[n][0].size) for n in names]}
             models[(kind, group)], _ = _cached_model(
@@ -317,7 +322,7 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
         if act not in ("dnn", "mask", "dnmf"):
             continue
         for group, names in groups.items():
-            progress("models", done, total, f"{method_name(kind, act)} training ({group})")
+            _report(progress, "models", done, total, f"{method_name(kind, act)} training ({group})")
             if act == "mask":
                 models[("mask", group)] = _mask_network(corpus, cfg, group, names, root)
             elif act == "dnmf":
@@ -325,7 +330,7 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
             else:
                 models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root)
             done += 1
-    progress("models", done, total, "done")
+    _report(progress, "models", done, total, "done")
     return models
 
 
@@ -339,71 +344,63 @@ def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations
 
 
 def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: str, names: list[str], root: Path):
+    """The ``kind+dnn`` enhancer of a noise group, its activation network trained (or cached in ``dnn-GROUP``)."""
     from deepnmf.nn.networks import FrameNetwork
 
     enh = _enhancer(cfg, models, kind, group, "dnn")
-    folder = root / kind / f"dnn-{group}"
     recipe = {"fingerprints": enh.fingerprints(), "epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies,
               "context": cfg.dnn_context, "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)],
               "sparsity": cfg.sparsity, "random_state": cfg.random_state, "noises": names}
-    recipe_file = folder / "recipe.json"
-    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
-        net, state = FrameNetwork.load(folder)
-        enh.set_network(net, state)
-        return enh
-    speech = [x for utts in corpus.train.values() for x in utts]
-    enh.fit_network(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
-                    n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
-                    epochs=cfg.dnn_epochs, random_state=cfg.random_state)
-    enh.network.save(folder, extra={"fingerprints": enh.fingerprints(), "loss": enh.network_training_.val_loss})
-    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+
+    def build():
+        speech = [x for utts in corpus.train.values() for x in utts]
+        enh.fit_network(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
+                        n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
+                        epochs=cfg.dnn_epochs, random_state=cfg.random_state)
+        enh.network.metadata["loss"] = enh.network_training_.val_loss
+        return enh.network
+
+    net, _ = _cached_model(root / kind / f"dnn-{group}", recipe, build, load=FrameNetwork.load)
+    enh.set_network(net)
     return enh
 
 
 def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
+    """The DNN mask baseline of a noise group, trained (or cached in ``dnn-mask/mask-GROUP``)."""
     from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
-    folder = root / MASK_METHOD / f"mask-{group}"
     recipe = {"train": sorted(corpus.train), "noises": names, "noise_samples": [int(corpus.noises[n][0].size) for n in names],
               "epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies, "context": cfg.dnn_context,
               "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)], "random_state": cfg.random_state}
-    recipe_file = folder / "recipe.json"
-    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
-        return MaskEnhancer.load(folder)
-    speech = [x for utts in corpus.train.values() for x in utts]
-    enh = MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
-                             n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
-                             epochs=cfg.dnn_epochs, random_state=cfg.random_state)
-    enh.save(folder)
-    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+
+    def build():
+        speech = [x for utts in corpus.train.values() for x in utts]
+        return MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
+                                  n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
+                                  epochs=cfg.dnn_epochs, random_state=cfg.random_state)
+
+    enh, _ = _cached_model(root / MASK_METHOD / f"mask-{group}", recipe, build, load=MaskEnhancer.load)
     return enh
 
 
 def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: list[str], root: Path):
+    """The discriminative NMF baseline of a noise group, trained (or cached in ``nmf/dnmf-GROUP``)."""
+    from deepnmf.pipelines.enhancement import _fingerprint
     from deepnmf.pipelines.enhancement_baselines import DNMFEnhancer
-    from deepnmf.io.model_files import load_any
 
     enh = DNMFEnhancer(models[("nmf", "speech")], models[("nmf", group)], floor=0.0 if cfg.floor is None else cfg.floor,
                        sparsity=cfg.sparsity)
-    folder = root / "nmf" / f"dnmf-{group}"
-    recipe = {"dictionaries": [_fp(enh.W_speech), _fp(enh.W_noise)], "noises": names, "sparsity": cfg.sparsity,
-              "epochs": enh.max_epochs, "snr_range": [min(cfg.snrs), max(cfg.snrs)], "random_state": cfg.random_state}
-    recipe_file = folder / "recipe.json"
-    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
-        enh.model = load_any(folder)
-        return enh
-    speech = [x for utts in corpus.train.values() for x in utts]
-    enh.fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
-            random_state=cfg.random_state)
-    enh.model.save(folder)
-    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
-    return enh
+    recipe = {"dictionaries": [_fingerprint(enh.H_speech), _fingerprint(enh.H_noise)], "noises": names,
+              "sparsity": cfg.sparsity, "epochs": enh.max_epochs, "snr_range": [min(cfg.snrs), max(cfg.snrs)],
+              "random_state": cfg.random_state}
 
+    def build():
+        speech = [x for utts in corpus.train.values() for x in utts]
+        return enh.fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
+                       random_state=cfg.random_state)
 
-def _fp(W: torch.Tensor) -> str:
-    from deepnmf.pipelines.enhancement import _fingerprint
-
-    return _fingerprint(W)
+    cached, _ = _cached_model(root / "nmf" / f"dnmf-{group}", recipe, build, load=DNMFEnhancer.load)
+    return cached
 
 
 # ------------------------------------------------------------ evaluation
@@ -422,7 +419,7 @@ def score(clean: np.ndarray, noise: np.ndarray, estimate: np.ndarray, sr: int) -
                 "stoi": metrics.stoi(clean, estimate, sr)}
 
 
-def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: Progress = _quiet) -> list[dict]:
+def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: Callback | None = None) -> list[dict]:
     """Score ``noisy`` and every method on every (noise, SNR, utterance); one row per cell."""
     from deepnmf.audio.mixing import mix_at_snr, noise_excerpt
 
@@ -449,7 +446,7 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
                     est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
                     cells.setdefault((name, noise_name, float(snr)), []).append(score(s, n, est, cfg.sr))
                 done += 1
-                progress("evaluate", done, total, f"{noise_name} {snr:+g} dB {utt}")
+                _report(progress, "evaluate", done, total, f"{noise_name} {snr:+g} dB {utt}")
     return [_row(name, noise, snr, scores) for (name, noise, snr), scores in cells.items()]
 
 
@@ -466,9 +463,13 @@ def _row(method: str, noise: str, snr: float, scores: list[dict]) -> dict[str, A
 
 
 # ---------------------------------------------------------------- runner
-def run_enhancement(cfg: EnhancementConfig, progress: Progress = _quiet) -> list[dict]:
+def run_enhancement(cfg: EnhancementConfig, progress: Callback | None = None) -> list[dict]:
     """Run the whole protocol and write ``results.json``, ``results.csv``,
     ``results.md``, ``sdr_improvement.png`` and ``run.json`` into ``cfg.out``.
+
+    ``progress`` receives :class:`~deepnmf.callbacks.EpochInfo` records with
+    ``stage`` ``"data"``, ``"models"`` or ``"evaluate"``, ``epoch`` units done
+    of ``max_epochs`` and a ``message``.
 
     Returns
     -------
@@ -484,7 +485,7 @@ def run_enhancement(cfg: EnhancementConfig, progress: Progress = _quiet) -> list
     out.mkdir(parents=True, exist_ok=True)
     times = {}
     t0 = time.perf_counter()
-    progress("data", 0, 1, "reading speech and noise")
+    _report(progress, "data", 0, 1, "reading speech and noise")
     corpus = load_corpus(cfg)
     times["data_s"] = time.perf_counter() - t0
     models = build_models(corpus, cfg, methods, progress)

@@ -10,11 +10,17 @@ A model folder holds
 
 The SHA-256 of the weights file is checked on load, so an altered or
 truncated file is reported instead of silently giving another model.
+
+A *composite* model (an enhancer: dictionaries plus a network) is a model
+folder of its own type whose weights file is empty and whose parts are model
+folders in sub-folders, listed in ``state["parts"]``
+(:func:`write_composite` / :func:`read_composite`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,10 @@ WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 FORMAT = "deepnmf-model"
 FORMAT_VERSION = 1
+#: settings file of the enhancer folders written before the one model format
+_OLD_ENHANCER_CONFIG = "enhancer.json"
+#: names allowed for the parts of a composite model (sub-folder names)
+_PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def _sha256(path: Path) -> str:
@@ -148,6 +158,13 @@ def peek_model_type(path: str | Path) -> str:
     try:
         config = json.loads((folder / CONFIG).read_text())
     except FileNotFoundError as err:
+        if (folder / _OLD_ENHANCER_CONFIG).is_file():
+            raise ModelFileError(
+                f"{folder} is an enhancer folder of the old layout ({_OLD_ENHANCER_CONFIG}, no {CONFIG}); "
+                "read it with deepnmf.pipelines.enhancement.Enhancer.load and save it again to convert it"
+            ) from err
+        raise ModelFileError(f"{folder} is not a model folder (no {CONFIG})") from err
+    except (IsADirectoryError, NotADirectoryError) as err:
         raise ModelFileError(f"{folder} is not a model folder (no {CONFIG})") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{folder / CONFIG} is not valid JSON: {err}") from err
@@ -203,3 +220,103 @@ def load_model(path: str | Path, **kwargs: Any) -> Any:
 def load_any(path: str | Path) -> Any:
     """Deprecated spelling of :func:`load_model`."""
     return load_model(path)
+
+
+# ------------------------------------------------------------------ checks
+def check_tensors(
+    tensors: dict[str, torch.Tensor],
+    expected: dict[str, tuple[tuple[int, ...] | None, torch.dtype | None]],
+    *,
+    where: str | Path,
+) -> None:
+    """Refuse weights whose names, shapes or dtypes are not what a class expects.
+
+    Parameters
+    ----------
+    tensors : dict of str -> torch.Tensor
+        As returned by :func:`read_model`.
+    expected : dict of str -> (shape or None, dtype or None)
+        Every tensor the class needs; ``None`` leaves the shape or the
+        dtype unchecked.
+    where : str or Path
+        The folder, named in the messages.
+
+    Raises
+    ------
+    ModelFileError
+        A tensor is missing, unexpected, or of another shape or dtype.
+    """
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unexpected {', '.join(extra)}"] if extra else [])
+        raise ModelFileError(f"{where}: the weights file {' and '.join(parts)}; it was not written for this model")
+    for name, (shape, dtype) in expected.items():
+        got = tensors[name]
+        if shape is not None and tuple(got.shape) != tuple(shape):
+            raise ModelFileError(f"{where}: tensor {name!r} has shape {tuple(got.shape)}, expected {tuple(shape)}")
+        if dtype is not None and got.dtype != dtype:
+            raise ModelFileError(f"{where}: tensor {name!r} is {got.dtype}, expected {dtype}")
+
+
+# -------------------------------------------------------------- composites
+def write_composite(
+    path: str | Path,
+    *,
+    model: str,
+    params: dict[str, Any],
+    parts: dict[str, Any],
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a composite model folder: each part saved in a sub-folder, then the folder's own config.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder to write.
+    model : str
+        Class name of the composite (a key of :data:`MODEL_CLASSES`).
+    params : dict
+        Its settings (JSON-able).
+    parts : dict of str -> object or None
+        Sub-folder name -> an object with ``save(path)``; ``None`` parts are skipped.
+    state : dict, optional
+        Other JSON-able attributes; ``"parts"`` is added (the saved part names).
+    """
+    folder = Path(path)
+    saved = []
+    for name, part in parts.items():
+        if part is None:
+            continue
+        if not _PART_NAME.match(name):
+            raise ModelFileError(f"part name {name!r} is not a plain folder name")
+        if not hasattr(part, "save"):
+            raise ModelFileError(f"the {name} part of a {model} ({type(part).__name__}) cannot be saved")
+        part.save(folder / name)
+        saved.append(name)
+    return write_model(folder, model=model, params=params, tensors={}, state={**(state or {}), "parts": saved})
+
+
+def read_composite(path: str | Path, *, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a folder written by :func:`write_composite`.
+
+    Returns
+    -------
+    config : dict
+        The composite's own configuration (as :func:`read_model`).
+    parts : dict of str -> object
+        Each part loaded with :func:`load_model`.
+
+    Raises
+    ------
+    ModelFileError
+        Any check of :func:`read_model`, tensors in the composite's own
+        weights, a bad part list, or a part that fails to load.
+    """
+    config, tensors = read_model(path, model=model)
+    if tensors:
+        raise ModelFileError(f"{path}: a {model} folder holds no weights of its own, found {', '.join(sorted(tensors))}")
+    names = config["state"].get("parts")
+    if not isinstance(names, list) or not all(isinstance(n, str) and _PART_NAME.match(n) for n in names):
+        raise ModelFileError(f"{Path(path) / CONFIG}: field state.parts must list the part folders, got {names!r}")
+    return config, {name: load_model(Path(path) / name) for name in names}

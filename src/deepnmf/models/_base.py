@@ -29,6 +29,9 @@ class BaseNMF(TransformerMixin, BaseEstimator):
 
     #: attribute that tells whether the estimator is fitted
     _fitted_attr: ClassVar[str] = "components_"
+    #: constructor parameters of earlier versions that :meth:`load` drops when saved as null
+    #: (VAENMF's ``callback``, now an argument of ``fit``)
+    _legacy_params: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ data
     def _prepare_X(
@@ -140,6 +143,9 @@ class BaseNMF(TransformerMixin, BaseEstimator):
         """
         config, tensors = read_model(path, model=cls.__name__)
         params = dict(config["params"])
+        for name in cls._legacy_params:
+            if name in params and params[name] is None:
+                del params[name]
         if device is not None:
             params["device"] = device
         try:

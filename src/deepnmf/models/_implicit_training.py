@@ -12,10 +12,10 @@ the 2-core machine, and not kept (``docs/implicit-nmf.md``).
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import torch
 
+from deepnmf.callbacks import Callback, Clock, report_epoch
 from deepnmf.nn.implicit import (
     ImplicitFactor, Workspace, dense_pairs, paired_model, pointwise_loss, stacked_backward, stacked_forward,
     weight_views,
@@ -144,7 +144,7 @@ def pad_points(F: torch.Tensor) -> torch.Tensor:
 
 
 def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.Tensor, *, loss: str, eps: float,
-               optimizer: str, lr: float, epochs: int, report: Callable[[int, float], object]) -> list[float]:
+               optimizer: str, lr: float, epochs: int, callback: Callback | None = None) -> list[float]:
     """Full-batch training of the atom networks and the activation matrix on a grid.
 
     Each epoch takes one optimiser step on the network weights (gradient of
@@ -163,8 +163,9 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
         Data.
     loss, eps, optimizer, lr, epochs
         As :class:`deepnmf.ImplicitNMF`.
-    report : callable
-        ``report(epoch, loss)`` after every epoch.
+    callback : callable, optional
+        Called with a :class:`deepnmf.callbacks.EpochInfo` after every
+        epoch (``train={"loss": mean divergence}``); ``True`` stops training.
 
     Returns
     -------
@@ -181,7 +182,7 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
     gW = gW_pad[:, :n_bins]  # the padding's gradient stays zero
     workspace = Workspace()  # the networks' large states reuse the same memory at every epoch
     scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
-    losses = []
+    losses, clock = [], Clock()
     for epoch in range(1, epochs + 1):
         W_pad, saved = stacked_forward(w, F, workspace=workspace)
         value, factor, G = grid_objective(W_pad[:, :n_bins], H, X, loss, eps)
@@ -190,7 +191,8 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
         stacked_backward(w, gw, gW_pad, saved, workspace=workspace)
         opt.step()
         H.mul_(factor)  # the activation update with the atoms of this epoch
-        report(epoch, losses[-1])
+        if report_epoch(callback, epoch, epochs, losses[-1], clock):
+            break
     net.theta.grad = None
     with torch.no_grad():  # the final value without cancellation: full formula in float64
         losses.append(float(pointwise_loss(X.double(), (H @ net(F)[:, :n_bins]).double(), loss, eps=eps)))
@@ -209,7 +211,7 @@ def _draw_points(f_idx: torch.Tensor, t_idx: torch.Tensor, V: torch.Tensor, n_dr
 def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, f_idx: torch.Tensor,
                  t_idx: torch.Tensor, V: torch.Tensor, *, loss: str, eps: float, optimizer: str, lr: float,
                  epochs: int, fraction: float, gen: torch.Generator,
-                 report: Callable[[int, float], object]) -> list[float]:
+                 callback: Callback | None = None) -> list[float]:
     """Full-batch (or random-fraction) training of atom and activation networks on points.
 
     Parameters
@@ -228,8 +230,9 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
         Share of the points drawn (without replacement) for each epoch.
     gen : torch.Generator
         Source of the draws.
-    report : callable
-        ``report(epoch, loss)`` after every epoch.
+    callback : callable, optional
+        Called with a :class:`deepnmf.callbacks.EpochInfo` after every
+        epoch (``train={"loss": mean divergence}``); ``True`` stops training.
 
     Returns
     -------
@@ -242,6 +245,7 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
     spaces = {name: Workspace() for name in nets}
     n_f, n_t = Ff.shape[2], Ft.shape[2]
     Ff, Ft = pad_points(Ff), pad_points(Ft)
+    clock = Clock()
     for epoch in range(1, epochs + 1):
         fi, ti, v = _draw_points(f_idx, t_idx, V, n_draw, gen)
         opt.zero_grad(set_to_none=True)
@@ -252,7 +256,8 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
         objective.backward()
         losses.append(float(objective.detach()) + data_term(v, loss, eps))
         opt.step()
-        report(epoch, losses[-1])
+        if report_epoch(callback, epoch, epochs, losses[-1], clock):
+            break
     with torch.no_grad():
         Y = paired_model(nets["W"](Ff)[:, :n_f], nets["H"](Ft)[:, :n_t], f_idx, t_idx)
         losses.append(float(pointwise_loss(V.double(), Y.double(), loss, eps=eps)))
@@ -291,7 +296,7 @@ def _root_cause(err: BaseException) -> str:
 
 def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.Tensor, *, loss: str,
                         eps: float, optimizer: str, lr: float, epochs: int,
-                        report: Callable[[int, float], object]) -> list[float]:
+                        callback: Callback | None = None) -> list[float]:
     """:func:`train_grid` with each epoch compiled by :func:`torch.compile` into fused kernels.
 
     The forward and reverse passes, the objective and (with Rprop) the
@@ -323,6 +328,7 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
     opt = None if rprop else torch.optim.Adam([net.theta], lr=lr)
     scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
     losses: list[float] = []
+    clock = Clock()
     for epoch in range(1, epochs + 1):
         try:
             out = step(theta, H, Fp, X, prev, size, layout, n_bins, loss, eps, rprop)
@@ -332,7 +338,7 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
             warnings.warn(f"torch.compile failed ({_root_cause(err)}); training without it", RuntimeWarning,
                           stacklevel=3)
             return train_grid(net, F, H, X, loss=loss, eps=eps, optimizer=optimizer, lr=lr, epochs=epochs,
-                              report=report)
+                              callback=callback)
         if rprop is not None:
             theta, prev, size, H_new, value = out
             H.copy_(H_new)
@@ -343,7 +349,8 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
             theta = net.theta.detach()
             H.mul_(factor)
         losses.append(float(value) * scale + const)
-        report(epoch, losses[-1])
+        if report_epoch(callback, epoch, epochs, losses[-1], clock):
+            break
     with torch.no_grad():
         if rprop is not None:
             net.theta.copy_(theta)
@@ -401,7 +408,7 @@ def _points_epoch(thetas: tuple[torch.Tensor, torch.Tensor], feats: tuple[torch.
 def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, f_idx: torch.Tensor,
                           t_idx: torch.Tensor, V: torch.Tensor, *, loss: str, eps: float, optimizer: str, lr: float,
                           epochs: int, fraction: float, gen: torch.Generator,
-                          report: Callable[[int, float], object]) -> list[float]:
+                          callback: Callback | None = None) -> list[float]:
     """:func:`train_points` with each epoch compiled by :func:`torch.compile` (see :func:`train_grid_compiled`).
 
     The same draws of points as :func:`train_points` (the same generator
@@ -420,6 +427,7 @@ def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch
     opt = None if rprop else torch.optim.Adam([nets["W"].theta, nets["H"].theta], lr=lr)
     step = torch.compile(_points_epoch, dynamic=False, fullgraph=True)
     losses: list[float] = []
+    clock = Clock()
     state_before = gen.get_state()
     for epoch in range(1, epochs + 1):
         fi, ti, v = _draw_points(f_idx, t_idx, V, n_draw, gen)
@@ -432,7 +440,7 @@ def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch
                           stacklevel=3)
             gen.set_state(state_before)  # give back this epoch's draw: the uncompiled loop makes it again
             return train_points(nets, Ff, Ft, f_idx, t_idx, V, loss=loss, eps=eps, optimizer=optimizer, lr=lr,
-                                epochs=epochs, fraction=fraction, gen=gen, report=report)
+                                epochs=epochs, fraction=fraction, gen=gen, callback=callback)
         if rprop is not None:
             theta_W, theta_H, states, value = out
             thetas = (theta_W, theta_H)
@@ -442,7 +450,8 @@ def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch
             opt.step()
             thetas = (nets["W"].theta.detach(), nets["H"].theta.detach())
         losses.append(float(value) / v.numel() + data_term(v, loss, eps))
-        report(epoch, losses[-1])
+        if report_epoch(callback, epoch, epochs, losses[-1], clock):
+            break
     with torch.no_grad():
         if rprop is not None:
             nets["W"].theta.copy_(thetas[0])

@@ -1,38 +1,90 @@
 r"""Discriminative NMF (Weninger, Le Roux, Hershey & Watanabe, 2014) for supervised separation.
 
-Orientation: spectrograms are ``(n_frames, n_bins)``; dictionaries are
-``(n_components, n_bins)``; activations ``(n_frames, n_components)``.
+Orientation (scikit-learn's letters): spectrograms ``X`` are
+``(n_frames, n_bins)``; dictionaries ``H`` are ``(n_components, n_bins)``;
+activations ``W`` are ``(n_frames, n_components)``, so ``X ~ W @ H``.
 
-Plain supervised NMF uses one stacked dictionary ``W = [W_s; W_n]`` (speech
-and noise atoms, learned separately) both to *analyse* the mixture ``X``,
+Plain supervised NMF uses one stacked dictionary ``H = [H_s; H_n]`` (target
+and interference atoms, learned separately) both to *analyse* the mixture ``X``,
 
 .. math::
 
-    A = \arg\min_{A \ge 0} d_\beta(X \mid A W) + \mu \|A\|_1,
+    W = \arg\min_{W \ge 0} d_\beta(X \mid W H) + \mu \|W\|_1,
 
 and to *reconstruct* the target with the Wiener-like filter
-:math:`\hat S = X \odot (A_s \tilde W_s) / (A \tilde W)` with
-:math:`\tilde W = W`. Discriminative NMF keeps the analysis step and learns a
-separate *reconstruction* dictionary :math:`\tilde W \ge 0` that minimises
+:math:`\hat S = X \odot (W_s \tilde H_s) / (W \tilde H)` with
+:math:`\tilde H = H`. Discriminative NMF keeps the analysis step and learns a
+separate *reconstruction* dictionary :math:`\tilde H \ge 0` that minimises
 :math:`d_\beta(S \mid \hat S)` on training mixtures whose clean target ``S`` is
 known, so the atoms are tuned to what separation needs rather than to what
-modelling each source alone needs. :math:`\tilde W` starts from ``W`` and is
-trained by Adam with projection onto the nonnegative orthant (a choice of
-this implementation; the paper derives multiplicative updates for the same
+modelling each source alone needs. :math:`\tilde H` starts from ``H`` and is
+trained full-batch by Adam with projection onto the nonnegative orthant
+(through :func:`deepnmf.training.fit_module`; a choice of this
+implementation, the paper derives multiplicative updates for the same
 objective).
 """
 from __future__ import annotations
 
-import sys
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from deepnmf._utils import as_tensor, check_nonneg_float, check_positive_int, make_generator, resolve_device
-from deepnmf.divergences import beta_divergence, beta_from_loss
+from deepnmf.callbacks import Callback, chain, print_every
+from deepnmf.divergences import EPS, beta_divergence, beta_from_loss
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.models._base import BaseNMF
 from deepnmf.solvers.mu import multiplicative_updates
+
+
+def wiener_split(X: torch.Tensor, W: torch.Tensor, R: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target and interference estimates ``X * gain`` and ``X * (1 - gain)``.
+
+    Parameters
+    ----------
+    X : torch.Tensor [shape=(n_frames, n_bins)]
+    W : torch.Tensor [shape=(n_frames, n_components)]
+        Activations.
+    R : torch.Tensor [shape=(n_components, n_bins)]
+        Reconstruction dictionary; its first ``k`` atoms are the target's.
+    k : int
+    """
+    target = W[:, :k] @ R[:k]
+    other = W[:, k:] @ R[k:]
+    gain = target / (target + other).clamp_min(EPS)
+    return X * gain, X * (1 - gain)
+
+
+class _ReconstructionModule(torch.nn.Module):
+    """The trainable reconstruction dictionary and the training objective, for :func:`~deepnmf.training.fit_module`.
+
+    ``forward(rows)`` is the mean divergence ``d(S | S_hat)`` per element over
+    the given frames (indices into the training frames, taken in sorted
+    order); ``after_step`` projects the dictionary onto ``R >= 0``. In
+    training mode every loss is also kept in ``trace`` as computed (the
+    loop's history is a batch-weighted mean, which rounds float32 values
+    differently).
+    """
+
+    def __init__(self, H: torch.Tensor, X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, beta: float, k: int):
+        super().__init__()
+        self.R = torch.nn.Parameter(H.clone())  # (n_components, n_bins), starts at the analysis dictionary
+        self.X, self.W, self.S, self.beta, self.k = X, W, S, beta, k
+        self.trace: list[torch.Tensor] = []
+
+    def forward(self, rows: torch.Tensor | None = None, generator: Any = None) -> dict[str, torch.Tensor]:
+        X, W, S = self.X, self.W, self.S
+        if rows is not None and rows.numel() != X.shape[0]:  # a subset (full batch uses the frames in place)
+            rows = rows.sort().values
+            X, W, S = X[rows], W[rows], S[rows]
+        loss = beta_divergence(S, wiener_split(X, W, self.R, self.k)[0], self.beta) * (1.0 / X.numel())
+        if self.training:
+            self.trace.append(loss.detach())
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.R.clamp_(min=0)
 
 
 class DiscriminativeNMF(BaseNMF):
@@ -56,13 +108,15 @@ class DiscriminativeNMF(BaseNMF):
     Attributes
     ----------
     components_ : np.ndarray [shape=(n_components, n_bins)]
-        Analysis dictionary ``[W_s; W_n]`` (fixed).
+        Analysis dictionary ``H = [H_s; H_n]`` (fixed).
     reconstruction_components_ : np.ndarray [shape=(n_components, n_bins)]
         Learned reconstruction dictionary.
     n_target_components_ : int
         Number of target (speech) atoms; the first rows of both dictionaries.
     loss_curve_ : list of float
         Mean training divergence ``d(S | S_hat)`` per element, before training and after each epoch.
+    n_iter_ : int
+        Epochs run.
     """
 
     def __init__(
@@ -95,6 +149,7 @@ class DiscriminativeNMF(BaseNMF):
             raise ParameterError("lr must be > 0")
 
     def _dictionaries(self, target_components: Any, other_components: Any, Xt: torch.Tensor) -> torch.Tensor:
+        """The analysis dictionary ``H = [H_s; H_n]`` ``(n_components, n_bins)``, atoms normalised to unit L1."""
         parts = []
         for name, D in (("target_components", target_components), ("other_components", other_components)):
             Dt = as_tensor(D, name=name, dtype=Xt.dtype, device=Xt.device)[0]
@@ -102,25 +157,26 @@ class DiscriminativeNMF(BaseNMF):
                 raise DataError(f"{name} has {Dt.shape[1]} bins but the spectrograms have {Xt.shape[1]}")
             if bool((Dt < 0).any()) or not bool(torch.isfinite(Dt).all()):
                 raise DataError(f"{name} must be finite and nonnegative")
-            parts.append(Dt / Dt.sum(1, keepdim=True).clamp_min(1e-12))  # atoms normalised to unit L1
+            parts.append(Dt / Dt.sum(1, keepdim=True).clamp_min(EPS))
         self.n_target_components_ = parts[0].shape[0]
         return torch.cat(parts, 0)
 
-    def _analyse(self, Xt: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-        """Activations ``(n_frames, n_components)`` of ``Xt`` against the frozen analysis dictionary."""
-        A0 = torch.full((Xt.shape[0], W.shape[0]), float(Xt.mean()) / W.shape[0] + 1e-12, dtype=Xt.dtype, device=Xt.device)
+    def _analyse(self, Xt: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+        """Activations ``W`` ``(n_frames, n_components)`` of ``Xt`` against the frozen analysis dictionary ``H``."""
+        W0 = torch.full((Xt.shape[0], H.shape[0]), float(Xt.mean()) / H.shape[0] + EPS, dtype=Xt.dtype, device=Xt.device)
         res = multiplicative_updates(
-            Xt, A0, W.clone(), beta=beta_from_loss(self.beta_loss), max_iter=self.n_transform_iter, tol=0,
+            Xt, W0, H.clone(), beta=beta_from_loss(self.beta_loss), max_iter=self.n_transform_iter, tol=0,
             l1_reg_W=self.sparsity, update_H=False,
         )
         return res.W
 
-    def _wiener(self, Xt: torch.Tensor, A: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.n_target_components_
-        target = A[:, :k] @ R[:k]
-        other = A[:, k:] @ R[k:]
-        gain = target / (target + other).clamp_min(1e-12)
-        return Xt * gain, Xt * (1 - gain)
+    def _check_target(self, S: Any, Xt: torch.Tensor) -> torch.Tensor:
+        St = as_tensor(S, name="S", dtype=Xt.dtype, device=Xt.device)[0]
+        if St.shape != Xt.shape:
+            raise DataError(f"S has shape {tuple(St.shape)} but X has shape {tuple(Xt.shape)}")
+        if bool((St < 0).any()) or not bool(torch.isfinite(St).all()):
+            raise DataError("S must be finite and nonnegative")
+        return St
 
     def fit(
         self,
@@ -129,7 +185,7 @@ class DiscriminativeNMF(BaseNMF):
         *,
         target_components: Any,
         other_components: Any,
-        callback: Callable[[int, float], Any] | None = None,
+        callback: Callback | None = None,
     ) -> "DiscriminativeNMF":
         """Learn the reconstruction dictionary from training mixtures and their clean targets.
 
@@ -144,55 +200,66 @@ class DiscriminativeNMF(BaseNMF):
         other_components : array [shape=(k_other, n_bins)]
             Dictionary of the interference (e.g. noise).
         callback : callable, optional
-            ``callback(epoch, loss)`` after each epoch.
+            Called with a :class:`deepnmf.callbacks.EpochInfo` after each
+            epoch; ``train["loss"]`` is ``d(S | S_hat)`` per element at the
+            dictionary the epoch's step started from (what
+            :func:`deepnmf.training.fit_module` reports). Returning ``True``
+            stops training.
         """
+        from deepnmf.training import fit_module
+
         self._check_params()
         Xt, kind = self._prepare_X(X, reset=True)
-        St = as_tensor(S, name="S", dtype=Xt.dtype, device=Xt.device)[0]
-        if St.shape != Xt.shape:
-            raise DataError(f"S has shape {tuple(St.shape)} but X has shape {tuple(Xt.shape)}")
-        if bool((St < 0).any()) or not bool(torch.isfinite(St).all()):
-            raise DataError("S must be finite and nonnegative")
-        make_generator(self.random_state, Xt.device)  # validates random_state; training is deterministic
-        W = self._dictionaries(target_components, other_components, Xt)
-        A = self._analyse(Xt, W)
-        beta = beta_from_loss(self.beta_loss)
-        R = W.clone().requires_grad_(True)
-        opt = torch.optim.Adam([R], lr=self.lr * float(W.mean()))
-        scale = 1.0 / Xt.numel()
-
-        def loss_fn() -> torch.Tensor:
-            return beta_divergence(St, self._wiener(Xt, A, R)[0], beta) * scale
-
+        St = self._check_target(S, Xt)
+        gen = make_generator(self.random_state, Xt.device)  # only shuffles the (single, full) batch's frames
+        H = self._dictionaries(target_components, other_components, Xt)
+        module = _ReconstructionModule(H, Xt, self._analyse(Xt, H), St, beta_from_loss(self.beta_loss),
+                                       self.n_target_components_)
+        if self.max_epochs > 0:
+            frames = torch.arange(Xt.shape[0], device=Xt.device)  # the "data" rows: indices of the training frames
+            fit_module(
+                module, frames, generator=gen, max_epochs=int(self.max_epochs), batch_size=int(Xt.shape[0]),
+                lr=self.lr * float(H.mean()), weight_decay=0.0, validation_fraction=0.0, early_stopping=False,
+                callback=self._progress(callback),
+            )
+        losses = [float(v) for v in module.trace]  # d(S | S_hat) before each step
         with torch.no_grad():
-            losses = [float(loss_fn())]
-        for epoch in range(1, self.max_epochs + 1):
-            opt.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                R.clamp_(min=0)
-                losses.append(float(loss_fn()))
-            if self.verbose and epoch % 10 == 0:
-                print(f"[DNMF] epoch {epoch:4d}  d(S|S_hat) {losses[-1]:.6g}", file=sys.stderr)
-            if callback is not None and callback(epoch, losses[-1]) is True:
-                break
-        self._W, self._R = W, R.detach()
+            losses.append(float(module()["loss"]))  # the divergence at the final dictionary
+        self._H, self._R = H, module.R.detach()
         self._input_kind = kind
-        self.components_ = W.cpu().numpy()
+        self.components_ = H.cpu().numpy()
         self.reconstruction_components_ = self._R.cpu().numpy()
         self.loss_curve_ = losses
         self.n_iter_ = len(losses) - 1
         return self
 
+    def _progress(self, user: Callback | None) -> Callback | None:
+        """The user's callback, chained after the ``verbose`` printer (every 10 epochs)."""
+        if not self.verbose:
+            return user
+        line = lambda i: f"[DNMF] epoch {i.epoch:4d}  d(S|S_hat) {i.loss:.6g}"  # noqa: E731
+        return chain(print_every(10, line, at_end=False), user)
+
     def transform(self, X: Any) -> Any:
-        """Activations of ``X`` against the analysis dictionary, ``(n_frames, n_components)``."""
+        """Activations ``W`` of ``X`` against the analysis dictionary.
+
+        Parameters
+        ----------
+        X : array [shape=(n_frames, n_bins)]
+
+        Returns
+        -------
+        W : array [shape=(n_frames, n_components)]
+        """
         Xt, kind = self._prepare_X(X, reset=False)
-        return self._output(self._analyse(Xt, self._W.to(Xt)), kind)
+        return self._output(self._analyse(Xt, self._H.to(Xt)), kind)
 
     def separate(self, X: Any) -> tuple[Any, Any]:
         """Estimated target and interference magnitudes of mixture ``X``.
+
+        Parameters
+        ----------
+        X : array [shape=(n_frames, n_bins)]
 
         Returns
         -------
@@ -200,22 +267,34 @@ class DiscriminativeNMF(BaseNMF):
             ``S_hat + N_hat = X``.
         """
         Xt, kind = self._prepare_X(X, reset=False)
-        A = self._analyse(Xt, self._W.to(Xt))
-        S_hat, N_hat = self._wiener(Xt, A, self._R.to(Xt))
+        W = self._analyse(Xt, self._H.to(Xt))
+        S_hat, N_hat = wiener_split(Xt, W, self._R.to(Xt), self.n_target_components_)
         return self._output(S_hat, kind), self._output(N_hat, kind)
 
     def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
         """Fit (``y`` is the clean target ``S``), then return the activations of ``X``."""
         return self.fit(X, y, **params).transform(X)
 
-    def inverse_transform(self, A: Any) -> Any:
-        """Model spectrogram ``A @ components_`` of activations ``A``."""
+    def inverse_transform(self, X: Any) -> Any:
+        """Model spectrogram ``X @ components_`` of activations ``X`` (scikit-learn's argument name).
+
+        Parameters
+        ----------
+        X : array [shape=(n_frames, n_components)]
+            Activations ``W``.
+
+        Returns
+        -------
+        X_hat : array [shape=(n_frames, n_bins)]
+        """
         self._check_is_fitted()
-        At, kind = as_tensor(A, name="A", dtype=self.dtype_, device=self._W.device)
-        return self._output(At @ self._W, kind)
+        Wt, kind = as_tensor(X, name="X", dtype=self.dtype_, device=self._H.device)
+        if Wt.shape[1] != self._H.shape[0]:
+            raise DataError(f"X has {Wt.shape[1]} columns but the model has {self._H.shape[0]} components")
+        return self._output(Wt @ self._H, kind)
 
     def _state_tensors(self) -> dict[str, torch.Tensor]:
-        return {"analysis": self._W, "reconstruction": self._R}
+        return {"analysis": self._H, "reconstruction": self._R}
 
     def _state_json(self) -> dict[str, Any]:
         state = super()._state_json()
@@ -225,12 +304,12 @@ class DiscriminativeNMF(BaseNMF):
     def _set_state(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         device = resolve_device(self.device)
         self._restore_common(state)
-        self._W = tensors["analysis"].to(device=device, dtype=self.dtype_)
+        self._H = tensors["analysis"].to(device=device, dtype=self.dtype_)
         self._R = tensors["reconstruction"].to(device=device, dtype=self.dtype_)
-        if self._W.shape != self._R.shape or self._W.shape[1] != self.n_features_in_:
+        if self._H.shape != self._R.shape or self._H.shape[1] != self.n_features_in_:
             raise DataError("saved analysis and reconstruction dictionaries do not match")
         self.n_target_components_ = int(state["n_target_components_"])
-        self.components_ = self._W.cpu().numpy()
+        self.components_ = self._H.cpu().numpy()
         self.reconstruction_components_ = self._R.cpu().numpy()
 
     def __sklearn_tags__(self):

@@ -17,8 +17,7 @@ activations are ``(n_frames, n_components)``.
 """
 from __future__ import annotations
 
-import sys
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from deepnmf._utils import (
     as_tensor, check_choice, check_finite_nonnegative, check_nonneg_float, check_positive_int,
     make_generator, resolve_device, to_kind,
 )
+from deepnmf.callbacks import Callback, EpochInfo, chain, print_every
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
 from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points, train_points_compiled
@@ -185,7 +185,7 @@ class ImplicitNMF(BaseNMF):
 
     # ------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None, *, freqs: Any = None, sr: float | None = None,
-            callback: Callable[[int, float], Any] | None = None) -> "ImplicitNMF":
+            callback: Callback | None = None) -> "ImplicitNMF":
         """Learn the implicit dictionary (and activations).
 
         Parameters
@@ -201,7 +201,9 @@ class ImplicitNMF(BaseNMF):
             ``sr / 2``. Default: ``max(freqs)`` is taken as the Nyquist
             frequency (right for STFT bins).
         callback : callable, optional
-            ``callback(epoch, loss)`` after every optimiser step.
+            Called with a :class:`deepnmf.callbacks.EpochInfo` after every
+            optimiser step (``train={"loss": mean divergence}``); returning
+            ``True`` stops training.
         """
         self._check_params()
         if self.mode == "grid":
@@ -223,21 +225,17 @@ class ImplicitNMF(BaseNMF):
             return self.activations_
         return self.activations_at(np.unique(X.t))
 
-    def _progress(self, callback: Callable | None) -> Callable[[int, float], Any]:
-        every = max(1, self.max_epochs // 20)
-        if self.verbose and self.compile and self.max_epochs > 0:
-            print("[ImplicitNMF] compiling the training epoch with torch.compile (9-25 s the first time, "
-                  "less with torch's cache)", file=sys.stderr)
+    def _progress(self, callback: Callback | None) -> Callback | None:
+        """The user's callback, chained after the ``verbose`` printer (about 20 lines per fit)."""
+        if not self.verbose:
+            return callback
+        printer = print_every(max(1, self.max_epochs // 20), lambda i: f"[ImplicitNMF] epoch {i.epoch:5d}  loss {i.loss:.6g}")
+        if self.compile and self.max_epochs > 0:
+            printer(EpochInfo(0, self.max_epochs, message="[ImplicitNMF] compiling the training epoch with "
+                              "torch.compile (9-25 s the first time, less with torch's cache)"))
+        return chain(printer, callback)
 
-        def report(epoch: int, loss: float) -> None:
-            if self.verbose and (epoch % every == 0 or epoch == self.max_epochs):
-                print(f"[ImplicitNMF] epoch {epoch:5d}  loss {loss:.6g}", file=sys.stderr)
-            if callback is not None:
-                callback(epoch, loss)
-
-        return report
-
-    def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callable | None) -> None:
+    def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callback | None) -> None:
         Xt, kind = self._prepare_X(X, reset=True, dtype=torch.float32)
         f = self._check_freqs(freqs, Xt.shape[1], sr)
         self.nyquist_ = float(sr) / 2 if sr is not None else float(f.max())
@@ -249,7 +247,7 @@ class ImplicitNMF(BaseNMF):
         H = self._initial_activations(Xt, net, F, gen)
         trainer = train_grid_compiled if self.compile else train_grid
         losses = trainer(net, F, H, Xt, loss=self.loss, eps=self.eps, optimizer=self.optimizer, lr=self.lr,
-                             epochs=self.max_epochs, report=self._progress(callback))
+                             epochs=self.max_epochs, callback=self._progress(callback))
         self.module_ = torch.nn.ModuleDict({"W": net})
         self._input_kind, self.freqs_ = kind, f
         self._finish(losses, net(F).detach(), H.detach())
@@ -263,7 +261,7 @@ class ImplicitNMF(BaseNMF):
         return H * scale
 
     def _finish(self, losses: list[float], W: torch.Tensor, H: torch.Tensor | None) -> None:
-        self.n_iter_ = self.max_epochs
+        self.n_iter_ = len(losses) - 1  # epochs run (a callback may stop early); the last entry is the end
         self.loss_curve_ = losses
         self.reconstruction_err_ = losses[-1]
         self._W = W
@@ -273,7 +271,7 @@ class ImplicitNMF(BaseNMF):
             self._H = H
             self.activations_ = to_kind(H, self._input_kind)
 
-    def _fit_points(self, points: Any, callback: Callable | None) -> None:
+    def _fit_points(self, points: Any, callback: Callback | None) -> None:
         from deepnmf.audio.points import TFPoints
         from deepnmf.nn.implicit import unique_coordinates
 
@@ -293,7 +291,7 @@ class ImplicitNMF(BaseNMF):
         trainer = train_points_compiled if self.compile else train_points
         losses = trainer(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
                                optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
-                               fraction=self.point_fraction, gen=gen, report=self._progress(callback))
+                               fraction=self.point_fraction, gen=gen, callback=self._progress(callback))
         self.module_ = nets
         self.nyquist_, self.duration_ = points.sr / 2, points.duration
         self.freqs_ = f_u.numpy() * self.nyquist_

@@ -15,8 +15,7 @@ with ``rho = l1_ratio`` and the penalties scaled by the number of features
 """
 from __future__ import annotations
 
-import sys
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from deepnmf._utils import (
     make_generator,
     resolve_device,
 )
+from deepnmf.callbacks import Callback, chain, print_every
 from deepnmf.divergences import beta_from_loss
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.init import INITS, default_init, initialize
@@ -71,7 +71,8 @@ class NMF(BaseNMF):
         Seeds the initialisation (``random``, ``nndsvdar``, randomised SVD).
     device : {"cpu", "cuda", "auto"}
     verbose : int
-        Print the objective every 10 iterations to stderr.
+        Print the objective every 10 iterations to stderr (through a
+        callback, :func:`deepnmf.callbacks.print_every`).
 
     Attributes
     ----------
@@ -158,7 +159,7 @@ class NMF(BaseNMF):
         *,
         mask: Any = None,
         fixed_components: Any = None,
-        callback: Callable[[int, float], Any] | None = None,
+        callback: Callback | None = None,
     ) -> Any:
         """Learn the dictionary and return the activations of ``X``.
 
@@ -178,7 +179,9 @@ class NMF(BaseNMF):
             first ``n_fixed`` rows of ``components_`` and the remaining
             ``n_components - n_fixed`` atoms are learned.
         callback : callable, optional
-            ``callback(n_iter, objective)`` after each iteration.
+            Called with a :class:`deepnmf.callbacks.EpochInfo` after each
+            iteration (``epoch`` = iteration, ``train={"loss": objective}``);
+            returning ``True`` stops the fit.
 
         Returns
         -------
@@ -241,16 +244,12 @@ class NMF(BaseNMF):
             raise DataError(f"mask has shape {tuple(M.shape)} but X has shape {tuple(Xt.shape)}")
         return M
 
-    def _callback(self, user: Callable | None) -> Callable | None:
+    def _callback(self, user: Callback | None) -> Callback | None:
+        """The user's callback, chained after the ``verbose`` printer (every 10 iterations)."""
         if not self.verbose:
             return user
-
-        def report(n_iter: int, loss: float) -> Any:
-            if n_iter % 10 == 0:
-                print(f"[NMF] iteration {n_iter:4d}  objective {loss:.6g}", file=sys.stderr)
-            return user(n_iter, loss) if user is not None else None
-
-        return report
+        printer = print_every(10, lambda i: f"[NMF] iteration {i.epoch:4d}  objective {i.loss:.6g}", at_end=False)
+        return chain(printer, user)
 
     # ------------------------------------------------------------- transform
     def transform(self, X: Any, *, mask: Any = None, max_iter: int | None = None) -> Any:

@@ -10,8 +10,7 @@ The maths lives in :mod:`deepnmf.nn.vae` (modules, ELBO) and
 from __future__ import annotations
 
 import math
-import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from deepnmf._utils import (
     make_generator,
     resolve_device,
 )
+from deepnmf.callbacks import Callback, chain, print_every
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
 
@@ -35,6 +35,13 @@ SAMPLERS = ("marsaglia-tsang", "implicit")
 POSTERIOR_STATS = ("mean", "sample", "mode")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _CHUNK = 8192  # rows per forward pass at inference
+
+
+def _epoch_line(info) -> str:
+    """The ``verbose`` line of one epoch."""
+    val = f" val {info.val['loss']:.4g}" if info.val else ""
+    return (f"[VAENMF] epoch {info.epoch}/{info.max_epochs} loss {info.train['loss']:.4g}"
+            f" (nll {info.train['nll']:.4g}, kl {info.train['kl']:.4g}){val} {info.elapsed:.1f}s")
 
 
 class VAENMF(BaseNMF):
@@ -95,9 +102,6 @@ class VAENMF(BaseNMF):
         Floor on the posterior shapes.
     dtype : {"float32", "float64", None}
         Training precision; ``None`` follows the input.
-    callback : callable, optional
-        Called with a :class:`deepnmf.training.EpochInfo` after every epoch;
-        returning ``True`` stops training.
 
     Attributes
     ----------
@@ -118,6 +122,8 @@ class VAENMF(BaseNMF):
         Poisson: variance-to-mean ratio; exponential: 1).
     fit_seconds_ : float
     """
+
+    _legacy_params = ("callback",)
 
     def __init__(
         self,
@@ -143,7 +149,6 @@ class VAENMF(BaseNMF):
         tol: float = 1e-4,
         min_concentration: float = 0.05,
         dtype: str | None = "float32",
-        callback: Callable | None = None,
     ) -> None:
         self.n_components = n_components
         self.likelihood = likelihood
@@ -166,7 +171,6 @@ class VAENMF(BaseNMF):
         self.tol = tol
         self.min_concentration = min_concentration
         self.dtype = dtype
-        self.callback = callback
 
     # ------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -193,8 +197,6 @@ class VAENMF(BaseNMF):
             raise ParameterError(f"validation_fraction must be a number in [0, 1), got {vf!r}")
         if not isinstance(self.verbose, (int, np.integer)) or isinstance(self.verbose, bool) or self.verbose < 0:
             raise ParameterError(f"verbose must be an integer >= 0, got {self.verbose!r}")
-        if self.callback is not None and not callable(self.callback):
-            raise ParameterError("callback must be callable or None")
 
     def _module_options(self) -> dict[str, Any]:
         return {
@@ -221,7 +223,7 @@ class VAENMF(BaseNMF):
         )
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None) -> "VAENMF":
+    def fit(self, X: Any, y: Any = None, *, callback: Callback | None = None) -> "VAENMF":
         """Learn the encoder and the dictionary from ``X``.
 
         Parameters
@@ -229,6 +231,10 @@ class VAENMF(BaseNMF):
         X : array-like or torch.Tensor [shape=(n_samples, n_features)]
             Nonnegative, finite data.
         y : ignored
+        callback : callable, optional
+            Called with a :class:`deepnmf.callbacks.EpochInfo` after every
+            epoch (``train`` and ``val`` hold ``loss``, ``nll``, ``kl``,
+            ``penalty``); returning ``True`` stops training.
 
         Returns
         -------
@@ -236,6 +242,8 @@ class VAENMF(BaseNMF):
         """
         from deepnmf.training import fit_module
 
+        if callback is not None and not callable(callback):
+            raise ParameterError("callback must be callable or None")
         self._check_params()
         T, _ = self._prepare_X(X, reset=True, dtype=_DTYPES.get(self.dtype) if self.dtype else None)
         if T.shape[0] < 2:
@@ -257,27 +265,16 @@ class VAENMF(BaseNMF):
             early_stopping=bool(self.early_stopping),
             patience=int(self.patience),
             tol=float(self.tol),
-            callback=self._epoch_callback(),
+            callback=self._epoch_callback(callback),
         )
         self._store_fit(module, result)
         return self
 
-    def _epoch_callback(self) -> Callable | None:
-        user, every = self.callback, int(self.verbose)
-        if not every:
+    def _epoch_callback(self, user: Callback | None) -> Callback | None:
+        """The user's callback, chained after the ``verbose`` printer (every ``verbose`` epochs)."""
+        if not self.verbose:
             return user
-
-        def report(info):
-            if info.epoch % every == 0 or info.epoch == info.max_epochs:
-                val = f" val {info.val['loss']:.4g}" if info.val else ""
-                print(
-                    f"[VAENMF] epoch {info.epoch}/{info.max_epochs} loss {info.train['loss']:.4g}"
-                    f" (nll {info.train['nll']:.4g}, kl {info.train['kl']:.4g}){val} {info.elapsed:.1f}s",
-                    file=sys.stderr,
-                )
-            return user(info) if user is not None else None
-
-        return report
+        return chain(print_every(int(self.verbose), _epoch_line), user)
 
     def _store_fit(self, module, result) -> None:
         self.module_ = module
@@ -364,9 +361,13 @@ class VAENMF(BaseNMF):
             H = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
         return self._out(H, kind)
 
-    def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
-        """Fit, then return the posterior-mean activations of ``X`` ``(n_samples, n_components)``."""
-        return self.fit(X).transform(X, **params)
+    def fit_transform(self, X: Any, y: Any = None, *, callback: Callback | None = None, **params: Any) -> Any:
+        """Fit, then return the activations of ``X`` ``(n_samples, n_components)``.
+
+        ``callback`` goes to :meth:`fit`, the other keywords to :meth:`transform`
+        (posterior mean by default).
+        """
+        return self.fit(X, callback=callback).transform(X, **params)
 
     def inverse_transform(self, H: Any) -> Any:
         """Reconstruction ``H @ components_``.

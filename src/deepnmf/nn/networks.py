@@ -19,25 +19,26 @@ The loss compares square roots (activations) or plain values (masks):
 
     L = \frac{1}{TK} \sum_{t,k} \big(\sqrt{\hat h_{tk}} - \sqrt{h_{tk}}\big)^2
 
-so that quiet frames count as well as loud ones. Inputs are standardised with
-the training mean and deviation, activations divided by their training mean
-per component; both are buffers of the module and saved with it.
+so that quiet frames count as well as loud ones (the loss and the training
+loop are in :mod:`deepnmf.pipelines.frame_networks`). Inputs are standardised
+with the training mean and deviation, activations divided by their training
+mean per component; both are buffers of the module and saved with it.
+
+This module holds torch modules only: it imports neither the training loop
+nor the model files at module level.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from deepnmf._utils import check_choice, check_positive_int, make_generator
+from deepnmf._utils import check_choice, check_positive_int
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
-from deepnmf.training import EpochInfo, fit_module
 
-__all__ = ["FrameNetwork", "TrainingResult", "stack_context", "log_features", "train_frame_network"]
+__all__ = ["FrameNetwork", "stack_context", "log_features"]
 
 OUTPUTS = ("softplus", "sigmoid")
 LOG_FLOOR = 1e-4
@@ -95,6 +96,15 @@ class FrameNetwork(nn.Module):
         Hidden layer widths (ReLU).
     output : {"softplus", "sigmoid"}
         Nonnegative activations or a mask in ``(0, 1)``.
+
+    Attributes
+    ----------
+    config : dict
+        The constructor arguments (what :meth:`save` records as parameters).
+    metadata : dict
+        JSON-able notes saved with the network and restored by :meth:`load`
+        (an enhancer records the checksums of the dictionaries the network
+        was trained for under ``"fingerprints"``).
     """
 
     def __init__(
@@ -114,6 +124,7 @@ class FrameNetwork(nn.Module):
         hidden = [check_positive_int(h, "hidden width") for h in hidden]
         self.config = {"n_bins": int(n_bins), "n_outputs": int(n_outputs), "context": int(context),
                        "hidden": list(hidden), "output": output}
+        self.metadata: dict[str, Any] = {}
         n_in = n_bins * (2 * context + 1)
         layers: list[nn.Module] = []
         for width in hidden:
@@ -163,148 +174,39 @@ class FrameNetwork(nn.Module):
         return torch.cat([self(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
 
     # ------------------------------------------------------------ files
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``weights.safetensors`` + ``config.json`` (never pickle)."""
+    def save(self, path: str | Path) -> Path:
+        """Write the network folder (``weights.safetensors`` + ``config.json``, never a pickle).
+
+        The constructor arguments are the parameters, :attr:`metadata` the state.
+        """
         from deepnmf.io.model_files import write_model
 
-        tensors = {k: v for k, v in self.state_dict().items()}
-        return write_model(path, model="FrameNetwork", params=dict(self.config), tensors=tensors, state=extra or {})
+        return write_model(path, model="FrameNetwork", params=dict(self.config), tensors=dict(self.state_dict()),
+                           state=dict(self.metadata))
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple["FrameNetwork", dict[str, Any]]:
-        """Read a folder written by :meth:`save`; returns ``(network, extra_state)``."""
-        from deepnmf.io.model_files import read_model
+    def load(cls, path: str | Path) -> "FrameNetwork":
+        """Read a folder written by :meth:`save` and return the network (in eval mode).
+
+        Raises
+        ------
+        ModelFileError
+            Any check of :func:`deepnmf.io.model_files.read_model`, parameters
+            that do not build a network, or weights whose names or shapes do
+            not match the layers the parameters describe.
+        """
+        from deepnmf.io.model_files import check_tensors, read_model
 
         config, tensors = read_model(path, model="FrameNetwork")
         try:
             net = cls(**config["params"])
-            net.load_state_dict(tensors)
-        except (TypeError, RuntimeError, ParameterError) as err:
-            raise ModelFileError(f"{path}: the network weights do not match its configuration: {err}") from err
-        return net, dict(config.get("state", {}))
-
-
-@dataclass
-class TrainingResult:
-    """What :func:`train_frame_network` did."""
-
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    n_train: int = 0
-    n_val: int = 0
-
-
-def _stack_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]):
-    if len(inputs) != len(targets) or not inputs:
-        raise DataError(f"need as many input as target spectrograms (at least one), got {len(inputs)} and {len(targets)}")
-    feats, outs = [], []
-    for i, (mag, target) in enumerate(zip(inputs, targets)):
-        if mag.shape[0] != target.shape[0] or target.ndim != 2 or target.shape[1] != net.config["n_outputs"]:
-            raise DataError(
-                f"pair {i}: input {tuple(mag.shape)} and target {tuple(target.shape)} do not match "
-                f"(frames must agree, targets need {net.config['n_outputs']} columns)"
-            )
-        feats.append(stack_context(log_features(mag.float()), net.context))
-        outs.append(target.float())
-    X, Y = torch.cat(feats), torch.cat(outs)
-    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()) or bool((Y < 0).any()):
-        raise DataError("training pairs contain NaN/inf or negative targets")
-    return X, Y
-
-
-def _loss(net: FrameNetwork, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Squared error on masks, or on square roots of activations in units of their training mean."""
-    if net.config["output"] == "sigmoid":
-        return (pred - target).pow(2).mean()
-    scale = net.out_scale
-    return ((pred / scale).clamp(min=1e-12).sqrt() - (target / scale).sqrt()).pow(2).mean()
-
-
-def train_frame_network(
-    net: FrameNetwork,
-    inputs: Sequence[torch.Tensor],
-    targets: Sequence[torch.Tensor],
-    *,
-    epochs: int = 30,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    validation_fraction: float = 0.1,
-    patience: int = 5,
-    random_state: Any = None,
-    callback: Callable[[int, float, float], Any] | None = None,
-) -> TrainingResult:
-    """Fit ``net`` on pairs of noisy magnitude spectrograms and targets (in place).
-
-    Parameters
-    ----------
-    net : FrameNetwork
-    inputs : sequence of torch.Tensor [shape=(n_frames_i, n_bins)]
-        Noisy magnitude spectrograms, one per training mixture (context
-        frames never cross from one mixture into the next).
-    targets : sequence of torch.Tensor [shape=(n_frames_i, n_outputs)]
-        Activations (softplus network) or masks (sigmoid network).
-    epochs, batch_size, lr, weight_decay :
-        Adam training settings.
-    validation_fraction : float
-        Share of frames held out for early stopping (0 trains on all frames
-        for ``epochs`` epochs).
-    patience : int
-        Epochs without validation improvement before stopping; the best
-        weights are kept.
-    random_state : int, generator or None
-        Seeds the initialisation, the split and the shuffling.
-    callback : callable, optional
-        ``callback(epoch, train_loss, val_loss)`` after every epoch.
-
-    Returns
-    -------
-    result : TrainingResult
-    """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if not 0 <= validation_fraction < 1:
-        raise ParameterError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    gen = make_generator(random_state)
-    X, Y = _stack_pairs(net, inputs, targets)
-    _set_normalisation(net, X, Y)
-    _reset_parameters(net, gen)
-    Xn = (X - net.in_mean) / net.in_std
-    d = Xn.shape[1]
-
-    def loss_fn(module: FrameNetwork, batch: torch.Tensor, _gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"loss": _loss(module, module(batch[:, :d]), batch[:, d:])}
-
-    def progress(info: EpochInfo) -> None:
-        if callback is not None:
-            callback(info.epoch - 1, info.train["loss"], info.val.get("loss", info.train["loss"]))
-
-    # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
-    fit = fit_module(
-        net, torch.cat([Xn, Y], dim=1), generator=gen, loss_fn=loss_fn, max_epochs=epochs, batch_size=batch_size,
-        lr=lr, weight_decay=weight_decay, validation_fraction=validation_fraction,
-        early_stopping=validation_fraction > 0, patience=patience, tol=1e-6, callback=progress,
-    )
-    train_loss = fit.history["train_loss"]
-    return TrainingResult(
-        train_loss=train_loss, val_loss=fit.history.get("val_loss", train_loss),
-        best_epoch=max(fit.best_epoch - 1, 0), n_train=fit.n_train, n_val=fit.n_val,
-    )
-
-
-def _set_normalisation(net: FrameNetwork, X: torch.Tensor, Y: torch.Tensor) -> None:
-    net.in_mean.copy_(X.mean(0))
-    net.in_std.copy_(X.std(0).clamp(min=1e-5))
-    if net.config["output"] == "softplus":
-        net.out_scale.copy_(Y.mean(0).clamp(min=1e-8))
-
-
-def _reset_parameters(net: FrameNetwork, gen: torch.Generator) -> None:
-    """He-uniform weights and zero biases drawn from ``gen`` (never the global generator)."""
-    with torch.no_grad():
-        for layer in net.mlp:
-            if isinstance(layer, nn.Linear):
-                bound = math.sqrt(6.0 / layer.in_features)
-                layer.weight.uniform_(-bound, bound, generator=gen)
-                layer.bias.zero_()
+        except (TypeError, ParameterError) as err:
+            raise ModelFileError(f"{path}: the saved parameters do not describe a frame network: {err}") from err
+        dtypes = {t.dtype for t in tensors.values()}
+        if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+            raise ModelFileError(f"{path}: the network weights must share one floating-point dtype, got {sorted(map(str, dtypes))}")
+        dtype = dtypes.pop()
+        check_tensors(tensors, {k: (tuple(v.shape), dtype) for k, v in net.state_dict().items()}, where=path)
+        net.to(dtype).load_state_dict(tensors)
+        net.metadata = dict(config["state"])
+        return net.eval()

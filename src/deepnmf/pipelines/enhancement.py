@@ -1,16 +1,17 @@
 r"""Supervised speech enhancement with a speech and a noise dictionary.
 
-Orientation: spectrograms are ``(n_frames, n_bins)``; dictionaries are
-``(n_components, n_bins)`` (``components_``); activations are
-``(n_frames, n_components)``, so a source estimate is ``H @ W``.
+Orientation (the package's letters, as scikit-learn's): spectrograms are
+``X`` ``(n_frames, n_bins)``; a dictionary is ``H`` ``(n_components, n_bins)``
+(``components_``); activations are ``W`` ``(n_frames, n_components)``, so a
+source estimate is ``W @ H``.
 
 Pipeline, for a noisy signal ``y`` with STFT ``Y`` (512-point Hamming
 window, hop 128 at 16 kHz by default):
 
-1. activations ``[H_s, H_n]`` of ``|Y|`` by one of
+1. activations ``[W_s, W_n]`` of ``|Y|`` by one of
 
    - ``"mu"``: multiplicative updates with the stacked dictionary
-     ``[W_s; W_n]`` frozen (:meth:`deepnmf.NMF.from_components`), optionally
+     ``[H_s; H_n]`` frozen (:meth:`deepnmf.NMF.from_components`), optionally
      with an L1 penalty on the activations;
    - ``"dnn"``: the activation network of Kang et al. (2015)
      (:class:`deepnmf.nn.networks.FrameNetwork`), trained by
@@ -25,33 +26,44 @@ window, hop 128 at 16 kHz by default):
    .. math::
 
        G = \max\Big(\frac{S^p}{S^p + N^p}, g_{min}\Big), \qquad
-       S = H_s W_s, \; N = H_n W_n,
+       S = W_s H_s, \; N = W_n H_n,
 
 3. ``G * Y`` inverted with the noisy phase.
 
 Speech and noise models may be any fitted estimator with ``components_``
 (:class:`deepnmf.NMF`, :class:`deepnmf.VAENMF`, ...) or an
 :class:`deepnmf.ImplicitNMF`, sampled at the STFT bins.
+
+The job as library calls: :func:`load_enhancer` (model folders or fitted
+objects -> an enhancer), :func:`enhance` (a signal) and :func:`enhance_file`
+(a file; the body of ``deepnmf enhance``). An enhancer saves to one model
+folder (:meth:`Enhancer.save`) that :func:`deepnmf.load_model` reads back.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from deepnmf._utils import check_choice, check_nonneg_float, check_positive_int
+from deepnmf.callbacks import Callback, EpochInfo, notify, stage_reporter
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["ACTIVATIONS", "Enhancer", "STFTSettings", "frozen_activations", "training_mixtures", "wiener_gain"]
+__all__ = ["ACTIVATIONS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
+           "frozen_activations", "load_enhancer", "training_mixtures", "wiener_gain"]
 
 ACTIVATIONS = ("mu", "dnn", "encoder")
 _EPS = 1e-10
-_CONFIG = "enhancer.json"
+#: settings file of the enhancer folders written before the one model format (read by Enhancer.load)
+_OLD_CONFIG = "enhancer.json"
+#: the settings an Enhancer folder records (its model-file parameters)
+_SETTINGS = ("activations", "power", "floor", "sparsity", "beta_loss", "max_iter", "stft")
 
 
 @dataclass(frozen=True)
@@ -109,45 +121,65 @@ def wiener_gain(S: torch.Tensor, N: torch.Tensor, *, power: float = 2.0, floor: 
 
 
 def frozen_activations(
-    V: torch.Tensor, W: torch.Tensor, *, beta_loss: str | float = "kullback-leibler", max_iter: int = 200, sparsity: float = 0.0
+    X: torch.Tensor, H: torch.Tensor, *, beta_loss: str | float = "kullback-leibler", max_iter: int = 200, sparsity: float = 0.0
 ) -> torch.Tensor:
-    """Activations of ``V`` against a frozen dictionary by multiplicative updates.
+    """Activations of ``X`` against a frozen dictionary by multiplicative updates.
 
     Parameters
     ----------
-    V : torch.Tensor [shape=(n_frames, n_bins)]
-    W : torch.Tensor [shape=(n_components, n_bins)]
+    X : torch.Tensor [shape=(n_frames, n_bins)]
+    H : torch.Tensor [shape=(n_components, n_bins)]
+        The dictionary.
     sparsity : float
         L1 penalty on the activations (scikit-learn's ``alpha_W`` with ``l1_ratio=1``).
 
     Returns
     -------
-    H : torch.Tensor [shape=(n_frames, n_components)]
+    W : torch.Tensor [shape=(n_frames, n_components)]
     """
     from deepnmf.models.nmf import NMF
 
-    est = NMF.from_components(W, beta_loss=beta_loss, max_iter=max_iter, tol=0.0, alpha_W=sparsity, l1_ratio=1.0)
-    return est.transform(V.to(W.dtype))
+    est = NMF.from_components(H, beta_loss=beta_loss, max_iter=max_iter, tol=0.0, alpha_W=sparsity, l1_ratio=1.0)
+    return est.transform(X.to(H.dtype))
 
 
-def _fingerprint(W: torch.Tensor) -> str:
+def _fingerprint(H: torch.Tensor) -> str:
     """Short SHA-256 of a dictionary (pairs a network with the dictionaries it was trained for)."""
-    data = np.ascontiguousarray(W.detach().cpu().numpy().astype(np.float32))
+    data = np.ascontiguousarray(H.detach().cpu().numpy().astype(np.float32))
     return hashlib.sha256(data.tobytes()).hexdigest()[:16]
 
 
 def _dictionary(model: Any, settings: STFTSettings, name: str) -> torch.Tensor:
+    """The dictionary ``H`` ``(n_components, n_bins)`` (float32) of a fitted model at the STFT bins."""
     from deepnmf.pipelines.separation import atoms_at
 
     if not (hasattr(model, "components_") or hasattr(model, "dictionary_at")):
         raise ParameterError(f"the {name} model must be a fitted estimator with components_, got {type(model).__name__}")
     try:
-        W = atoms_at(model, n_fft=settings.n_fft, sr=settings.sr)
+        H = atoms_at(model, n_fft=settings.n_fft, sr=settings.sr)
     except DataError as err:
         raise DataError(f"{name} model: {err}") from err
-    if bool((W < 0).any()) or not bool(torch.isfinite(W).all()):
+    if bool((H < 0).any()) or not bool(torch.isfinite(H).all()):
         raise DataError(f"the {name} dictionary must be finite and nonnegative")
-    return W.to(torch.float32)
+    return H.to(torch.float32)
+
+
+def _as_model(model: Any) -> Any:
+    """A model folder (str or Path) loaded with :func:`deepnmf.load_model`; anything else as given."""
+    from deepnmf.io.model_files import load_model
+
+    return load_model(model) if isinstance(model, (str, Path)) else model
+
+
+def _settings(params: dict[str, Any], where: str | Path) -> dict[str, Any]:
+    """Enhancer keyword arguments from saved settings (``stft`` becomes :class:`STFTSettings`)."""
+    out = {k: params[k] for k in _SETTINGS if k in params}
+    if "stft" in out:
+        try:
+            out["stft"] = STFTSettings(**out["stft"])
+        except TypeError as err:
+            raise ModelFileError(f"{where}: bad STFT settings: {err}") from err
+    return out
 
 
 # --------------------------------------------------------------- enhancer
@@ -175,6 +207,16 @@ class Enhancer:
     stft : STFTSettings
     network : FrameNetwork, optional
         A trained activation network (``"dnn"``); see :meth:`fit_network`.
+
+    Attributes
+    ----------
+    H_speech : torch.Tensor [shape=(n_speech, n_bins)]
+        The speech dictionary at the STFT bins.
+    H_noise : torch.Tensor [shape=(n_noise, n_bins)]
+        The noise dictionary at the STFT bins.
+    network : FrameNetwork or None
+    network_training_ : TrainingResult
+        After :meth:`fit_network`.
 
     Examples
     --------
@@ -206,12 +248,12 @@ class Enhancer:
         self.max_iter = check_positive_int(max_iter, "max_iter")
         self.stft = stft
         self.speech_model, self.noise_model = speech_model, noise_model
-        self.W_speech = _dictionary(speech_model, stft, "speech")
-        self.W_noise = _dictionary(noise_model, stft, "noise")
-        if self.W_speech.shape[1] != self.W_noise.shape[1]:
+        self.H_speech = _dictionary(speech_model, stft, "speech")
+        self.H_noise = _dictionary(noise_model, stft, "noise")
+        if self.H_speech.shape[1] != self.H_noise.shape[1]:
             raise DataError(
-                f"the speech dictionary has {self.W_speech.shape[1]} bins but the noise dictionary has "
-                f"{self.W_noise.shape[1]}; both must be learned with the same STFT"
+                f"the speech dictionary has {self.H_speech.shape[1]} bins but the noise dictionary has "
+                f"{self.H_noise.shape[1]}; both must be learned with the same STFT"
             )
         if activations == "encoder":
             for name, model in (("speech", speech_model), ("noise", noise_model)):
@@ -226,25 +268,31 @@ class Enhancer:
     # ---------------------------------------------------------- pieces
     @property
     def n_speech(self) -> int:
-        return int(self.W_speech.shape[0])
+        return int(self.H_speech.shape[0])
 
     @property
     def n_noise(self) -> int:
-        return int(self.W_noise.shape[0])
+        return int(self.H_noise.shape[0])
 
     def fingerprints(self) -> dict[str, str]:
         """Checksums of the two dictionaries (a network is only valid for these)."""
-        return {"speech": _fingerprint(self.W_speech), "noise": _fingerprint(self.W_noise)}
+        return {"speech": _fingerprint(self.H_speech), "noise": _fingerprint(self.H_noise)}
 
-    def set_network(self, network: Any, state: dict[str, Any] | None = None) -> None:
-        """Attach a trained activation network, checking it fits these dictionaries."""
+    def set_network(self, network: Any) -> None:
+        """Attach a trained activation network, checking it fits these dictionaries.
+
+        A network that records ``metadata["fingerprints"]`` (every network
+        trained by :meth:`fit_network` or saved by :meth:`save`) must have
+        been trained for exactly these dictionaries.
+        """
         cfg = network.config
         if cfg["output"] != "softplus" or cfg["n_outputs"] != self.n_speech + self.n_noise or cfg["n_bins"] != self.stft.n_bins:
             raise ModelFileError(
                 f"the activation network maps {cfg['n_bins']} bins to {cfg['n_outputs']} outputs, but these "
                 f"dictionaries need {self.stft.n_bins} bins -> {self.n_speech} + {self.n_noise} activations"
             )
-        if state and state.get("fingerprints") and state["fingerprints"] != self.fingerprints():
+        recorded = getattr(network, "metadata", {}).get("fingerprints")
+        if recorded and recorded != self.fingerprints():
             raise ModelFileError(
                 "the activation network was trained for other speech/noise dictionaries than the ones given; "
                 "pass the model folders it was trained with or retrain it"
@@ -252,14 +300,14 @@ class Enhancer:
         self.network = network
 
     def targets(self, speech_mag: torch.Tensor, noise_mag: torch.Tensor) -> torch.Tensor:
-        """Training targets ``[H_s, H_n]`` ``(n_frames, n_speech + n_noise)``: clean speech and
+        """Training targets ``[W_s, W_n]`` ``(n_frames, n_speech + n_noise)``: clean speech and
         noise magnitudes ``(n_frames, n_bins)`` against their own frozen dictionaries."""
-        Hs = self._frozen(speech_mag, self.W_speech)
-        Hn = self._frozen(noise_mag, self.W_noise)
-        return torch.cat([Hs, Hn], dim=1)
+        W_s = self._frozen(speech_mag, self.H_speech)
+        W_n = self._frozen(noise_mag, self.H_noise)
+        return torch.cat([W_s, W_n], dim=1)
 
-    def _frozen(self, V: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-        return frozen_activations(V, W, beta_loss=self.beta_loss, max_iter=self.max_iter, sparsity=self.sparsity)
+    def _frozen(self, X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+        return frozen_activations(X, H, beta_loss=self.beta_loss, max_iter=self.max_iter, sparsity=self.sparsity)
 
     def estimate_activations(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Speech and noise activations of a noisy magnitude spectrogram.
@@ -270,25 +318,25 @@ class Enhancer:
 
         Returns
         -------
-        H_speech : torch.Tensor [shape=(n_frames, n_speech)]
-        H_noise : torch.Tensor [shape=(n_frames, n_noise)]
+        W_speech : torch.Tensor [shape=(n_frames, n_speech)]
+        W_noise : torch.Tensor [shape=(n_frames, n_noise)]
         """
         if self.activations == "mu":
-            H = self._frozen(magnitude, torch.cat([self.W_speech, self.W_noise]))
+            W = self._frozen(magnitude, torch.cat([self.H_speech, self.H_noise]))
         elif self.activations == "dnn":
             if self.network is None:
                 raise ParameterError("activations='dnn' needs a trained network: call fit_network or pass network=")
-            H = self.network.predict(magnitude.float())
+            W = self.network.predict(magnitude.float())
         else:
-            Hs = torch.as_tensor(self.speech_model.transform(magnitude.float().numpy()), dtype=torch.float32)
-            Hn = torch.as_tensor(self.noise_model.transform(magnitude.float().numpy()), dtype=torch.float32)
-            H = torch.cat([Hs, Hn], dim=1)
-        return H[:, : self.n_speech].float(), H[:, self.n_speech :].float()
+            W_s = torch.as_tensor(self.speech_model.transform(magnitude.float().numpy()), dtype=torch.float32)
+            W_n = torch.as_tensor(self.noise_model.transform(magnitude.float().numpy()), dtype=torch.float32)
+            W = torch.cat([W_s, W_n], dim=1)
+        return W[:, : self.n_speech].float(), W[:, self.n_speech :].float()
 
     def estimate_magnitudes(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``S = H_s W_s`` and ``N = H_n W_n``, both ``(n_frames, n_bins)``."""
-        Hs, Hn = self.estimate_activations(magnitude)
-        return Hs @ self.W_speech, Hn @ self.W_noise
+        """``S = W_s H_s`` and ``N = W_n H_n``, both ``(n_frames, n_bins)``."""
+        W_s, W_n = self.estimate_activations(magnitude)
+        return W_s @ self.H_speech, W_n @ self.H_noise
 
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
         """The gain ``(n_frames, n_bins)`` applied to the noisy STFT."""
@@ -327,7 +375,7 @@ class Enhancer:
         batch_size: int = 128,
         lr: float = 1e-3,
         random_state: Any = None,
-        callback: Callable | None = None,
+        callback: Callback | None = None,
     ) -> "Enhancer":
         """Train the activation network on generated noisy mixtures.
 
@@ -343,21 +391,25 @@ class Enhancer:
         noise : array-like [shape=(n_noise_samples,)] or sequence of them
             Training noise (the training part of each noise recording).
         callback : callable, optional
-            ``callback(stage, done, total)`` while making pairs, then
-            ``callback("epoch", epoch, train_loss, val_loss)`` per epoch.
+            Receives :class:`~deepnmf.callbacks.EpochInfo` records: stage
+            ``"pairs"`` while making the training pairs (``epoch`` pairs of
+            ``max_epochs`` done), then stage ``"network"`` once per epoch
+            with the training and validation losses.
 
         Returns
         -------
         self
         """
-        from deepnmf.nn.networks import FrameNetwork, train_frame_network
+        from deepnmf.nn.networks import FrameNetwork
+        from deepnmf.pipelines.frame_networks import train_frame_network
 
         inputs, targets = self._training_pairs(speech, noise, snr_range, n_copies, random_state, callback)
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden)
-        epoch_cb = None if callback is None else (lambda e, tr, va: callback("epoch", e, tr, va))
         self.network_training_ = train_frame_network(
-            net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state, callback=epoch_cb
+            net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state,
+            callback=stage_reporter(callback, "network"),
         )
+        net.metadata["fingerprints"] = self.fingerprints()
         self.network = net
         self.activations = "dnn"
         return self
@@ -371,67 +423,94 @@ class Enhancer:
         return inputs, targets
 
     # -------------------------------------------------------------- files
-    def save(self, path: str | Path) -> Path:
-        """Write the speech and noise models, the network (if any) and ``enhancer.json``."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, model in (("speech", self.speech_model), ("noise", self.noise_model)):
-            if not hasattr(model, "save"):
-                raise ParameterError(f"the {name} model ({type(model).__name__}) cannot be saved")
-            model.save(folder / name)
-        if self.network is not None:
-            self.network.save(folder / "network", extra={"fingerprints": self.fingerprints()})
-        (folder / _CONFIG).write_text(json.dumps(self.config(), indent=2) + "\n")
-        return folder
-
     def config(self) -> dict[str, Any]:
-        """Settings as JSON (without the models)."""
+        """Settings as JSON (without the models), with the dictionaries' checksums."""
         return {"activations": self.activations, "power": self.power, "floor": self.floor,
                 "sparsity": self.sparsity, "beta_loss": self.beta_loss, "max_iter": self.max_iter,
                 "stft": asdict(self.stft), "fingerprints": self.fingerprints()}
 
+    def save(self, path: str | Path) -> Path:
+        """Write one model folder of type ``"Enhancer"``: its settings, and the speech model, the
+        noise model and the network (if any) as model folders ``speech/``, ``noise/``, ``network/``.
+
+        Read it back with :meth:`load` or :func:`deepnmf.load_model`.
+        """
+        from deepnmf.io.model_files import write_composite
+
+        if self.network is not None:
+            self.network.metadata = {**self.network.metadata, "fingerprints": self.fingerprints()}
+        config = self.config()
+        params = {k: config[k] for k in _SETTINGS}
+        parts = {"speech": self.speech_model, "noise": self.noise_model, "network": self.network}
+        return write_composite(path, model="Enhancer", params=params, parts=parts,
+                               state={"fingerprints": config["fingerprints"]})
+
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> "Enhancer":
-        """Read a folder written by :meth:`save`; keyword arguments override saved settings."""
+        """Read a folder written by :meth:`save`; keyword arguments override saved settings.
+
+        A folder of the layout before the one model format (``enhancer.json``)
+        is read too; save it again to convert it.
+
+        Raises
+        ------
+        ModelFileError
+            Not an Enhancer folder, a missing or damaged part, or parts whose
+            dictionaries are not the ones the enhancer was saved with.
+        """
+        from deepnmf.io.model_files import CONFIG, read_composite
+
         folder = Path(path)
+        if (folder / _OLD_CONFIG).is_file() and not (folder / CONFIG).is_file():
+            return cls._load_old_layout(folder, overrides)
+        config, parts = read_composite(folder, model="Enhancer")
+        missing = [name for name in ("speech", "noise") if name not in parts]
+        if missing:
+            raise ModelFileError(f"{folder}: the enhancer folder lacks its {' and '.join(missing)} model")
+        enh = cls(parts["speech"], parts["noise"], **{**_settings(config["params"], folder), **overrides})
+        if enh.fingerprints() != config["state"].get("fingerprints"):
+            raise ModelFileError(f"{folder}: the speech/noise models are not the ones this enhancer was saved with")
+        if "network" in parts:
+            enh.set_network(parts["network"])
+        return enh
+
+    @classmethod
+    def _load_old_layout(cls, folder: Path, overrides: dict[str, Any]) -> "Enhancer":
+        """An enhancer folder of the old layout: ``enhancer.json`` + ``speech/``, ``noise/``, ``network/``."""
         try:
-            config = json.loads((folder / _CONFIG).read_text())
-        except FileNotFoundError as err:
-            raise ModelFileError(f"{folder} is not an enhancer folder (no {_CONFIG})") from err
-        except json.JSONDecodeError as err:
-            raise ModelFileError(f"{folder / _CONFIG} is not valid JSON: {err}") from err
+            config = json.loads((folder / _OLD_CONFIG).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelFileError(f"{folder / _OLD_CONFIG} is not valid JSON: {err}") from err
+        if not isinstance(config, dict):
+            raise ModelFileError(f"{folder / _OLD_CONFIG} is not an enhancer configuration")
         network = folder / "network" if (folder / "network").is_dir() else None
-        return cls.from_folders(folder / "speech", folder / "noise", network=network, **{**_settings(config), **overrides})
+        return cls.from_folders(folder / "speech", folder / "noise", network=network,
+                                **{**_settings(config, folder), **overrides})
 
     @classmethod
     def from_folders(
-        cls, speech: str | Path, noise: str | Path, *, network: str | Path | None = None, **settings: Any
+        cls, speech: Any, noise: Any, *, network: Any = None, **settings: Any
     ) -> "Enhancer":
-        """Build from saved model folders (``deepnmf enhance --speech-model/--noise-model``)."""
-        from deepnmf.io.model_files import load_any
-        from deepnmf.nn.networks import FrameNetwork
+        """Build from saved model folders or fitted objects (``deepnmf enhance --speech-model/--noise-model``).
 
-        speech_model, noise_model = load_any(speech), load_any(noise)
-        net, state = (None, None) if network is None else FrameNetwork.load(network)
+        Parameters
+        ----------
+        speech, noise : str, Path or fitted estimator
+            Model folders (read with :func:`deepnmf.load_model`) or models.
+        network : str, Path or FrameNetwork, optional
+            The activation network (implies ``activations="dnn"`` unless given).
+        **settings
+            Keyword arguments of :class:`Enhancer`.
+        """
+        speech_model, noise_model, net = _as_model(speech), _as_model(noise), _as_model(network)
         if net is not None and "activations" not in settings:
             settings["activations"] = "dnn"
         if settings.get("activations") == "dnn" and net is None:
             raise ParameterError("activations='dnn' needs the trained network folder (--network)")
         enh = cls(speech_model, noise_model, **settings)
         if net is not None:
-            enh.set_network(net, state)
+            enh.set_network(net)
         return enh
-
-
-def _settings(config: dict[str, Any]) -> dict[str, Any]:
-    keys = ("activations", "power", "floor", "sparsity", "beta_loss", "max_iter")
-    out = {k: config[k] for k in keys if k in config}
-    if "stft" in config:
-        try:
-            out["stft"] = STFTSettings(**config["stft"])
-        except TypeError as err:
-            raise ModelFileError(f"bad STFT settings in {_CONFIG}: {err}") from err
-    return out
 
 
 # ---------------------------------------------------------- shared helpers
@@ -453,12 +532,14 @@ def _apply_gain(stft: STFTSettings, noisy: Any, gain_fn: Callable, return_gain: 
 
 def training_mixtures(
     speech: Sequence[Any], noise: Any, stft: STFTSettings, *, snr_range: tuple[float, float] = (-5.0, 10.0),
-    n_copies: int = 1, random_state: Any = None, callback: Callable | None = None,
-):
+    n_copies: int = 1, random_state: Any = None, callback: Callback | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Generate magnitude spectrograms ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, of training mixtures.
 
     Each utterance is mixed ``n_copies`` times with a random excerpt of a
-    random noise at an SNR drawn uniformly from ``snr_range``.
+    random noise at an SNR drawn uniformly from ``snr_range``. ``callback``
+    receives an :class:`~deepnmf.callbacks.EpochInfo` (stage ``"pairs"``,
+    ``epoch`` mixtures of ``max_epochs`` done) after each mixture.
     """
     from deepnmf.audio.mixing import _numpy_rng, mix_at_snr, noise_excerpt
 
@@ -476,5 +557,154 @@ def training_mixtures(
         n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
         y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
         yield tuple(stft.stft(v).abs() for v in (y, s, n))
-        if callback is not None:
-            callback("pairs", i + 1, total)
+        notify(callback, EpochInfo(i + 1, total, stage="pairs"))
+
+
+# -------------------------------------------------------------- the job
+@dataclass
+class EnhancementResult:
+    """What :func:`enhance_file` computed (nothing is written).
+
+    Attributes
+    ----------
+    enhanced : np.ndarray [shape=(n_samples,)]
+        The enhanced signal at ``sr``.
+    gain : np.ndarray [shape=(n_frames, n_bins)]
+        The gain applied to the noisy STFT.
+    noisy : np.ndarray [shape=(n_samples,)]
+        The noisy signal as read (resampled to ``sr``).
+    sr : int
+    seconds : float
+        Time spent enhancing (reading excluded).
+    settings : dict
+        The enhancer's settings (``config()``), for a report.
+    stft : STFTSettings
+    """
+
+    enhanced: np.ndarray
+    gain: np.ndarray
+    noisy: np.ndarray
+    sr: int
+    seconds: float
+    settings: dict
+    stft: STFTSettings
+
+    def noisy_magnitude(self) -> np.ndarray:
+        """``|STFT|`` of the noisy signal, ``(n_frames, n_bins)`` (the grid of ``gain``)."""
+        return self.stft.stft(self.noisy).abs().numpy()
+
+
+def _loaded_enhancer(model: Any, settings: dict[str, Any]) -> Any:
+    """An enhancer object, or an enhancer folder of any type (``settings`` only for an Enhancer)."""
+    from deepnmf.io.model_files import load_model, peek_model_type
+
+    if isinstance(model, (str, Path)):
+        if (Path(model) / _OLD_CONFIG).is_file() or peek_model_type(model) == "Enhancer":
+            return Enhancer.load(model, **settings)
+        model = load_model(model)
+    elif settings and isinstance(model, Enhancer):
+        raise ParameterError("gain options apply when an enhancer is read from a folder; set them on the object")
+    if not hasattr(model, "enhance"):
+        raise ModelFileError(f"the model is a {type(model).__name__}, not an enhancer (Enhancer, MaskEnhancer, "
+                             "DNMFEnhancer); give dictionaries as --speech-model/--noise-model")
+    if settings and not isinstance(model, Enhancer):
+        raise ParameterError(f"a {type(model).__name__} takes no activations, power, floor or sparsity options")
+    return model
+
+
+def load_enhancer(
+    model: Any = None,
+    *,
+    speech_model: Any = None,
+    noise_model: Any = None,
+    network: Any = None,
+    mask_network: Any = None,
+    **settings: Any,
+) -> Any:
+    """The enhancer described by model folders or fitted objects.
+
+    Give exactly one of: ``model`` (an enhancer folder of any type, or an
+    enhancer object), ``speech_model`` + ``noise_model`` (+ ``network``)
+    (dictionary models and an activation network), or ``mask_network`` (a
+    :class:`~deepnmf.pipelines.enhancement_baselines.MaskEnhancer` folder).
+
+    Parameters
+    ----------
+    model, speech_model, noise_model, network, mask_network : str, Path or object, optional
+    **settings
+        :class:`Enhancer` settings (``activations``, ``power``, ``floor``,
+        ``sparsity``...); ``None`` values are ignored.
+
+    Returns
+    -------
+    enhancer : Enhancer, MaskEnhancer or DNMFEnhancer
+
+    Raises
+    ------
+    ParameterError
+        A combination that does not describe one enhancer.
+    ModelFileError
+        A folder that cannot be read, or parts that do not belong together.
+    """
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if mask_network is not None:
+        from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+        if any(v is not None for v in (model, speech_model, noise_model, network)) or settings:
+            raise ParameterError("--mask-network (mask_network=) works alone: no dictionaries, network or gain options")
+        return MaskEnhancer.load(mask_network) if isinstance(mask_network, (str, Path)) else mask_network
+    if model is not None:
+        if any(v is not None for v in (speech_model, noise_model, network)):
+            raise ParameterError("give either --model or --speech-model/--noise-model/--network, not both")
+        return _loaded_enhancer(model, settings)
+    if speech_model is None or noise_model is None:
+        raise ParameterError("give --speech-model and --noise-model (speech_model=, noise_model=: model folders or "
+                             "fitted models), or --model (model=: an enhancer folder)")
+    return Enhancer.from_folders(speech_model, noise_model, network=network, **settings)
+
+
+def enhance(noisy: Any, *, return_gain: bool = False, **sources: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Enhance a signal with the enhancer that :func:`load_enhancer` makes of ``sources``.
+
+    Parameters
+    ----------
+    noisy : array-like [shape=(n_samples,)]
+        At the enhancer's sampling rate (``stft.sr``, 16 kHz by default).
+    return_gain : bool
+        Also return the gain ``(n_frames, n_bins)``.
+    **sources
+        The arguments of :func:`load_enhancer` (``model=``, or
+        ``speech_model=`` and ``noise_model=``..., and settings).
+
+    Returns
+    -------
+    enhanced : np.ndarray [shape=(n_samples,)]
+    gain : np.ndarray [shape=(n_frames, n_bins)], if ``return_gain``
+    """
+    return load_enhancer(**sources).enhance(noisy, return_gain=return_gain)
+
+
+def enhance_file(noisy: str | Path, **sources: Any) -> EnhancementResult:
+    """Read a noisy speech file (any rate, resampled to the enhancer's) and enhance it.
+
+    Parameters
+    ----------
+    noisy : str or Path
+        An audio file.
+    **sources
+        The arguments of :func:`load_enhancer`.
+
+    Returns
+    -------
+    result : EnhancementResult
+        The enhanced signal, the gain and the settings; nothing is written.
+    """
+    from deepnmf.audio.io import load_audio
+
+    enh = load_enhancer(**sources)
+    y, sr = load_audio(noisy, sr=enh.stft.sr)
+    t0 = time.perf_counter()
+    enhanced, gain = enh.enhance(y, return_gain=True)
+    seconds = time.perf_counter() - t0
+    return EnhancementResult(enhanced=enhanced, gain=gain, noisy=y, sr=sr, seconds=seconds, settings=enh.config(),
+                             stft=enh.stft)

@@ -1,19 +1,25 @@
 """Baselines of the enhancement experiment: a DNN mask and discriminative NMF.
 
-Orientation as in :mod:`deepnmf.pipelines.enhancement`: spectrograms ``(n_frames, n_bins)``.
-Both classes offer ``gain(magnitude)`` and ``enhance(noisy)`` like
-:class:`deepnmf.pipelines.enhancement.Enhancer`.
+Orientation as in :mod:`deepnmf.pipelines.enhancement`: spectrograms
+``(n_frames, n_bins)``, dictionaries ``H`` ``(n_components, n_bins)``.
+Both classes offer ``gain(magnitude)``, ``enhance(noisy)``, ``config()``
+and ``save(path)`` / ``load(path)`` like
+:class:`deepnmf.pipelines.enhancement.Enhancer`; their folders are model
+folders that :func:`deepnmf.load_model` reads.
 """
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
-from deepnmf.pipelines.enhancement import _EPS, STFTSettings, _apply_gain, _dictionary, training_mixtures, wiener_gain
+from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import ModelFileError, ParameterError
+from deepnmf.pipelines.enhancement import (
+    _EPS, STFTSettings, _apply_gain, _dictionary, _fingerprint, _settings, training_mixtures, wiener_gain,
+)
 
 __all__ = ["MaskEnhancer", "DNMFEnhancer"]
 
@@ -44,9 +50,10 @@ class MaskEnhancer:
 
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
-            lr: float = 1e-3, random_state: Any = None, callback: Callable | None = None) -> "MaskEnhancer":
-        """Train on generated mixtures (as :meth:`Enhancer.fit_network`); returns ``self``."""
-        from deepnmf.nn.networks import FrameNetwork, train_frame_network
+            lr: float = 1e-3, random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
+        """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``."""
+        from deepnmf.nn.networks import FrameNetwork
+        from deepnmf.pipelines.frame_networks import train_frame_network
 
         p = self.mask_power
         inputs, targets = [], []
@@ -56,7 +63,8 @@ class MaskEnhancer:
             targets.append(wiener_gain(S, N, power=p))
         net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output="sigmoid")
         self.network_training_ = train_frame_network(net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                     random_state=random_state)
+                                                     random_state=random_state,
+                                                     callback=stage_reporter(callback, "network"))
         self.network = net
         return self
 
@@ -70,28 +78,45 @@ class MaskEnhancer:
         """Enhanced signal ``(n_samples,)`` (and the mask) as :meth:`Enhancer.enhance`."""
         return _apply_gain(self.stft, noisy, self.gain, return_gain)
 
+    def config(self) -> dict[str, Any]:
+        """Settings as JSON (for a report)."""
+        return {"activations": "mask", "mask_power": self.mask_power}
+
     def save(self, path: str | Path) -> Path:
-        """Write the network folder with the STFT settings and mask power."""
+        """Write one model folder of type ``"MaskEnhancer"`` (mask power, STFT) with the network in ``network/``."""
+        from deepnmf.io.model_files import write_composite
+
         if self.network is None:
             raise ParameterError("nothing to save: the mask network is not trained")
-        return self.network.save(path, extra={"type": "mask", "mask_power": self.mask_power, "stft": asdict(self.stft)})
+        return write_composite(path, model="MaskEnhancer", params={"mask_power": self.mask_power, "stft": asdict(self.stft)},
+                               parts={"network": self.network})
 
     @classmethod
     def load(cls, path: str | Path) -> "MaskEnhancer":
-        """Read a folder written by :meth:`save`."""
+        """Read a folder written by :meth:`save` (or a mask network folder of the layout before it)."""
+        from deepnmf.io.model_files import peek_model_type, read_composite
         from deepnmf.nn.networks import FrameNetwork
 
-        net, state = FrameNetwork.load(path)
-        if state.get("type") != "mask" or net.config["output"] != "sigmoid":
-            raise ModelFileError(f"{path} is not a mask network (it predicts {net.config['output']} outputs)")
-        return cls(mask_power=state.get("mask_power", 1.0), stft=STFTSettings(**state.get("stft", {})), network=net)
+        if peek_model_type(path) == "FrameNetwork":  # the old layout: the network folder with the settings
+            net = FrameNetwork.load(path)
+            settings = net.metadata if net.metadata.get("type") == "mask" else {}
+        else:
+            config, parts = read_composite(path, model="MaskEnhancer")
+            net, settings = parts.get("network"), config["params"]
+        if not isinstance(net, FrameNetwork) or net.config["output"] != "sigmoid" or not settings:
+            what = ("it holds no frame network" if not isinstance(net, FrameNetwork) else
+                    f"it predicts {net.config['output']} outputs" if net.config["output"] != "sigmoid" else
+                    "it records no mask settings")
+            raise ModelFileError(f"{path} is not a mask network ({what})")
+        stft = _settings(settings, path).get("stft", STFTSettings())
+        return cls(mask_power=settings.get("mask_power", 1.0), stft=stft, network=net)
 
 
 # -------------------------------------------------- discriminative NMF
 class DNMFEnhancer:
     """Discriminative NMF baseline (Weninger et al. 2014) through :class:`deepnmf.DiscriminativeNMF`.
 
-    The analysis dictionary is ``[W_s; W_n]`` of two fitted dictionary models;
+    The analysis dictionary is ``[H_s; H_n]`` of two fitted dictionary models;
     a reconstruction dictionary is learned on generated training mixtures so
     that the Wiener-filtered speech ``S_hat`` matches the clean speech. The
     gain applied to the noisy STFT is ``S_hat / |Y|``, floored at ``floor``.
@@ -105,6 +130,13 @@ class DNMFEnhancer:
     max_epochs : int
         Training steps of the reconstruction dictionary.
     stft : STFTSettings
+
+    Attributes
+    ----------
+    H_speech, H_noise : torch.Tensor [shape=(n_speech, n_bins), (n_noise, n_bins)]
+        The two dictionaries at the STFT bins.
+    model : DiscriminativeNMF or None
+        After :meth:`fit`.
     """
 
     activations = "dnmf"
@@ -113,14 +145,15 @@ class DNMFEnhancer:
                  max_epochs: int = 200, stft: STFTSettings = STFTSettings()) -> None:
         wiener_gain(torch.ones(1), torch.ones(1), floor=floor)  # validates the floor
         self.stft, self.floor, self.sparsity, self.max_epochs = stft, float(floor), sparsity, max_epochs
-        self.W_speech = _dictionary(speech_model, stft, "speech")
-        self.W_noise = _dictionary(noise_model, stft, "noise")
+        self.speech_model, self.noise_model = speech_model, noise_model
+        self.H_speech = _dictionary(speech_model, stft, "speech")
+        self.H_noise = _dictionary(noise_model, stft, "noise")
         self.model = None
 
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0),
             max_frames: int = 20000, random_state: Any = None) -> "DNMFEnhancer":
         """Learn the reconstruction dictionary on generated mixtures (at most ``max_frames`` frames)."""
-        from deepnmf.models.dnmf import DiscriminativeNMF
+        from deepnmf.models.factory import make_estimator
 
         Ys, Ss = [], []
         for Y, S, _ in training_mixtures(speech, noise, self.stft, snr_range=snr_range, random_state=random_state):
@@ -130,9 +163,10 @@ class DNMFEnhancer:
         if Y.shape[0] > max_frames:
             keep = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(0))[:max_frames]
             Y, S = Y[keep], S[keep]
-        self.model = DiscriminativeNMF(sparsity=self.sparsity, max_epochs=self.max_epochs, random_state=random_state)
-        self.model.fit(Y.numpy(), S.numpy(), target_components=self.W_speech.double().numpy(),
-                       other_components=self.W_noise.double().numpy())
+        self.model = make_estimator("dnmf", None, sparsity=self.sparsity, max_epochs=self.max_epochs,
+                                    random_state=random_state)
+        self.model.fit(Y.numpy(), S.numpy(), target_components=self.H_speech.double().numpy(),
+                       other_components=self.H_noise.double().numpy())
         return self
 
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
@@ -146,3 +180,43 @@ class DNMFEnhancer:
     def enhance(self, noisy: Any, *, return_gain: bool = False):
         """Enhanced signal ``(n_samples,)`` (and the gain) as :meth:`Enhancer.enhance`."""
         return _apply_gain(self.stft, noisy, self.gain, return_gain)
+
+    def fingerprints(self) -> dict[str, str]:
+        """Checksums of the two dictionaries."""
+        return {"speech": _fingerprint(self.H_speech), "noise": _fingerprint(self.H_noise)}
+
+    def config(self) -> dict[str, Any]:
+        """Settings as JSON (without the models)."""
+        return {"activations": "dnmf", "floor": self.floor, "sparsity": self.sparsity, "max_epochs": self.max_epochs,
+                "stft": asdict(self.stft), "fingerprints": self.fingerprints()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write one model folder of type ``"DNMFEnhancer"`` with ``speech/``, ``noise/`` and ``dnmf/`` model folders."""
+        from deepnmf.io.model_files import write_composite
+
+        if self.model is None:
+            raise ParameterError("nothing to save: the discriminative NMF is not trained")
+        config = self.config()
+        params = {k: config[k] for k in ("floor", "sparsity", "max_epochs", "stft")}
+        parts = {"speech": self.speech_model, "noise": self.noise_model, "dnmf": self.model}
+        return write_composite(path, model="DNMFEnhancer", params=params, parts=parts,
+                               state={"fingerprints": config["fingerprints"]})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DNMFEnhancer":
+        """Read a folder written by :meth:`save`."""
+        from deepnmf.io.model_files import read_composite
+
+        config, parts = read_composite(path, model="DNMFEnhancer")
+        missing = [name for name in ("speech", "noise", "dnmf") if name not in parts]
+        if missing:
+            raise ModelFileError(f"{path}: the DNMF enhancer folder lacks its {', '.join(missing)} model")
+        params = config["params"]
+        enh = cls(parts["speech"], parts["noise"], floor=params.get("floor", 0.0), sparsity=params.get("sparsity", 0.0),
+                  max_epochs=params.get("max_epochs", 200), stft=_settings(params, path).get("stft", STFTSettings()))
+        if enh.fingerprints() != config["state"].get("fingerprints"):
+            raise ModelFileError(f"{path}: the speech/noise models are not the ones this enhancer was saved with")
+        if not hasattr(parts["dnmf"], "separate"):
+            raise ModelFileError(f"{path}: dnmf/ holds a {type(parts['dnmf']).__name__}, not a DiscriminativeNMF")
+        enh.model = parts["dnmf"]
+        return enh

@@ -182,7 +182,7 @@ def learn_source_model(
     random_state: Any = None,
     device: str = "cpu",
     verbose: int = 0,
-    callback: Callable[[int, float], Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
     compile: bool = False,  # noqa: A002 - ImplicitNMF's parameter
 ):
     """Learn one source's dictionary from an example recording (KL on ``|STFT| ** power``).
@@ -203,7 +203,8 @@ def learn_source_model(
     max_iter, max_epochs, random_state, device, verbose
         Passed to the estimator (``max_iter`` to NMF, ``max_epochs`` to ImplicitNMF).
     callback : callable, optional
-        ``callback(iteration_or_epoch, loss)`` during training.
+        Called with a :class:`deepnmf.callbacks.EpochInfo` per iteration or epoch
+        during training (``info.loss``); ``True`` stops it.
     compile : bool
         ImplicitNMF only: train with :func:`torch.compile` (see :class:`deepnmf.ImplicitNMF`).
 

@@ -35,7 +35,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from deepnmf._threads import blas_single_thread, default_workers, run_parallel, slices
-from deepnmf.solvers.mu import _elementwise, _NumpyKernels, _stop, _update
+from deepnmf.solvers._kernels import _elementwise, _NumpyKernels, _stop, _update
 
 #: target size of one column block of X in bytes
 BLOCK_BYTES = 1 << 20
@@ -111,7 +111,7 @@ class BlockedSolver:
 
     Parameters
     ----------
-    p : deepnmf.solvers.mu._Problem
+    p : deepnmf.solvers._kernels._Problem
         The problem (numpy views; ``p.X`` already masked).
     W : numpy.ndarray [shape=(n_samples, n_components)]
     H : numpy.ndarray [shape=(n_components, n_features)]
@@ -231,7 +231,7 @@ def _ordered_sum(parts: list) -> np.ndarray | None:
 
 
 def run_blocked(p, W: np.ndarray, H: np.ndarray, max_iter: int, tol: float, update_W: bool, update_H: bool,
-                callback, n_workers: int | None = None) -> tuple[list[float], int]:
+                hook, n_workers: int | None = None) -> tuple[list[float], int]:
     """Multiplicative updates on numpy arrays with the blocked schedule (see the module docstring).
 
     Returns
@@ -246,10 +246,10 @@ def run_blocked(p, W: np.ndarray, H: np.ndarray, max_iter: int, tol: float, upda
         workers = max(1, int(n_workers))
     solver = BlockedSolver(p, W, H, workers)
     with blas_single_thread() if solver.n_workers > 1 else nullcontext():
-        return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback)
+        return _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, hook)
 
 
-def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback):
+def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, hook):
     k = solver.kernels[0]
     if solver.frobenius:
         # objective 0.5||X||^2 - <H, W^T X> + 0.5 <W^T W, H H^T>; the W update needs X H^T
@@ -268,7 +268,7 @@ def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback):
             if update_H:
                 part, XHt, HHt = solver.sweep(True, update_W, WtW)
             losses.append(objective(part) + p.penalty(W, H))
-            if (callback is not None and callback(n_iter, losses[-1]) is True) or _stop(losses, n_iter, tol):
+            if (hook is not None and hook(n_iter, losses[-1])) or _stop(losses, n_iter, tol):
                 break
         return losses, n_iter
 
@@ -281,7 +281,7 @@ def _iterate(solver, p, W, H, max_iter, tol, update_W, update_H, callback):
             _update(k, W, num, den_W, p.l1_W, p.l2_W, p.gamma, p.eps)
         part, num, den = solver.sweep(update_H, update_W)
         losses.append(p.const + part + p.penalty(W, H))
-        if (callback is not None and callback(n_iter, losses[-1]) is True) or _stop(losses, n_iter, tol):
+        if (hook is not None and hook(n_iter, losses[-1])) or _stop(losses, n_iter, tol):
             break
     return losses, n_iter
 

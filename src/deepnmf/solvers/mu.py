@@ -32,13 +32,18 @@ import functools
 import math
 import platform
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from deepnmf.callbacks import Callback, Clock, report_epoch
 from deepnmf.divergences import EPS
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.solvers._blocked import run_blocked, use_blocked_gram
+from deepnmf.solvers._kernels import _elementwise, _NumpyKernels, _Problem, _stop, _update
+
+__all__ = ["MUResult", "mm_gamma", "multiplicative_updates", "mkl_on_intel", "MIN_ENTRIES_TORCH_GRAM",
+           "_NumpyKernels", "_Problem"]
 
 
 @dataclass
@@ -60,40 +65,6 @@ def mm_gamma(beta: float) -> float:
     if beta > 2:
         return 1.0 / (beta - 1.0)
     return 1.0
-
-
-class _NumpyKernels:
-    """In-place kernels on numpy views of CPU tensors."""
-
-    matmul = staticmethod(lambda a, b, out: np.matmul(a, b, out=out))
-    small = staticmethod(lambda a, b: a @ b)
-    divide = staticmethod(lambda a, b, out: np.divide(a, b, out=out))
-    multiply = staticmethod(lambda a, b, out: np.multiply(a, b, out=out))
-    # the scalar in the array's dtype: a Python float makes numpy take a loop 3x slower
-    floor = staticmethod(lambda a, eps: np.maximum(a, a.dtype.type(eps), out=a))
-    power = staticmethod(lambda a, p, out: np.power(a, p, out=out))
-    log = staticmethod(lambda a, out: np.log(a, out=out))
-    reciprocal = staticmethod(lambda a, out: np.reciprocal(a, out=out))
-
-    @staticmethod
-    def view(t: torch.Tensor) -> np.ndarray:
-        return t.numpy()
-
-    @staticmethod
-    def dot(a, b) -> float:
-        """Sum of elementwise products (float64 for small arrays, BLAS dot for large ones)."""
-        if a.size <= 2_000_000:
-            return float(np.dot(a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)))
-        return float(np.dot(a.reshape(-1), b.reshape(-1)))
-
-    @staticmethod
-    def total(a) -> float:
-        """Sum (numpy's pairwise summation in the array's own dtype: no float64 copy)."""
-        return float(a.sum())
-
-    @staticmethod
-    def empty_like(a, shape=None):
-        return np.empty(shape or a.shape, dtype=a.dtype)
 
 
 class _TorchKernels:
@@ -164,37 +135,6 @@ def mkl_on_intel() -> bool:
         return "intel" in platform.processor().lower()
 
 
-@dataclass
-class _Problem:
-    """Everything constant during one run of multiplicative updates (views for the kernels)."""
-
-    k: Any  # kernel namespace
-    X: Any  # data (masked entries zeroed)
-    M: Any  # mask or None
-    beta: float
-    gamma: float
-    eps: float
-    l1_W: float
-    l2_W: float
-    l1_H: float
-    l2_H: float
-    fixed: Any  # boolean index of fixed dictionary rows or None
-    const: float  # data-only part of the objective
-
-    def penalty(self, W, H) -> float:
-        k = self.k
-        value = 0.0
-        if self.l1_W:
-            value += self.l1_W * k.total(W)
-        if self.l2_W:
-            value += 0.5 * self.l2_W * k.dot(W, W)
-        if self.l1_H:
-            value += self.l1_H * k.total(H)
-        if self.l2_H:
-            value += 0.5 * self.l2_H * k.dot(H, H)
-        return value
-
-
 def _data_constant(X, M, beta: float, eps: float) -> float:
     """Part of the objective that depends on the (masked) data only (sums accumulated in float64)."""
     X = np.asarray(X) if not isinstance(X, torch.Tensor) else X.detach().cpu().numpy()
@@ -222,62 +162,6 @@ def _prepare(p: _Problem, WH, N, Q, S, *, with_loss: bool) -> float:
     spinning on the cores after each matrix product.
     """
     return p.const + _elementwise(p.k, p.beta, p.eps, p.X, p.M, WH, N, Q, S, with_loss)
-
-
-def _elementwise(k, beta: float, eps: float, X, M, WH, N, Q, S, with_loss: bool) -> float:
-    """The elementwise part of :func:`_prepare` on (a block of) the arrays; divergence minus its constant."""
-    if beta < 2:
-        k.floor(WH, eps)
-    loss = math.nan
-    if beta == 2.0:  # masked Frobenius (the unmasked case never forms WH)
-        k.multiply(WH, M, Q)
-        if with_loss:
-            loss = -k.dot(X, WH) + 0.5 * k.dot(Q, WH)
-    elif beta == 1.0:  # N may share WH's buffer: the log and the sums come first
-        if with_loss:
-            k.log(WH, S)
-            sum_model = k.dot(M, WH) if M is not None else k.total(WH)
-            loss = -k.dot(X, S) + sum_model
-        k.divide(X, WH, N)
-    elif beta == 0.0:
-        k.reciprocal(WH, Q)  # 1 / WH
-        k.multiply(X, Q, N)  # X / WH
-        if with_loss:
-            k.log(WH, S)
-            log_model = k.dot(M, S) if M is not None else k.total(S)
-            loss = k.total(N) + log_model
-        k.multiply(N, Q, N)  # X / WH^2
-        if M is not None:
-            k.multiply(Q, M, Q)
-    else:
-        k.power(WH, beta - 1.0, Q)  # WH^(beta-1)
-        k.divide(Q, WH, N)
-        k.multiply(N, X, N)  # X * WH^(beta-2)
-        if M is not None:
-            k.multiply(Q, M, Q)
-        if with_loss:
-            loss = ((beta - 1.0) * k.dot(Q, WH) - beta * k.dot(X, Q)) / (beta * (beta - 1.0))
-    return loss
-
-
-def _update(k, F, num, den, l1: float, l2: float, gamma: float, eps: float, fixed=None, *, into_den=False) -> None:
-    """``F *= (num / max(den + l1 + l2 F, eps)) ** gamma`` in place.
-
-    The ratio overwrites ``num`` (a fresh array), or ``den`` with
-    ``into_den=True`` (then ``den`` must be a fresh array of ``F``'s shape and
-    ``num`` is left intact); ``den`` may otherwise be a broadcastable row or
-    column (KL's plain sums).
-    """
-    if l1 or l2:
-        den = den + l1 + l2 * F
-    k.floor(den, eps)
-    ratio = den if into_den else num
-    k.divide(num, den, ratio)
-    if gamma != 1.0:
-        k.power(ratio, gamma, ratio)
-    if fixed is not None:
-        ratio[fixed] = 1.0
-    k.multiply(F, ratio, F)
 
 
 def _validate(X, W, H, mask, fixed_components):
@@ -317,7 +201,7 @@ def multiplicative_updates(
     fixed_components: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     eps: float = EPS,
-    callback: Callable[[int, float], Any] | None = None,
+    callback: Callback | None = None,
     backend: str = "auto",
     n_workers: int | None = None,
 ) -> MUResult:
@@ -350,8 +234,9 @@ def multiplicative_updates(
     eps : float
         Floor of the model and of denominators.
     callback : callable, optional
-        Called as ``callback(n_iter, objective)`` after each iteration; a
-        return value of ``True`` stops the run.
+        Called with a :class:`deepnmf.callbacks.EpochInfo` after each
+        iteration (``epoch`` the iteration, ``max_epochs=max_iter``,
+        ``train={"loss": objective}``); a return value of ``True`` stops the run.
     backend : {"auto", "numpy", "torch"}
         Kernels for CPU tensors. ``"auto"``: torch on CUDA; on CPU numpy,
         except Frobenius without a mask on at least ``MIN_ENTRIES_TORCH_GRAM``
@@ -392,26 +277,18 @@ def multiplicative_updates(
         l1_reg_W, l2_reg_W, l1_reg_H, l2_reg_H, fixed, _data_constant(Xv, Mv, float(beta), eps),
     )
     gram = p.beta == 2.0 and Mv is None
-    from deepnmf.solvers._blocked import run_blocked, use_blocked_gram  # noqa: PLC0415 (it builds on this module)
-
+    clock = Clock()
+    hook = None if callback is None else (lambda n_iter, loss: report_epoch(callback, n_iter, max_iter, loss, clock))
     if k is _NumpyKernels and (not gram or use_blocked_gram(X.shape, n_workers)):
-        losses, n_iter = run_blocked(p, Wv, Hv, max_iter, tol, update_W, update_H, callback, n_workers)
+        losses, n_iter = run_blocked(p, Wv, Hv, max_iter, tol, update_W, update_H, hook, n_workers)
     elif gram:
-        losses, n_iter = _run_frobenius(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
+        losses, n_iter = _run_frobenius(p, Wv, Hv, max_iter, tol, update_W, update_H, hook)
     else:
-        losses, n_iter = _run_general(p, Wv, Hv, max_iter, tol, update_W, update_H, callback)
+        losses, n_iter = _run_general(p, Wv, Hv, max_iter, tol, update_W, update_H, hook)
     return MUResult(W, H, n_iter, losses, losses[-1] - p.penalty(Wv, Hv))
 
 
-def _stop(losses: list[float], n_iter: int, tol: float) -> bool:
-    """scikit-learn's criterion, checked every 10 iterations."""
-    if tol <= 0 or n_iter % 10 or len(losses) < 11:
-        return False
-    err = lambda v: math.sqrt(max(2.0 * v, 0.0))  # noqa: E731
-    return (err(losses[-11]) - err(losses[-1])) / max(err(losses[0]), 1e-300) < tol
-
-
-def _run_general(p: _Problem, W, H, max_iter, tol, update_W, update_H, callback):
+def _run_general(p: _Problem, W, H, max_iter, tol, update_W, update_H, hook):
     """Any beta, optional mask: form ``WH`` once per factor update.
 
     Only the ``(n_samples, n_features)`` matrices live in preallocated
@@ -439,12 +316,12 @@ def _run_general(p: _Problem, W, H, max_iter, tol, update_W, update_H, callback)
             k.matmul(W, H, WH)
             loss = _prepare(p, WH, N, Q, S, with_loss=True)
         losses.append(loss + p.penalty(W, H))
-        if (callback is not None and callback(n_iter, losses[-1]) is True) or _stop(losses, n_iter, tol):
+        if (hook is not None and hook(n_iter, losses[-1])) or _stop(losses, n_iter, tol):
             break
     return losses, n_iter
 
 
-def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, callback):
+def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, hook):
     """Frobenius without a mask: Gram-matrix form, ``W @ H`` is never formed.
 
     The objective ``0.5 ||X||^2 - <H, W^T X> + 0.5 <W^T W, H H^T>`` reuses the
@@ -475,6 +352,6 @@ def _run_frobenius(p: _Problem, W, H, max_iter, tol, update_W, update_H, callbac
             HHt = k.small(H, H.T)
             loss = p.const - k.dot(H, WtX) + 0.5 * k.dot(WtW, HHt)
         losses.append(loss + p.penalty(W, H))
-        if (callback is not None and callback(n_iter, losses[-1]) is True) or _stop(losses, n_iter, tol):
+        if (hook is not None and hook(n_iter, losses[-1])) or _stop(losses, n_iter, tol):
             break
     return losses, n_iter
