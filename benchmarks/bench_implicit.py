@@ -140,11 +140,10 @@ def package_grid_step_fn(X: torch.Tensor, f: torch.Tensor, rank: int, hidden: in
     net = ImplicitFactor(rank, n_octaves=n_octaves, hidden=hidden, generator=torch.Generator().manual_seed(0)).to(X.device)
     F = net.features(f)  # constant on the grid
     H = torch.rand(X.shape[0], rank, device=X.device).mul_(0.1)
-    quiet = lambda epoch, loss: None  # noqa: E731
     train = train_grid_compiled if compiled else train_grid
 
     def steps(n: int) -> None:
-        train(net, F, H, X, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n, report=quiet)
+        train(net, F, H, X, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n)
 
     return steps
 
@@ -160,12 +159,11 @@ def package_points_step_fn(V, tn, fn, rank: int, hidden: int, n_octaves: int, *,
         t_u, t_idx = tn, torch.arange(tn.numel(), device=V.device)
         f_u, f_idx = fn, torch.arange(fn.numel(), device=V.device)
     Ff, Ft = nets["W"].features(f_u), nets["H"].features(t_u)
-    quiet = lambda epoch, loss: None  # noqa: E731
 
     def steps(n: int) -> None:
         train = train_points_compiled if compiled else train_points
         train(nets, Ff, Ft, f_idx, t_idx, V, loss="kl", eps=1e-8, optimizer="rprop", lr=1e-3, epochs=n,
-                      fraction=1.0, gen=gen, report=quiet)
+                      fraction=1.0, gen=gen)
 
     return steps, (t_u.numel(), f_u.numel())
 

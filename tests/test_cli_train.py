@@ -105,9 +105,9 @@ def test_nmf_on_a_matrix(planted_npy, tmp_path):
         (lambda p: np.save(p, -np.ones((5, 4))), ["--rank", 2], "negative values"),
         (lambda p: np.save(p, np.ones((5, 4, 2))), ["--rank", 2], "3-D array"),
         (lambda p: np.save(p, np.full((5, 4), np.nan)), ["--rank", 2], "NaN or infinite"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "pca"], "--model must be one of"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 0], "--rank and --max-epochs must be >= 1"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "--likelihood must be"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "pca"], "model must be one of"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 0], "rank and max_epochs must be >= 1"),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "likelihood must be"),
         (lambda p: None, ["--rank", 2], "does not exist"),
         (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit"], "needs the frequency"),
         (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit-points"], "needs the frequency"),
@@ -172,3 +172,122 @@ def test_dictionary_rows_sit_at_their_frequencies_when_unevenly_spaced(tmp_path)
     assert np.all((edges[:-1] <= uneven) & (uneven <= edges[1:]))
     atoms = np.eye(2, 6)[:, ::-1] + 0.01  # peaks at 8000 and 1000 Hz
     assert plot_dictionary(atoms, tmp_path / "d.png", freqs=uneven).stat().st_size > 1000
+
+
+# ------------------------------------------------------------ the pipeline behind `deepnmf train`
+def test_learn_dictionary_is_the_factory_model_fitted_on_the_same_data(planted_npy):
+    """The pipeline's estimator equals one built by hand with the factory and fitted on the same matrix."""
+    from deepnmf.models import make_estimator
+    from deepnmf.pipelines.dictionary import learn_dictionary
+
+    path, X = planted_npy
+    est, report = learn_dictionary(path, model="nmf", rank=3, likelihood="poisson", max_epochs=40, random_state=2,
+                                   init="nndsvda", tol=0.0)
+    ref = make_estimator("nmf", 3, beta_loss="kullback-leibler", max_iter=40, random_state=2, init="nndsvda", tol=0.0)
+    ref.fit(X)
+    np.testing.assert_array_equal(est.components_, ref.components_)
+    assert report["final"]["objective"] == ref.loss_curve_[-1] and report["n_iter"] == ref.n_iter_
+    assert report["settings"]["params"]["beta_loss"] == "kullback-leibler" and report["data"]["kind"] == "matrix"
+
+
+@pytest.mark.parametrize("model", ["nmf", "vae-nmf"])
+def test_progress_records_follow_the_fit(planted_npy, model):
+    """A notice first, then one EpochInfo per iteration/epoch tagged with the model, carrying its loss."""
+    from deepnmf.callbacks import EpochInfo
+    from deepnmf.pipelines.dictionary import learn_dictionary
+
+    _, X = planted_npy
+    infos: list[EpochInfo] = []
+    extra = {"tol": 0.0} if model == "nmf" else {"early_stopping": False}
+    est, _ = learn_dictionary(X, model=model, rank=2, max_epochs=6, random_state=0, callback=infos.append, **extra)
+    notice, *epochs = infos
+    assert notice.epoch == 0 and notice.message == "training %s (rank 2) on 300 x 12 data" % model
+    assert [i.epoch for i in epochs] == list(range(1, 7)) and {i.stage for i in epochs} == {model}
+    assert all(i.max_epochs == 6 for i in epochs)
+    curve = est.loss_curve_[1:] if model == "nmf" else est.loss_curve_  # NMF's curve starts at the initial objective
+    np.testing.assert_allclose([i.train["loss"] for i in epochs], curve)
+
+
+def test_emg_envelopes_and_arrays_are_training_data():
+    """An EMG Recording gives its envelopes (time x channels) and their channel names; a tensor is a matrix."""
+    import torch
+
+    from deepnmf.datasets.synthetic_emg import make_synthetic_emg
+    from deepnmf.emg.preprocess import preprocess
+    from deepnmf.pipelines.dictionary import load_training_data
+
+    env = preprocess(make_synthetic_emg(n_channels=5, n_synergies=2, n_repetitions=2, random_state=1).recording)
+    data = load_training_data(env, model="nmf")
+    np.testing.assert_array_equal(data.X, env.data)
+    assert data.summary["kind"] == "emg" and data.summary["channels"] == env.channels and data.freqs is None
+    assert data.summary["n_features"] == 5 and data.summary["max"] == pytest.approx(env.data.max())
+    tensor = load_training_data(torch.ones(4, 3), model="vae-nmf")
+    assert tensor.summary["kind"] == "matrix" and tensor.X.shape == (4, 3)
+
+
+@pytest.mark.parametrize("model", ["implicit", "implicit-points"])
+def test_implicit_models_refuse_data_without_frequencies(model):
+    from deepnmf.exceptions import DataError
+    from deepnmf.pipelines.dictionary import load_training_data
+
+    with pytest.raises(DataError, match="needs the frequency of every feature"):
+        load_training_data(np.ones((4, 3)), model=model)
+
+
+def test_nmf_only_options_are_refused_elsewhere_and_unknown_parameters_named(planted_npy):
+    from deepnmf.exceptions import ParameterError
+    from deepnmf.pipelines.dictionary import learn_dictionary
+
+    _, X = planted_npy
+    with pytest.raises(ParameterError, match="mask are NMF options; model 'vae-nmf'"):
+        learn_dictionary(X, model="vae-nmf", rank=2, mask=np.ones_like(X))
+    with pytest.raises(ParameterError, match="takes no parameter 'alpha_W'"):
+        learn_dictionary(X, model="vae-nmf", rank=2, alpha_W=0.1)
+
+
+def test_likelihoods_map_to_each_models_loss():
+    """One mapping: each likelihood names the same divergence for NMF (beta) and iN-NMF (short name)."""
+    from deepnmf.pipelines.dictionary import LIKELIHOOD_LOSSES, loss_params
+
+    betas = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
+    for likelihood, expected_beta in (("gaussian", 2.0), ("poisson", 1.0), ("exponential", 0.0)):
+        nmf = loss_params("nmf", likelihood)["beta_loss"]
+        assert betas[nmf] == expected_beta
+        assert loss_params("implicit", likelihood)["loss"] == LIKELIHOOD_LOSSES[likelihood][1]
+        assert loss_params("vae-nmf", likelihood) == {"likelihood": likelihood}
+    assert loss_params("nmf", "poisson", 0.5) == {"beta_loss": 0.5}  # an explicit beta wins
+
+
+def test_write_dictionary_round_trips_through_the_loader(planted_npy, tmp_path):
+    from deepnmf import load_model
+    from deepnmf.pipelines.dictionary import learn_dictionary, write_dictionary
+
+    _, X = planted_npy
+    est, report = learn_dictionary(X, model="vae-nmf", rank=2, max_epochs=3, random_state=0)
+    written = write_dictionary(est, report, tmp_path / "m", figures=False)
+    assert json.loads((tmp_path / "m" / "train.json").read_text()) == written == report
+    np.testing.assert_allclose(load_model(tmp_path / "m").components_, est.components_)
+
+
+def test_progress_callback_draws_one_bar_per_stage():
+    """The CLI's bars: the first stage renames the given task, a new stage adds one, a notice adds none."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from deepnmf.callbacks import EpochInfo
+    from deepnmf.cli.app import describe, progress_callback
+
+    progress = Progress(console=Console(file=io.StringIO()))
+    task = progress.add_task("start", total=None)
+    report = progress_callback(progress, task)
+    report(EpochInfo(0, 0, message="a notice"))
+    report(EpochInfo(1, 4, {"loss": 2.5}, {"loss": 3.0}, stage="source 1"))
+    report(EpochInfo(3, 4, {"loss": 2.0}, stage="source 1"))
+    report(EpochInfo(1, 10, stage="source 2", message="half"))
+    first, second = progress.tasks
+    assert (first.description, first.total, first.completed) == ("source 1", 4, 3)
+    assert (second.description, second.total, second.completed) == ("source 2", 10, 1)
+    assert second.fields["info"] == "half"
+    assert describe(EpochInfo(1, 4, {"loss": 2.5}, {"loss": 3.0})) == "loss 2.5 val 3"

@@ -50,3 +50,17 @@ def test_match_components_equals_brute_force(rng):
     np.testing.assert_allclose(cos, [An[i] @ Bn[j] for i, j in enumerate(best)])
     with pytest.raises(DataError, match="cannot cover"):
         match_components(B, A)
+
+
+def test_run_demo_pipeline_writes_what_it_returns(tmp_path):
+    """The library call behind `deepnmf demo`: summary.json is the returned summary, the saved model reloads."""
+    from deepnmf import load_model
+    from deepnmf.pipelines.demo import run_demo
+
+    infos = []
+    summary = run_demo(tmp_path, seed=1, n_notes=2, max_iter=60, callback=infos.append)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    model = load_model(tmp_path / "model")
+    assert summary["model"]["n_iter"] == model.n_iter_ == len(infos) and {i.stage for i in infos} == {"demo"}
+    assert summary["objective"]["final"] == pytest.approx(infos[-1].train["loss"])
+    assert summary["data"]["shape"][1] == model.components_.shape[1] == 1024 // 2 + 1

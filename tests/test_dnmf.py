@@ -50,3 +50,61 @@ def test_save_load_and_errors(tmp_path, rng):
         dnmf.fit(S + N, S[:10], target_components=Ws, other_components=Wn)
     with pytest.raises(DataError, match="bins"):
         dnmf.fit(S + N, S, target_components=Ws[:, :10], other_components=Wn)
+
+
+def _small_problem(rng):
+    S, N = _sources(rng, 80)
+    Ws = NMF(2, beta_loss=1.0, max_iter=40, random_state=0).fit(S).components_
+    Wn = NMF(2, beta_loss=1.0, max_iter=40, random_state=0).fit(N).components_
+    return S + N, S, {"target_components": Ws, "other_components": Wn}
+
+
+def test_training_runs_in_fit_module_full_batch(monkeypatch, rng):
+    """One loop for torch models: DNMF trains through fit_module with one batch of every frame, no validation."""
+    import deepnmf.training as training
+
+    X, S, dicts = _small_problem(rng)
+    calls = []
+    real = training.fit_module
+    monkeypatch.setattr(training, "fit_module", lambda *a, **k: calls.append(k) or real(*a, **k))
+    model = DiscriminativeNMF(max_epochs=6, n_transform_iter=10).fit(X, S, **dicts)
+    assert len(calls) == 1 and calls[0]["batch_size"] == X.shape[0]
+    assert calls[0]["validation_fraction"] == 0 and calls[0]["early_stopping"] is False
+    assert model.n_iter_ == 6 and len(model.loss_curve_) == 7
+
+
+def test_loss_curve_is_the_divergence_of_each_dictionary(rng):
+    """The curve's entries are d(S | S_hat) per element at the start and after each projected Adam step."""
+    X, S, dicts = _small_problem(rng)
+    curves = [DiscriminativeNMF(max_epochs=e, n_transform_iter=10).fit(X, S, **dicts) for e in (0, 3)]
+    assert curves[0].loss_curve_[0] == curves[1].loss_curve_[0]
+    model = curves[1]
+    S_hat, _ = model.separate(X)
+    S_hat = np.maximum(S_hat, 1e-12)  # the model's floor (deepnmf.divergences.EPS)
+    ref = np.mean(S * np.log(S / S_hat) - S + S_hat)  # the KL divergence per element, written here
+    assert model.loss_curve_[-1] == pytest.approx(ref, rel=1e-9)
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+def test_callback_records_and_stop(rng, capsys):
+    X, S, dicts = _small_problem(rng)
+    seen = []
+
+    def callback(info):
+        seen.append(info)
+        return info.epoch == 3
+
+    model = DiscriminativeNMF(max_epochs=20, n_transform_iter=10, verbose=1).fit(X, S, **dicts, callback=callback)
+    assert [i.epoch for i in seen] == [1, 2, 3] and all(i.max_epochs == 20 for i in seen)
+    assert model.n_iter_ == 3 and len(model.loss_curve_) == 4
+    assert [i.loss for i in seen] == pytest.approx(model.loss_curve_[:3], rel=1e-6)  # the loss each step started from
+    assert capsys.readouterr().err == ""  # verbose prints every 10 epochs
+
+
+def test_inverse_transform_takes_activations_named_X(rng):
+    X, S, dicts = _small_problem(rng)
+    model = DiscriminativeNMF(max_epochs=1, n_transform_iter=10).fit(X, S, **dicts)
+    W = model.transform(X)
+    np.testing.assert_allclose(model.inverse_transform(X=W), W @ model.components_)
+    with pytest.raises(DataError, match="X has 3 columns"):
+        model.inverse_transform(np.ones((2, 3)))

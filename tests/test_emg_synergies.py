@@ -204,3 +204,33 @@ def test_vae_nmf_recovers_planted_synergies(synthetic):
     np.testing.assert_allclose(H_enc @ fit.synergies, fit.reconstruction, rtol=1e-4, atol=1e-6)
     # exact NNLS activations can only do better than the encoder's for the same synergies
     assert vaf(X, refit_activations(X, fit.synergies) @ fit.synergies) >= fit.vaf - 1e-9
+
+
+def test_progress_records_carry_each_units_vaf(synthetic):
+    """Restarts, folds and ranks report through EpochInfo: counted units and the VAF each one reached."""
+    _, _, reps = synthetic
+    X = np.concatenate(reps)
+    infos = []
+    fit = extract_synergies(X, 3, n_restarts=3, random_state=0, estimator_params=FAST_NMF, callback=infos.append)
+    assert [(i.epoch, i.max_epochs, i.message) for i in infos] == [(k, 3, f"restart {k}") for k in (1, 2, 3)]
+    assert [i.train["vaf"] for i in infos] == fit.restart_vafs
+    infos.clear()
+    held = cross_validated_vaf(reps, 3, n_restarts=1, random_state=0, estimator_params=FAST_NMF, callback=infos.append)
+    assert [i.epoch for i in infos] == [1, 2, 3, 4] and [i.train["vaf"] for i in infos] == list(held.vaf)
+    infos.clear()
+    curve = vaf_curve(X, [1, 3], n_restarts=1, random_state=0, estimator_params=FAST_NMF, callback=infos.append)
+    assert [(i.message, i.train["vaf"]) for i in infos] == [("rank 1", curve[1]), ("rank 3", curve[3])]
+
+
+def test_make_estimator_is_the_factory_with_emg_defaults():
+    from deepnmf.emg.synergies import NMF_DEFAULTS, VAE_DEFAULTS, make_estimator
+    from deepnmf.models import make_estimator as factory
+
+    nmf = make_estimator("nmf", 3, random_state=5, tol=1e-3)
+    assert nmf.get_params() == factory("nmf", 3, **{**NMF_DEFAULTS, "tol": 1e-3}, random_state=5).get_params()
+    vae = make_estimator("vae-nmf", 2)
+    assert {k: vae.get_params()[k] for k in VAE_DEFAULTS} == VAE_DEFAULTS
+    with pytest.raises(ParameterError, match="takes no parameter 'hidden'"):
+        make_estimator("nmf", 3, hidden=(8,))
+    with pytest.raises(ParameterError, match="method must be one of nmf, vae-nmf; got 'pca'"):
+        make_estimator("pca", 3)

@@ -163,7 +163,7 @@ def test_clone_and_errors(grid_model):
     with pytest.raises(NotFittedError):
         ImplicitNMF(2).dictionary_at(freqs)
     with pytest.raises(ParameterError, match="needs freqs"):
-        ImplicitNMF(2, max_epochs=1).fit(X)
+        model.dictionary_at(None)
     with pytest.raises(DataError, match="one frequency per column"):
         ImplicitNMF(2, max_epochs=1).fit(X, freqs=freqs[:-1])
     with pytest.raises(DataError, match="negative"):
@@ -175,7 +175,7 @@ def test_clone_and_errors(grid_model):
     with pytest.raises(ParameterError, match="activations_at needs mode='points'"):
         model.activations_at([0.1])
     for bad in ({"mode": "mesh"}, {"loss": "l2"}, {"optimizer": "sgd"}, {"lr": 0.0}, {"point_fraction": 0.0},
-                {"n_components": 0}, {"max_epochs": -1}):
+                {"n_components": 0}, {"max_epochs": -1}, {"beta_loss": 1.5}, {"beta_loss": "l1"}, {"sr": 0}):
         with pytest.raises(ParameterError):
             ImplicitNMF(**{"n_components": 2, **bad}).fit(X, freqs=freqs)
 
@@ -325,3 +325,84 @@ def test_compiled_training_reuses_one_graph_for_any_number_of_frames():
             X, _ = planted_data(64, n_frames=n_frames)
             model = ImplicitNMF(2, compile=True, max_epochs=3, random_state=0, **SMALL).fit(X, freqs=freqs, sr=SR)
             assert model.activations_.shape == (n_frames, 2)
+
+
+def test_fit_without_freqs_assumes_evenly_spaced_stft_bins():
+    """No freqs: the columns are STFT bins 0..sr/2 (the estimator's sr), or normalised 0..0.5 without sr."""
+    X, freqs = planted_data(128, n_frames=20)
+    kw = dict(max_epochs=10, random_state=0, **SMALL)
+    explicit = ImplicitNMF(3, **kw).fit(X, freqs=freqs, sr=SR)
+    implied = ImplicitNMF(3, sr=SR, **kw).fit(X)
+    np.testing.assert_allclose(implied.freqs_, freqs)
+    assert implied.nyquist_ == SR / 2
+    assert implied.loss_curve_ == explicit.loss_curve_
+    normalised = ImplicitNMF(3, **kw).fit(X)
+    assert normalised.nyquist_ == 0.5 and normalised.freqs_[-1] == 0.5
+    assert normalised.loss_curve_ == explicit.loss_curve_  # the same normalised coordinates
+    np.testing.assert_array_equal(normalised.dictionary_at(normalised.freqs_), implied.dictionary_at(freqs))
+    with pytest.raises(ParameterError, match="sr="):
+        ImplicitNMF(2, mode="points", sr=SR + 1, max_epochs=1).fit(P.from_stft(np.ones(256), sr=SR, n_fft=32, hop=16))
+
+
+def test_librosa_decompose_with_implicit_nmf():
+    """librosa.decompose.decompose(S, transformer=...) calls fit_transform(S.T) without freqs: it works."""
+    librosa = pytest.importorskip("librosa")
+    X, _ = planted_data(128, n_frames=40)
+    S = X.T  # librosa's orientation: (n_bins, n_frames)
+    model = ImplicitNMF(3, sr=SR, max_epochs=300, random_state=0, **SMALL)
+    components, activations = librosa.decompose.decompose(S, transformer=model)
+    assert components.shape == (65, 3) and activations.shape == (3, 40)
+    S_hat = components @ activations
+    assert np.linalg.norm(S - S_hat) / np.linalg.norm(S) < 0.1
+    np.testing.assert_allclose(S_hat, model.inverse_transform(activations.T).T, rtol=1e-5, atol=1e-7)
+    again, act_again = librosa.decompose.decompose(S, transformer=model, fit=False)  # transform with the atoms frozen
+    np.testing.assert_array_equal(again, components)
+    assert np.linalg.norm(S - again @ act_again) / np.linalg.norm(S) < 0.1
+
+
+def test_beta_loss_names_set_the_loss():
+    X, freqs = planted_data(64, n_frames=10)
+    kw = dict(max_epochs=6, random_state=0, **SMALL)
+    for beta_loss, loss in (("kullback-leibler", "kl"), ("poisson", "kl"), (0, "is"), ("euclidean", "frobenius")):
+        by_name = ImplicitNMF(2, loss="frobenius" if loss != "frobenius" else "kl", beta_loss=beta_loss, **kw)
+        by_name.fit(X + 0.01, freqs=freqs)
+        own = ImplicitNMF(2, loss=loss, **kw).fit(X + 0.01, freqs=freqs)
+        assert by_name.loss_curve_ == own.loss_curve_, beta_loss
+
+
+def test_callback_gets_epoch_records_and_can_stop():
+    X, freqs = planted_data(64, n_frames=10)
+    for mode_kw, data in (({}, None), ({"mode": "points"}, P.from_stft(np.random.default_rng(0).random(600), sr=SR,
+                                                                       n_fft=32, hop=16))):
+        seen = []
+        model = ImplicitNMF(2, max_epochs=20, random_state=0, **mode_kw, **SMALL)
+
+        def callback(info):
+            seen.append(info)
+            return info.epoch == 4
+
+        model.fit(X, freqs=freqs, callback=callback) if data is None else model.fit(data, callback=callback)
+        assert [i.epoch for i in seen] == [1, 2, 3, 4] and all(i.max_epochs == 20 for i in seen)
+        assert model.n_iter_ == 4 and len(model.loss_curve_) == 5
+        assert [i.loss for i in seen] == model.loss_curve_[:4]  # the curve's values, as recorded
+
+
+def test_verbose_prints_through_the_callback(capsys):
+    X, freqs = planted_data(64, n_frames=10)
+    ImplicitNMF(2, max_epochs=40, verbose=1, random_state=0, **SMALL).fit(X, freqs=freqs)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 20 and lines[-1].startswith("[ImplicitNMF] epoch    40")
+
+
+def test_models_saved_before_beta_loss_and_sr_existed_still_load(tmp_path, grid_model):
+    import json
+
+    model, X, freqs = grid_model
+    folder = model.save(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    del config["params"]["beta_loss"], config["params"]["sr"]
+    (folder / "config.json").write_text(json.dumps(config))
+    back = ImplicitNMF.load(folder)
+    assert back.beta_loss is None and back.sr is None
+    np.testing.assert_array_equal(back.components_, model.components_)
+

@@ -127,7 +127,7 @@ def test_bad_data(data, match):
     [
         ({"n_components": 0}, "n_components must be an integer"),
         ({"n_components": 5, "init": "nndsvda"}, "n_components <= min"),
-        ({"beta_loss": "kl"}, "beta_loss must be one of"),
+        ({"beta_loss": "kullback"}, "beta_loss must be one of"),
         ({"init": "pca"}, "init must be one of"),
         ({"tol": -1}, "tol must be"),
         ({"l1_ratio": 2.0}, "l1_ratio must be in"),
@@ -183,3 +183,37 @@ def test_corrupt_model_folders(tmp_path, X):
 def test_clone_and_params():
     est = NMF(3, beta_loss=1.5, alpha_W=0.1)
     assert clone(est).get_params() == est.get_params()
+
+
+def test_callback_gets_one_record_per_iteration_and_can_stop(X):
+    seen = []
+
+    def callback(info):
+        seen.append(info)
+        return info.epoch == 5
+
+    est = NMF(3, beta_loss="kl", max_iter=50, tol=0, random_state=0)
+    W = est.fit_transform(X, callback=callback)
+    assert [i.epoch for i in seen] == [1, 2, 3, 4, 5] and est.n_iter_ == 5 and W.shape == (40, 3)
+    assert all(i.max_epochs == 50 and i.stage == "" for i in seen)
+    assert [i.loss for i in seen] == est.loss_curve_[1:]
+    assert np.all(np.diff([i.elapsed for i in seen]) >= 0)
+    seen.clear()
+    NMF(3, max_iter=50, tol=0, random_state=0).fit(X, callback=callback)  # fit passes it on
+    assert len(seen) == 5
+
+
+def test_verbose_prints_every_ten_iterations_through_the_callback(X, capsys):
+    seen = []
+    NMF(3, max_iter=30, tol=0, verbose=1, random_state=0).fit(X, callback=lambda i: seen.append(i.epoch))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert seen == list(range(1, 31))
+    assert [line.split()[2] for line in lines] == ["10", "20", "30"] and lines[0].startswith("[NMF] iteration")
+
+
+@pytest.mark.parametrize("alias, name", [("kl", "kullback-leibler"), ("is", "itakura-saito"),
+                                         ("euclidean", "frobenius"), ("poisson", "kullback-leibler")])
+def test_beta_loss_aliases_fit_the_same_model(X, alias, name):
+    a = NMF(3, beta_loss=alias, max_iter=20, random_state=0).fit(X + 0.01)
+    b = NMF(3, beta_loss=name, max_iter=20, random_state=0).fit(X + 0.01)
+    assert a.loss_curve_ == b.loss_curve_

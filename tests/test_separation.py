@@ -156,3 +156,141 @@ def test_separation_table_layout():
     lines = separation_table(summary).splitlines()
     assert lines[0].startswith("| STFT size | SDR NMF / iN-NMF")
     assert lines[2] == "| 1000 | 4.00 / 4.00 | 9.00 / 9.00 | 6.50 / 6.50 | 0.700 / 0.700 |"
+
+
+# ------------------------------------------------ synthetic sources (no recordings needed)
+@pytest.fixture(scope="module")
+def notes():
+    """Two generated harmonic sources (1.5 s each, different pitches) and their mixture."""
+    from deepnmf.datasets.synthetic import harmonic_notes
+
+    a, b = (harmonic_notes(2, duration=1.5, seed=s).audio for s in (2, 3))
+    return a, b, a + b
+
+
+def test_source_seeds_rule():
+    from deepnmf.pipelines.separation import source_seeds
+
+    assert source_seeds(7, 3) == [8, 9, 10]
+    assert source_seeds(None, 2) == [None, None]
+    drawn = source_seeds(np.random.default_rng(0), 2)
+    assert drawn[1] == drawn[0] + 1
+    with pytest.raises(ParameterError, match="random_state must be an int"):
+        source_seeds("0", 2)
+
+
+def test_separate_with_examples_is_learn_then_separate(notes):
+    """The pipeline equals its parts composed by hand, with source i seeded ``random_state + i``."""
+    a, b, mix = notes
+    infos = []
+    est, models = separate_with_examples(mix, [a, b], sr=SR, n_fft=256, rank=3, max_iter=15, random_state=4,
+                                         callback=infos.append, return_models=True)
+    ref = [learn_source_model(x, sr=SR, n_fft=256, rank=3, max_iter=15, random_state=4 + i)
+           for i, x in enumerate((a, b), start=1)]
+    for got, want in zip(models, ref):
+        np.testing.assert_array_equal(got.components_, want.components_)
+    np.testing.assert_array_equal(est, separate(mix, ref, sr=SR, n_fft=256))
+    by_stage = {s: [i.epoch for i in infos if i.stage == s] for s in ("source 1", "source 2")}
+    assert by_stage == {"source 1": list(range(1, 16)), "source 2": list(range(1, 16))}
+    with pytest.raises(ParameterError, match="at least two sources"):
+        separate_with_examples(mix, [a], sr=SR, n_fft=256)
+
+
+def test_cli_separate_is_the_pipeline_with_its_seed(tmp_path, notes):
+    """`deepnmf separate --seed 3` writes what separate_with_examples(random_state=3) returns."""
+    from deepnmf.cli.main import app
+
+    a, b, mix = notes
+    paths = []
+    for name, sig in (("a.wav", a), ("b.wav", b), ("mix.wav", mix / 2)):
+        sf.write(tmp_path / name, sig, SR, subtype="FLOAT")
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["separate", paths[2], "--source-example", paths[0], "--source-example", paths[1],
+                                      "--n-fft", "256", "--rank", "3", "--iterations", "15", "--seed", "3",
+                                      "--out", str(out), "--save-models", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    inputs = [sf.read(p, dtype="float64")[0] for p in paths]
+    expected = separate_with_examples(inputs[2], inputs[:2], sr=SR, n_fft=256, rank=3, max_iter=15, random_state=3)
+    for i in (1, 2):
+        np.testing.assert_allclose(sf.read(out / f"source_{i}.wav", dtype="float64")[0], expected[i - 1], atol=1e-4)
+    from deepnmf import load_model
+
+    assert load_model(tmp_path / "models" / "source_2").random_state == 5  # seed + 2
+
+
+# ------------------------------------------------ the iN-NMF protocol runners on generated "speakers"
+@pytest.fixture(scope="module")
+def speaker_folders(tmp_path_factory):
+    """Three generated speakers of 26 s each (two files each), enough for the protocols' 25 s rule."""
+    from deepnmf.datasets.synthetic import harmonic_notes
+
+    root = tmp_path_factory.mktemp("timit-like")
+    for k in range(3):
+        folder = root / f"dr1-spk{k}"
+        folder.mkdir()
+        x = harmonic_notes(3, duration=26.0, seed=10 + k).audio
+        sf.write(folder / "s1.wav", x[: 13 * SR], SR)
+        sf.write(folder / "s2.wav", x[13 * SR:], SR)
+    return root
+
+
+def _tiny_config(model_dir):
+    from deepnmf.experiments.transfer import ProtocolConfig
+
+    return ProtocolConfig(rank=3, train_n_fft=512, sizes=(256, 512), max_epochs=3, nmf_iter=5, refit_iter=5,
+                          train_seconds=2.0, test_seconds=2.5, model_dir=model_dir)
+
+
+def test_resolution_transfer_runner(speaker_folders, tmp_path):
+    from deepnmf.experiments.transfer import resolution_transfer, timit_speakers
+
+    infos = []
+    speakers = timit_speakers(speaker_folders)[:2]
+    cfg = _tiny_config(tmp_path / "models")
+    result = resolution_transfer(speakers, cfg, progress=infos.append)
+    rows = result["rows"]
+    assert [(r["speaker"], r["n_fft"]) for r in rows] == [(s.name, n) for s in speakers for n in (256, 512)]
+    for r in rows:
+        assert r["ratio"] == pytest.approx(r["kl_implicit"] / r["kl_nmf"]) and r["kl_nmf"] > 0
+    for s in result["summary"]:
+        sel = [r for r in rows if r["n_fft"] == s["n_fft"]]
+        assert s["kl_nmf"] == pytest.approx(np.mean([r["kl_nmf"] for r in sel]))
+    notices = [i.message for i in infos if i.epoch == 0]
+    assert notices == [f"transfer: {s.name}" for s in speakers]
+    assert [(i.epoch, i.max_epochs, i.stage) for i in infos if i.epoch] == [(1, 2, "transfer"), (2, 2, "transfer")]
+    again = resolution_transfer(speakers, cfg)  # every model now comes from cfg.model_dir
+    assert again["rows"] == rows
+
+
+def test_two_speaker_separation_runner(speaker_folders, tmp_path):
+    from deepnmf.experiments.transfer import two_speaker_separation, timit_speakers
+
+    infos = []
+    result = two_speaker_separation(timit_speakers(speaker_folders), _tiny_config(tmp_path / "models"), max_pairs=2,
+                                    progress=infos.append)
+    assert len(result["rows"]) == 2 * 2 * 2  # pairs x sizes x models
+    for s in result["summary"]:
+        sel = [r for r in result["rows"] if r["n_fft"] == s["n_fft"] and r["model"] == s["model"]]
+        assert s["n_pairs"] == 2 and s["sdr"] == pytest.approx(np.mean([r["sdr"] for r in sel]))
+    assert [i.epoch for i in infos if i.epoch] == [1, 2]
+    assert infos[0].message == "separation: pair 1/2 dr1-spk0 + dr1-spk1"
+
+
+@pytest.mark.parametrize("command", ["transfer", "separation"])
+def test_experiment_commands_write_their_tables(speaker_folders, tmp_path, command):
+    import json
+
+    from deepnmf.cli.main import app
+
+    out = tmp_path / command
+    args = ["experiment", command, "--out", str(out), "--data", str(speaker_folders), "--max-speakers", "2",
+            "--size", "256", "--train-n-fft", "512", "--rank", "2", "--epochs", "2", "--iterations", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / f"{command}.json").read_text())
+    assert doc["config"]["sizes"] == [256] and doc["config"]["model_dir"] == str(out / "models")
+    table = (out / f"{command}.md").read_text()
+    assert table in result.output and table.count("\n| 256 |") == 1
+    figure = "dictionary_sizes.png" if command == "transfer" else "separation.png"
+    assert (out / figure).is_file()

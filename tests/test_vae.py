@@ -116,6 +116,19 @@ def test_verbose_prints_through_the_callback_chain(small_data, capsys):
     assert [line.split()[2] for line in lines] == ["2/4", "4/4"] and all(line.startswith("[VAENMF]") for line in lines)
 
 
+@pytest.mark.parametrize("beta_loss, likelihood", [("frobenius", "gaussian"), ("kl", "poisson"),
+                                                   ("itakura-saito", "exponential"), (0, "exponential")])
+def test_beta_loss_names_set_the_likelihood(small_data, beta_loss, likelihood):
+    X, _ = small_data
+    other = "poisson" if likelihood != "poisson" else "gaussian"
+    by_name = VAENMF(4, likelihood=other, beta_loss=beta_loss, random_state=0, **SMALL).fit(X)
+    own = VAENMF(4, likelihood=likelihood, random_state=0, **SMALL).fit(X)
+    assert by_name.module_.likelihood == likelihood
+    assert by_name.loss_curve_ == own.loss_curve_
+    with pytest.raises(ParameterError, match="VAENMF fits beta 2, 1 or 0"):
+        VAENMF(4, beta_loss=1.5, **SMALL).fit(X)
+
+
 def test_model_saved_with_the_legacy_callback_param_still_loads(fitted, small_data, tmp_path):
     X, _ = small_data
     folder = fitted.save(tmp_path / "m")
@@ -217,9 +230,9 @@ def test_save_load_round_trip(fitted, small_data, tmp_path):
     assert loaded.history_ == fitted.history_ and loaded.n_iter_ == fitted.n_iter_
     assert loaded.noise_var_ == fitted.noise_var_
     assert isinstance(loaded.module_, torch.nn.Module)
-    from deepnmf.io.model_files import load_any
+    from deepnmf import load_model
 
-    again = load_any(tmp_path / "m")
+    again = load_model(tmp_path / "m")
     assert isinstance(again, VAENMF)
     np.testing.assert_array_equal(again.sample(5, random_state=2), fitted.sample(5, random_state=2))
 
@@ -267,7 +280,7 @@ def test_bad_input_gets_clear_errors(fitted, small_data):
         fitted.transform(Xn)
     with pytest.raises(DataError, match="all zeros"):
         VAENMF(2, **SMALL).fit(np.zeros((10, 5)))
-    with pytest.raises(DataError, match="H has 3 columns"):
+    with pytest.raises(DataError, match="X has 3 columns"):
         fitted.inverse_transform(np.ones((2, 3)))
     with pytest.raises(NotFittedError, match="not fitted yet"):
         VAENMF(2).transform(X)

@@ -111,3 +111,51 @@ def test_vae_module_builds_without_the_global_generator():
         assert torch.equal(v, w), k
     assert a.encoder.head.weight.dtype == torch.float64
     assert np.isclose(float(a.prior_shape), 1.0) and np.isclose(float(a.prior_rate), 1.0)
+
+
+def test_full_batch_with_a_given_optimizer_takes_one_step_per_epoch():
+    X = torch.arange(10.0).reshape(-1, 1)
+    module = Quadratic()
+    made = []
+
+    def sgd(params):
+        made.append(params)
+        return torch.optim.SGD(params, lr=0.25)
+
+    result = fit_module(module, X, generator=torch.Generator().manual_seed(0), max_epochs=3, batch_size=10,
+                        validation_fraction=0.0, early_stopping=False, optimizer=sgd)
+    assert module.steps == 3 and result.n_epochs == 3 and len(made) == 1
+    theta = 0.0
+    for _ in range(3):  # gradient descent on (theta - x)^2 averaged: theta <- theta - 0.25 * 2 (theta - 4.5)
+        theta -= 0.25 * 2 * (theta - 4.5)
+    assert float(module.theta) == pytest.approx(theta)
+
+
+def test_chain_calls_every_callback_and_stops_when_any_asks():
+    from deepnmf.callbacks import EpochInfo, chain
+
+    seen = []
+    first = lambda info: seen.append(("a", info.epoch))  # noqa: E731
+    second = lambda info: seen.append(("b", info.epoch)) or info.epoch == 2  # noqa: E731
+    assert chain(None, None) is None and chain(None, first) is first
+    both = chain(first, None, second)
+    assert both(EpochInfo(1, 5)) is False and both(EpochInfo(2, 5)) is True
+    assert seen == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+
+
+def test_print_every_prints_multiples_the_last_epoch_and_notices():
+    import io
+
+    from deepnmf.callbacks import EpochInfo, print_every
+
+    out = io.StringIO()
+    report = print_every(2, lambda i: f"epoch {i.epoch} loss {i.loss}", file=out)
+    report(EpochInfo(0, 5, message="compiling"))
+    for epoch in range(1, 6):
+        report(EpochInfo(epoch, 5, {"loss": float(epoch)}))
+    assert out.getvalue().splitlines() == ["compiling", "epoch 2 loss 2.0", "epoch 4 loss 4.0", "epoch 5 loss 5.0"]
+    quiet_end = io.StringIO()
+    report = print_every(2, lambda i: str(i.epoch), at_end=False, file=quiet_end)
+    for epoch in range(1, 6):
+        report(EpochInfo(epoch, 5))
+    assert quiet_end.getvalue().split() == ["2", "4"]

@@ -21,6 +21,8 @@ from deepnmf.callbacks import EpochInfo  # noqa: F401 - the record lives in deep
 from deepnmf.exceptions import DataError, ParameterError
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], dict]
+#: ``make_optimizer(parameters) -> torch.optim.Optimizer``
+OptimizerFactory = Callable[[list], torch.optim.Optimizer]
 
 
 @dataclass
@@ -137,6 +139,7 @@ def fit_module(
     patience: int = 20,
     tol: float = 1e-4,
     callback: Callable[[EpochInfo], Any] | None = None,
+    optimizer: OptimizerFactory | None = None,
 ) -> FitResult:
     """Train ``module`` on the rows of ``X`` with Adam and minibatches.
 
@@ -163,6 +166,13 @@ def fit_module(
     callback : callable, optional
         Called with an :class:`EpochInfo` after every epoch; returning ``True``
         stops training.
+    optimizer : callable, optional
+        ``optimizer(parameters) -> torch.optim.Optimizer`` replaces the
+        default ``Adam(parameters, lr=lr, weight_decay=weight_decay)``.
+
+    Full-batch training (one step per epoch, as DiscriminativeNMF trains) is
+    ``batch_size >= n_samples`` with ``validation_fraction=0`` and
+    ``early_stopping=False``.
 
     Returns
     -------
@@ -174,12 +184,13 @@ def fit_module(
     train_idx, val_idx = train_idx.to(X.device), val_idx.to(X.device)
     X_val = X[val_idx]
     val_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
-    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    params = list(module.parameters())
+    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     result = FitResult(n_train=int(train_idx.numel()), n_val=int(val_idx.numel()))
     best, best_state, since_best = math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
-        train = _run_epoch(module, X, train_idx, optimizer, loss_fn, batch_size, generator)
+        train = _run_epoch(module, X, train_idx, opt, loss_fn, batch_size, generator)
         val = evaluate(module, X_val, loss_fn, batch_size=4096, seed=val_seed, device=generator.device) if X_val.shape[0] else {}
         _record(result.history, train, val)
         monitored = val.get("loss", train["loss"])

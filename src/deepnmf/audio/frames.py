@@ -27,6 +27,16 @@ def load_matrix(inputs: list[Path], *, sr: int, n_fft: int, hop: int, power: flo
     return _load_audio_frames(inputs, sr=sr, n_fft=n_fft, hop=hop, power=power)
 
 
+def read_npy(path: str | Path) -> np.ndarray:
+    """A numeric array from a ``.npy`` file (never unpickles); a clear error when it cannot be read."""
+    from deepnmf.exceptions import DataError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"cannot read {str(path)!r} as a numeric .npy array: {err}") from err
+
+
 def _load_npy(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
     from deepnmf.exceptions import DataError
 
@@ -34,10 +44,7 @@ def _load_npy(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
     for p in paths:
         if not p.is_file():
             raise DataError(f"{str(p)!r} does not exist")
-        try:
-            block = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise DataError(f"cannot read {str(p)!r} as a numeric .npy array: {err}") from err
+        block = read_npy(p)
         if block.ndim != 2:
             raise DataError(f"{str(p)!r} holds a {block.ndim}-D array; expected (n_samples, n_features)")
         if blocks and block.shape[1] != blocks[0].shape[1]:

@@ -1,7 +1,7 @@
 """``deepnmf separate`` and the iN-NMF protocols ``deepnmf experiment transfer|separation``.
 
-Thin over :func:`deepnmf.pipelines.separation.learn_source_model`,
-:func:`deepnmf.pipelines.separation.separate` and :mod:`deepnmf.experiments.transfer`.
+Thin over :func:`deepnmf.pipelines.separation.separate_with_examples` and the
+runners of :mod:`deepnmf.experiments.transfer`.
 """
 from __future__ import annotations
 
@@ -10,23 +10,29 @@ from typing import List, Optional
 
 import typer
 
-from deepnmf.cli.app import (
-    COMPILE_HELP, announce_compile, app, echo, experiment_app, handle_errors, progress_bar, write_json,
-)
+from deepnmf.cli.app import COMPILE_HELP, app, experiment_app, handle_errors, reporting, write_json
 
 
-def _train_with_progress(example, *, label: str, model: str, epochs: int, iterations: int, **kwargs):
-    from deepnmf.pipelines.separation import learn_source_model
+def _load(path: Path, sr: int):
+    """A recording resampled to ``sr``; silent files are refused with their name."""
+    from deepnmf.audio.io import check_not_silent, load_audio
 
-    total = epochs if model == "implicit" else iterations
-    progress, task = progress_bar(total, label)
-    with progress:
-        def step(info) -> None:
-            progress.update(task, completed=min(info.epoch, total), info=f"loss {info.loss:.4g}")
+    x, _ = load_audio(path, sr=sr)
+    check_not_silent(x, name=str(path))
+    return x
 
-        est = learn_source_model(example, model=model, max_epochs=epochs, max_iter=iterations, callback=step, **kwargs)
-        progress.update(task, completed=total)
-    return est
+
+def _check_separate_options(model: str, n_examples: int, n_fft: int, train_n_fft: int) -> None:
+    """The option errors of ``deepnmf separate``, before any file is read."""
+    from deepnmf.exceptions import ParameterError
+    from deepnmf.pipelines.separation import MODELS
+
+    if model not in MODELS:
+        raise ParameterError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    if n_examples < 2:
+        raise ParameterError("give at least two --source-example recordings (one per source)")
+    if model == "nmf" and train_n_fft != n_fft:
+        raise ParameterError("NMF dictionaries only work at the size they were learned at: drop --train-n-fft or use --model implicit")
 
 
 @app.command("separate")
@@ -49,32 +55,20 @@ def separate_command(
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Separate a mixture with one dictionary per source learned from example recordings."""
-    from deepnmf.audio.io import check_not_silent, load_audio, save_audio
-    from deepnmf.exceptions import ParameterError
-    from deepnmf.pipelines.separation import MODELS, separate
+    from deepnmf.audio.io import save_audio
+    from deepnmf.pipelines.separation import separate_with_examples
 
-    if model not in MODELS:
-        raise ParameterError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
-    if len(source_example) < 2:
-        raise ParameterError("give at least two --source-example recordings (one per source)")
     train_n_fft = train_n_fft or n_fft
-    if model == "nmf" and train_n_fft != n_fft:
-        raise ParameterError("NMF dictionaries only work at the size they were learned at: drop --train-n-fft or use --model implicit")
-    x, _ = load_audio(mixture, sr=sr)
-    check_not_silent(x, name=str(mixture))
-    models = []
-    if compile_ and model == "implicit":
-        announce_compile()
-    for i, path in enumerate(source_example, start=1):
-        ex, _ = load_audio(path, sr=sr)
-        check_not_silent(ex, name=str(path))
-        est = _train_with_progress(ex, label=f"source {i} ({path.name})", model=model, epochs=epochs,
-                                   iterations=iterations, sr=sr, n_fft=train_n_fft, rank=rank, power=power,
-                                   random_state=seed + i, device=device, compile=compile_)
-        if save_models is not None:
-            est.save(save_models / f"source_{i}")
-        models.append(est)
-    estimates = separate(x, models, sr=sr, n_fft=n_fft, power=power)
+    _check_separate_options(model, len(source_example), n_fft, train_n_fft)
+    x = _load(mixture, sr)
+    examples = [_load(path, sr) for path in source_example]
+    with reporting("source 1") as callback:
+        estimates, models = separate_with_examples(
+            x, examples, sr=sr, model=model, n_fft=n_fft, train_n_fft=train_n_fft, rank=rank, power=power,
+            random_state=seed, max_epochs=epochs, max_iter=iterations, device=device, compile=compile_,
+            callback=callback, return_models=True)
+    for i, est in enumerate(models if save_models is not None else [], start=1):
+        est.save(save_models / f"source_{i}")
     written = [str(save_audio(out / f"source_{i}.wav", est, sr)) for i, est in enumerate(estimates, start=1)]
     write_json(out / "separation.json", {
         "mixture": str(mixture), "source_examples": [str(p) for p in source_example], "model": model,
@@ -121,18 +115,14 @@ def transfer_command(
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Resolution transfer: iN-NMF trained at one STFT size vs KL-NMF fitted at each size (TIMIT)."""
-    from deepnmf.experiments.transfer import resolution_transfer, speaker_models, split_speaker, load_speaker, transfer_table
-    from deepnmf.plotting.implicit import plot_dictionary_at_sizes
+    from deepnmf.experiments.transfer import resolution_transfer, transfer_table, write_transfer
 
     cfg = _protocol_config(rank, train_n_fft, size, epochs, iterations, seed, model_dir or out / "models", device,
                            compile_)
     speakers = _speakers(data, max_speakers)
-    result = resolution_transfer(speakers, cfg, progress=echo)
-    write_json(out / "transfer.json", result)
-    (out / "transfer.md").write_text(transfer_table(result["summary"]))
-    x_train, _ = split_speaker(load_speaker(speakers[0]))
-    model = speaker_models(speakers[0].name, x_train, cfg, kind="implicit", n_fft=train_n_fft)
-    plot_dictionary_at_sizes(model, (min(size), max(size)), 16000, out / "dictionary_sizes.png", fmax=4000)
+    with reporting("transfer") as callback:
+        result = resolution_transfer(speakers, cfg, progress=callback)
+    write_transfer(result, out, speaker=speakers[0], cfg=cfg)
     typer.echo(transfer_table(result["summary"]))
 
 
@@ -154,13 +144,11 @@ def separation_command(
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
     """Two-speaker separation at 0 dB: NMF refitted per STFT size vs iN-NMF trained once (TIMIT)."""
-    from deepnmf.experiments.transfer import separation_table, two_speaker_separation
-    from deepnmf.plotting.implicit import plot_separation_table
+    from deepnmf.experiments.transfer import separation_table, two_speaker_separation, write_separation
 
     cfg = _protocol_config(rank, train_n_fft, size, epochs, iterations, seed, model_dir or out / "models", device,
                            compile_)
-    result = two_speaker_separation(_speakers(data, max_speakers), cfg, max_pairs=max_pairs, progress=echo)
-    write_json(out / "separation.json", result)
-    (out / "separation.md").write_text(separation_table(result["summary"]))
-    plot_separation_table(result["summary"], out / "separation.png")
+    with reporting("separation") as callback:
+        result = two_speaker_separation(_speakers(data, max_speakers), cfg, max_pairs=max_pairs, progress=callback)
+    write_separation(result, out)
     typer.echo(separation_table(result["summary"]))

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 
 METHODS = ("nmf", "vae-nmf")
@@ -76,17 +77,15 @@ def vaf_per_channel(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
 def make_estimator(method: str, n_synergies: int, *, random_state: Any = None, **params: Any) -> Any:
     """A fresh estimator for ``method`` (``"nmf"`` or ``"vae-nmf"``) with EMG-friendly defaults.
 
+    Built by the package's factory, :func:`deepnmf.models.make_estimator`;
     ``params`` override :data:`NMF_DEFAULTS` / :data:`VAE_DEFAULTS`.
     """
-    if method == "nmf":
-        from deepnmf.models.nmf import NMF
+    from deepnmf.models.factory import make_estimator as build
 
-        return NMF(n_synergies, **{**NMF_DEFAULTS, **params}, random_state=random_state)
-    if method == "vae-nmf":
-        from deepnmf.models.vae import VAENMF
-
-        return VAENMF(n_synergies, **{**VAE_DEFAULTS, **params}, random_state=random_state)
-    raise ParameterError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    defaults = NMF_DEFAULTS if method == "nmf" else VAE_DEFAULTS
+    return build(method, n_synergies, **{**defaults, **params, "random_state": random_state})
 
 
 def _factory(estimator: Any, n_synergies: int, params: dict) -> Callable[[int], Any]:
@@ -238,7 +237,7 @@ def extract_synergies(
     n_restarts: int = 5,
     random_state: Any = None,
     estimator_params: dict | None = None,
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callback | None = None,
 ) -> SynergyFit:
     """Extract muscle synergies, keeping the best of several restarts (highest VAF).
 
@@ -259,7 +258,9 @@ def extract_synergies(
     estimator_params : dict, optional
         Extra constructor arguments when ``estimator`` is a method name.
     callback : callable, optional
-        Called as ``callback(restart_index, vaf)`` after each restart.
+        Called after each restart with an :class:`~deepnmf.callbacks.EpochInfo`:
+        ``epoch`` restarts done of ``max_epochs``, ``train={"vaf": ...}`` of
+        that restart, ``message="restart <i>"``.
 
     Returns
     -------
@@ -277,8 +278,7 @@ def extract_synergies(
         vafs.append(score)
         if best is None or score > best[0]:
             best = (score, est, W, H, norms, order)
-        if callback is not None:
-            callback(i, score)
+        notify(callback, EpochInfo(i + 1, n_restarts, {"vaf": float(score)}, message=f"restart {i + 1}"))
     score, est, W, H, norms, order = best
     return SynergyFit(W, H, float(score), vaf_per_channel(X, H @ W), vafs, est, norms, order)
 
@@ -354,7 +354,7 @@ def cross_validated_vaf(
     heldout: str = "nnls",
     random_state: Any = None,
     estimator_params: dict | None = None,
-    callback: Callable[[int], None] | None = None,
+    callback: Callback | None = None,
 ) -> HeldOutResult:
     """VAF on held-out repetitions: fit synergies on the others, refit only activations.
 
@@ -370,7 +370,9 @@ def cross_validated_vaf(
         frozen), see
         :func:`refit_activations`.
     callback : callable, optional
-        Called with the fold index after each fold.
+        Called after each fold with an :class:`~deepnmf.callbacks.EpochInfo`:
+        ``epoch`` folds done of ``max_epochs``, ``train={"vaf": ...}`` of the
+        held-out repetition, ``message="held-out repetition <k>"``.
 
     Returns
     -------
@@ -399,8 +401,7 @@ def cross_validated_vaf(
         train.append(fit.vaf)
         if hasattr(fit.estimator, "transform"):
             others.append(vaf(test, refit_activations(test, fit, method=other) @ fit.synergies))
-        if callback is not None:
-            callback(k)
+        notify(callback, EpochInfo(k + 1, len(reps), {"vaf": float(scores[-1])}, message=f"held-out repetition {k + 1}"))
     other_vaf = np.array(others) if len(others) == len(reps) else None
     return HeldOutResult(np.array(scores), np.array(per_channel), np.array(train), other_vaf)
 
@@ -414,7 +415,7 @@ def vaf_curve(
     n_restarts: int = 3,
     random_state: Any = None,
     estimator_params: dict | None = None,
-    callback: Callable[[int, float], None] | None = None,
+    callback: Callback | None = None,
 ) -> dict[int, float]:
     """Best training VAF for each rank: the VAF-versus-rank curve.
 
@@ -423,6 +424,12 @@ def vaf_curve(
     X : array-like [shape=(n_samples, n_channels)]
     ranks : sequence of int, optional
         Ranks to try; by default ``1 .. n_channels``.
+    estimator, n_restarts, random_state, estimator_params
+        As in :func:`extract_synergies`.
+    callback : callable, optional
+        Called after each rank with an :class:`~deepnmf.callbacks.EpochInfo`:
+        ``epoch`` ranks done of ``max_epochs``, ``train={"vaf": ...}``,
+        ``message="rank <r>"``.
 
     Returns
     -------
@@ -433,14 +440,13 @@ def vaf_curve(
     ranks = list(range(1, X.shape[1] + 1)) if ranks is None else sorted(set(int(r) for r in ranks))
     seeds = _seeds(random_state, len(ranks))
     curve = {}
-    for r, seed in zip(ranks, seeds):
+    for done, (r, seed) in enumerate(zip(ranks, seeds), start=1):
         est = estimator
         if hasattr(estimator, "set_params") and "n_components" in estimator.get_params():
             est = copy.deepcopy(estimator).set_params(n_components=r)
         curve[r] = extract_synergies(X, r, estimator=est, n_restarts=n_restarts, random_state=seed,
                                      estimator_params=estimator_params).vaf
-        if callback is not None:
-            callback(r, curve[r])
+        notify(callback, EpochInfo(done, len(ranks), {"vaf": float(curve[r])}, message=f"rank {r}"))
     return curve
 
 

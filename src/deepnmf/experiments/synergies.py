@@ -1,270 +1,34 @@
-"""Synergy study: per movement, synergies, VAF, held-out VAF and the VAF-versus-rank curve.
+"""The VAE-NMF paper's synergy protocol on the UCI gestures: every subject, NMF vs VAE-NMF.
 
-This is what ``deepnmf synergies`` runs; it takes preprocessed envelopes
-(:func:`deepnmf.emg.preprocess.preprocess`) and returns plain results that the
-CLI writes as ``synergies.json``, a CSV of activations and figures.
+The per-movement study (synergies, training and held-out VAF, the
+VAF-versus-rank curve) is the pipeline's
+(:func:`deepnmf.pipelines.synergies.run_synergy_study`, importable from here
+too); this module groups the UCI files by subject, runs the study with each
+method on the same envelopes, matches the methods' synergies and writes the
+tables (``deepnmf experiment synergies``).
 
 Orientation: envelopes are ``(n_samples, n_channels)``; synergies
 ``(rank, n_channels)``; activations ``(n_samples, rank)``.
-
-Protocol per movement: the reported synergies and training VAF come from all
-repetitions of the movement; the held-out VAF leaves out each repetition in
-turn, fits synergies on the others and refits only the activations of the
-left-out one (:func:`deepnmf.emg.synergies.cross_validated_vaf`).
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
+from deepnmf.callbacks import Callback
 from deepnmf.emg.io import Recording
-from deepnmf.emg.synergies import (
-    METHODS,
-    NMF_DEFAULTS,
-    VAE_DEFAULTS,
-    HeldOutResult,
-    SynergyFit,
-    cross_validated_vaf,
-    extract_synergies,
-    vaf_curve,
+from deepnmf.exceptions import DataError
+from deepnmf.pipelines._common import send_notice, write_json
+from deepnmf.pipelines.synergies import (  # noqa: F401 - the study, importable from the protocol's module
+    MovementSynergies,
+    SynergyStudy,
+    analyse_movement,
+    estimator_overrides,
+    run_synergy_study,
+    work_units,
 )
-from deepnmf.exceptions import DataError, ParameterError
-
-
-@dataclass
-class MovementSynergies:
-    """Everything computed for one movement.
-
-    Attributes
-    ----------
-    movement : int or str
-    channels : list of str
-    envelopes : np.ndarray [shape=(n_samples, n_channels)]
-        The repetitions of the movement, concatenated.
-    repetition_bounds : list of (int, int, int)
-        ``(repetition, start, stop)`` rows of ``envelopes``.
-    fit : SynergyFit
-        Synergies fit on every repetition.
-    heldout : HeldOutResult or None
-        Leave-one-repetition-out results (``None`` with fewer than 2 repetitions).
-    curve : dict
-        ``{rank: vaf}``.
-    """
-
-    movement: int | str
-    channels: list[str]
-    envelopes: np.ndarray
-    repetition_bounds: list[tuple[int, int, int]]
-    fit: SynergyFit
-    heldout: HeldOutResult | None
-    curve: dict[int, float]
-
-    def to_json(self) -> dict[str, Any]:
-        """The movement entry of ``synergies.json`` (exactly the documented keys)."""
-        return {
-            "movement": self.movement,
-            "channels": list(self.channels),
-            "synergies": self.fit.synergies.tolist(),
-            "vaf": float(self.fit.vaf),
-            "vaf_per_channel": [float(v) for v in self.fit.vaf_per_channel],
-            "heldout_vaf": [] if self.heldout is None else [float(v) for v in self.heldout.vaf],
-            "vaf_curve": {str(r): float(v) for r, v in self.curve.items()},
-        }
-
-
-@dataclass
-class SynergyStudy:
-    """Results of :func:`run_synergy_study` for every movement."""
-
-    preprocessing: dict[str, Any]
-    movements: list[MovementSynergies]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"preprocessing": {...}, "movements": [...]}`` as written to ``synergies.json``."""
-        return {"preprocessing": _jsonable(self.preprocessing), "movements": [m.to_json() for m in self.movements]}
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
-
-
-def _defaults(method: str, n_restarts: int | None, cv_restarts: int | None, curve_method: str | None) -> tuple[int, int, str]:
-    """Restart counts and curve method: fewer, and an NMF curve, for the slower VAE-NMF."""
-    vae = method == "vae-nmf"
-    n_restarts = n_restarts if n_restarts is not None else (2 if vae else 5)
-    cv_restarts = cv_restarts if cv_restarts is not None else (1 if vae else n_restarts)
-    curve_method = curve_method or ("nmf" if vae else method)
-    if curve_method not in METHODS:
-        raise ParameterError(f"curve_method must be one of {', '.join(METHODS)}; got {curve_method!r}")
-    return n_restarts, cv_restarts, curve_method
-
-
-def _movement_data(rec: Recording, movement: Any) -> tuple[list[np.ndarray], list[tuple[int, int, int]]]:
-    reps, bounds, pos = [], [], 0
-    for seg in rec.repetitions(movement):
-        X = rec.segment_data(seg)
-        reps.append(X)
-        bounds.append((seg.repetition, pos, pos + X.shape[0]))
-        pos += X.shape[0]
-    return reps, bounds
-
-
-def _select_movements(rec: Recording, movements: Sequence[Any] | None) -> list[Any]:
-    available = rec.movements()
-    if not available:
-        raise DataError("the recording has no labelled movements, repetitions or cycles")
-    if movements is None:
-        return available
-    chosen = []
-    for m in movements:
-        match = [a for a in available if a == m or str(a) == str(m)]
-        if not match:
-            raise DataError(f"movement {m!r} is not in the recording (movements: {', '.join(map(str, available))})")
-        chosen.append(match[0])
-    return chosen
-
-
-def analyse_movement(
-    rec: Recording,
-    movement: Any,
-    *,
-    rank: int,
-    method: str = "nmf",
-    n_restarts: int = 5,
-    cv_restarts: int = 5,
-    curve_method: str = "nmf",
-    curve_ranks: Sequence[int] | None = None,
-    heldout: str = "nnls",
-    estimator_params: dict | None = None,
-    random_state: int = 0,
-    step: Callable[[str], None] | None = None,
-) -> MovementSynergies:
-    """Synergies, training and held-out VAF and the VAF curve of one movement.
-
-    Parameters
-    ----------
-    rec : Recording
-        Envelopes (``data`` of shape ``(n_samples, n_channels)``).
-    movement : int or str
-    rank : int
-    method : {"nmf", "vae-nmf"}
-    n_restarts, cv_restarts : int
-        Restarts of the reported fit and of each cross-validation fold.
-    curve_method : {"nmf", "vae-nmf"}
-        Method of the VAF-versus-rank curve.
-    curve_ranks : sequence of int, optional
-        Ranks of the curve (default ``1..n_channels``; empty: no curve).
-    heldout : {"nnls", "transform"}
-        Activations of held-out repetitions, see
-        :func:`deepnmf.emg.synergies.refit_activations`.
-    estimator_params : dict, optional
-        Constructor overrides for ``method``.
-    random_state : int
-    step : callable, optional
-        Called with a short description after each unit of work (progress).
-
-    Returns
-    -------
-    MovementSynergies
-    """
-    tick = step or (lambda _msg: None)
-    reps, bounds = _movement_data(rec, movement)
-    X = np.concatenate(reps, axis=0)
-    params = estimator_params if curve_method == method else None
-    fit = extract_synergies(X, rank, estimator=method, n_restarts=n_restarts, random_state=random_state,
-                            estimator_params=estimator_params, callback=lambda i, v: tick(f"restart {i + 1}"))
-    heldout_res = None
-    if len(reps) >= 2:
-        heldout_res = cross_validated_vaf(reps, rank, estimator=method, n_restarts=cv_restarts, heldout=heldout,
-                                          random_state=random_state + 1, estimator_params=estimator_params,
-                                          callback=lambda k: tick(f"held-out repetition {k + 1}"))
-    else:
-        warnings.warn(
-            f"movement {movement}: only {len(reps)} repetition, so no held-out VAF "
-            "(cross-validation needs at least 2 repetitions)",
-            stacklevel=2,
-        )
-    ranks = list(range(1, X.shape[1] + 1)) if curve_ranks is None else list(curve_ranks)
-    curve = {}
-    if ranks:
-        curve = vaf_curve(X, ranks, estimator=curve_method, n_restarts=max(1, min(n_restarts, 3)),
-                          random_state=random_state + 2, estimator_params=params,
-                          callback=lambda r, v: tick(f"rank {r}"))
-    return MovementSynergies(movement, list(rec.channels), X, bounds, fit, heldout_res, curve)
-
-
-def run_synergy_study(
-    rec: Recording,
-    *,
-    rank: int = 4,
-    method: str = "nmf",
-    movements: Sequence[Any] | None = None,
-    n_restarts: int | None = None,
-    cv_restarts: int | None = None,
-    curve_method: str | None = None,
-    curve_ranks: Sequence[int] | None = None,
-    heldout: str = "nnls",
-    estimator_params: dict | None = None,
-    random_state: int = 0,
-    step: Callable[[str], None] | None = None,
-) -> SynergyStudy:
-    """Run :func:`analyse_movement` for every (or the chosen) movement.
-
-    ``n_restarts`` defaults to 5 (NMF) or 2 (VAE-NMF); ``cv_restarts`` to
-    ``n_restarts`` (NMF) or 1 (VAE-NMF); ``curve_method`` to ``"nmf"`` for
-    VAE-NMF (a VAE-NMF curve costs a full training per rank) and to
-    ``method`` otherwise. See :func:`analyse_movement` for the rest.
-
-    Returns
-    -------
-    SynergyStudy
-    """
-    if method not in METHODS:
-        raise ParameterError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
-        raise ParameterError(f"rank must be an integer >= 1, got {rank!r}")
-    if rank > rec.n_channels:
-        raise ParameterError(f"rank {rank} is larger than the number of channels ({rec.n_channels}); choose at most {rec.n_channels}")
-    n_restarts, cv_restarts, curve_method = _defaults(method, n_restarts, cv_restarts, curve_method)
-    results = []
-    for i, movement in enumerate(_select_movements(rec, movements)):
-        results.append(analyse_movement(
-            rec, movement, rank=rank, method=method, n_restarts=n_restarts, cv_restarts=cv_restarts,
-            curve_method=curve_method, curve_ranks=curve_ranks, heldout=heldout,
-            estimator_params=estimator_params, random_state=random_state + 10 * i, step=step,
-        ))
-    settings = {
-        "rank": rank, "method": method, "n_restarts": n_restarts, "cv_restarts": cv_restarts,
-        "curve_method": curve_method, "heldout_activations": heldout, "random_state": random_state,
-        # the constructor arguments actually used: the EMG defaults with the caller's overrides
-        "estimator_params": _jsonable({**(VAE_DEFAULTS if method == "vae-nmf" else NMF_DEFAULTS), **(estimator_params or {})}),
-    }
-    return SynergyStudy(dict(rec.meta.get("preprocessing", {})), results, settings)
-
-
-def work_units(rec: Recording, *, rank: int, method: str, movements: Sequence[Any] | None = None,
-               n_restarts: int | None = None, cv_restarts: int | None = None,
-               curve_ranks: Sequence[int] | None = None) -> int:
-    """How many ``step`` calls :func:`run_synergy_study` makes (for a progress bar)."""
-    n_restarts, cv_restarts, _ = _defaults(method, n_restarts, cv_restarts, None)
-    total = 0
-    for m in _select_movements(rec, movements):
-        n_reps = len(rec.repetitions(m))
-        n_curve = rec.n_channels if curve_ranks is None else len(list(curve_ranks))
-        total += n_restarts + (n_reps if n_reps >= 2 else 0) + n_curve
-    return total
 
 
 # ------------------------------------------------ UCI protocol (two methods)
@@ -317,14 +81,17 @@ def compare_methods(
     rank: int = 4,
     methods: Sequence[str] = ("nmf", "vae-nmf"),
     random_state: int = 0,
-    step: Callable[[str], None] | None = None,
+    callback: Callback | None = None,
+    stage: str = "",
     estimator_params: dict[str, dict] | None = None,
     **study_kwargs: Any,
 ) -> dict[str, Any]:
     """Run the study with each method on the same envelopes and match their synergies.
 
     ``estimator_params`` maps a method to its constructor overrides; other
-    keywords go to :func:`run_synergy_study`.
+    keywords go to :func:`run_synergy_study`. ``callback`` receives each
+    study's work units, with stage ``"<stage> <method>"`` (``stage`` given)
+    or ``"synergies (<method>)"``.
 
     Returns
     -------
@@ -336,8 +103,9 @@ def compare_methods(
     from deepnmf.emg.synergies import match_synergies
 
     params = estimator_params or {}
-    studies = {m: run_synergy_study(rec, rank=rank, method=m, random_state=random_state, step=step,
-                                    estimator_params=params.get(m), **study_kwargs)
+    studies = {m: run_synergy_study(rec, rank=rank, method=m, random_state=random_state, callback=callback,
+                                    stage=f"{stage} {m}" if stage else None, estimator_params=params.get(m),
+                                    **study_kwargs)
                for m in methods}
     rows = []
     for i, movement in enumerate(studies[methods[0]].movements):
@@ -371,3 +139,84 @@ def rows_to_markdown(subject: str, rows: list[dict[str, Any]], methods: Sequence
             cells.append(f"{row['matched_cosine']:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def uci_protocol(
+    folder: str | Path | None = None,
+    *,
+    rank: int = 4,
+    methods: Sequence[str] = ("nmf", "vae-nmf"),
+    n_restarts: int | None = None,
+    epochs: int | None = None,
+    random_state: int = 0,
+    callback: Callback | None = None,
+) -> dict[str, Any]:
+    """Every subject of the UCI gestures, each method, the same envelopes (:func:`compare_methods`).
+
+    Parameters
+    ----------
+    folder : path, optional
+        UCI gesture files (default: the shared data's ``emg/uci-gestures``).
+    rank, methods, n_restarts, random_state
+        See :func:`compare_methods`.
+    epochs : int, optional
+        VAE-NMF training epochs (default 200).
+    callback : callable, optional
+        A notice per subject, then the studies' work units (stage
+        ``"subject <s> <method>"``).
+
+    Returns
+    -------
+    dict
+        ``rank``, ``methods`` and ``subjects``: per subject ``name``,
+        ``files``, ``rows`` (see :func:`compare_methods`) and ``studies``.
+    """
+    from deepnmf._utils import check_choice
+    from deepnmf.datasets.paths import shared_data_dir
+    from deepnmf.emg.io import list_uci_files, load_recording
+    from deepnmf.emg.preprocess import preprocess
+    from deepnmf.emg.synergies import METHODS
+
+    methods = list(methods)
+    for m in methods:
+        check_choice(m, "method", METHODS)
+    files_of = group_uci_subjects(list_uci_files(folder or shared_data_dir("emg", "uci-gestures")))
+    subjects = []
+    for s, files in enumerate(files_of, start=1):
+        name = f"subject {s} ({', '.join(f.name for f in files)})"
+        send_notice(callback, f"{name}: {', '.join(methods)}")
+        env = preprocess(load_recording(files, format="uci"))
+        res = compare_methods(env, rank=rank, methods=methods, random_state=random_state, n_restarts=n_restarts,
+                              estimator_params={m: estimator_overrides(m, epochs) for m in methods},
+                              callback=callback, stage=f"subject {s}")
+        subjects.append({"name": name, "files": [str(f) for f in files], **res})
+    return {"rank": rank, "methods": methods, "subjects": subjects}
+
+
+def uci_report(result: dict[str, Any]) -> str:
+    """The Markdown report of :func:`uci_protocol`: the protocol in a line, then a table per subject."""
+    from deepnmf.emg.io import UCI_CLASSES
+
+    lines = ["# Muscle synergies on the UCI gestures", "",
+             f"rank {result['rank']}; training VAF on all 4 repetitions; held-out VAF: leave one repetition out, "
+             "synergies frozen, NNLS activations.", ""]
+    lines += [rows_to_markdown(s["name"], s["rows"], result["methods"], UCI_CLASSES) for s in result["subjects"]]
+    return "\n".join(lines)
+
+
+def write_uci_protocol(result: dict[str, Any], out: str | Path) -> list[Path]:
+    """Per subject and method ``synergies.json`` and a VAF figure; ``results.json`` and ``results.md``."""
+    from deepnmf.plotting.emg import plot_vaf_comparison
+
+    out = Path(out)
+    paths = []
+    for s, subject in enumerate(result["subjects"], start=1):
+        for m, study in subject["studies"].items():
+            paths.append(write_json(out / f"subject{s}-{m}" / "synergies.json", study.to_json()))
+        paths.append(plot_vaf_comparison(subject["rows"], result["methods"], out / f"subject{s}_vaf.png",
+                                         title=f"subject {s}: rank {result['rank']}"))
+    results = {f"subject{s}": {"files": subject["files"], "rows": subject["rows"]}
+               for s, subject in enumerate(result["subjects"], start=1)}
+    paths.append(write_json(out / "results.json", results))
+    (out / "results.md").write_text(uci_report(result))
+    return paths + [out / "results.md"]

@@ -26,7 +26,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.pipelines._common import send_notice
 
 SR = 16000
 SIZES = (1000, 1500, 2000, 2500)
@@ -152,7 +154,11 @@ def _cached_model(cfg: ProtocolConfig, key: str, kind: str, train: Callable[[], 
 
 def speaker_models(name: str, x_train: np.ndarray, cfg: ProtocolConfig, *, kind: str, n_fft: int,
                    sr: int = SR, seed: int = 0):
-    """A speaker's dictionary (``kind`` "nmf" or "implicit") learned at ``n_fft``; cached in ``cfg.model_dir``."""
+    """A speaker's dictionary (``kind`` "nmf" or "implicit") learned at ``n_fft``; cached in ``cfg.model_dir``.
+
+    Learned by :func:`deepnmf.pipelines.separation.learn_source_model` with the
+    explicit seed ``cfg.random_state + seed`` (every speaker the same by default).
+    """
     from deepnmf.pipelines.separation import learn_source_model
 
     key = f"{name}-{kind}-{n_fft}-r{cfg.rank}-" + (f"e{cfg.max_epochs}" if kind == "implicit" else f"i{cfg.nmf_iter}")
@@ -191,9 +197,18 @@ def transfer_one_speaker(name: str, x_train: np.ndarray, cfg: ProtocolConfig, *,
     return rows
 
 
+def _done(progress: Callback | None, done: int, total: int, stage: str, message: str) -> None:
+    """A runner's record after a unit of work: ``done`` of ``total`` units of ``stage``."""
+    notify(progress, EpochInfo(done, total, stage=stage, message=message))
+
+
 def resolution_transfer(speakers: Sequence[Path], cfg: ProtocolConfig | None = None, *,
-                        progress: Callable[[str], Any] | None = None) -> dict:
+                        progress: Callback | None = None) -> dict:
     """Run the resolution-transfer protocol on several speakers.
+
+    ``progress`` receives :class:`deepnmf.callbacks.EpochInfo` records with
+    ``stage="transfer"``: a notice (``epoch=0``, ``"transfer: <speaker>"``)
+    before each speaker, and ``epoch`` speakers done of ``max_epochs`` after.
 
     Returns
     -------
@@ -204,11 +219,11 @@ def resolution_transfer(speakers: Sequence[Path], cfg: ProtocolConfig | None = N
     cfg = cfg or ProtocolConfig()
     cfg.check()
     rows = []
-    for folder in speakers:
-        if progress:
-            progress(f"transfer: {Path(folder).name}")
+    for i, folder in enumerate(speakers, start=1):
+        send_notice(progress, f"transfer: {Path(folder).name}", stage="transfer")
         x_train, _ = split_speaker(load_speaker(folder), train_seconds=cfg.train_seconds, test_seconds=cfg.test_seconds)
         rows += transfer_one_speaker(Path(folder).name, x_train, cfg)
+        _done(progress, i, len(speakers), "transfer", Path(folder).name)
     summary = []
     for n_fft in cfg.sizes:
         sel = [r for r in rows if r["n_fft"] == n_fft]
@@ -266,8 +281,12 @@ def separate_pair(a: tuple[str, np.ndarray, np.ndarray], b: tuple[str, np.ndarra
 
 
 def two_speaker_separation(speakers: Sequence[Path], cfg: ProtocolConfig | None = None, *,
-                           max_pairs: int | None = None, progress: Callable[[str], Any] | None = None) -> dict:
+                           max_pairs: int | None = None, progress: Callback | None = None) -> dict:
     """Run the two-speaker separation protocol on all pairs of ``speakers`` (or the first ``max_pairs``).
+
+    ``progress`` receives :class:`deepnmf.callbacks.EpochInfo` records with
+    ``stage="separation"``: a notice (``epoch=0``) before each pair, and
+    ``epoch`` pairs done of ``max_epochs`` after.
 
     Returns
     -------
@@ -287,10 +306,10 @@ def two_speaker_separation(speakers: Sequence[Path], cfg: ProtocolConfig | None 
         data[Path(folder).name] = (Path(folder).name, tr, te)
     pairs = list(combinations(sorted(data), 2))[:max_pairs]
     rows = []
-    for i, (na, nb) in enumerate(pairs):
-        if progress:
-            progress(f"separation: pair {i + 1}/{len(pairs)} {na} + {nb}")
+    for i, (na, nb) in enumerate(pairs, start=1):
+        send_notice(progress, f"separation: pair {i}/{len(pairs)} {na} + {nb}", stage="separation")
         rows += separate_pair(data[na], data[nb], cfg)
+        _done(progress, i, len(pairs), "separation", f"{na} + {nb}")
     summary = []
     for n_fft in cfg.sizes:
         for kind in ("nmf", "implicit"):
@@ -323,3 +342,34 @@ def transfer_table(summary: Sequence[dict]) -> str:
     for r in summary:
         lines.append(f"| {r['n_fft']} | {r['kl_implicit']:.5f} | {r['kl_nmf']:.5f} | {r['ratio']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ outputs
+def write_transfer(result: dict, out: str | Path, *, speaker: Path, cfg: ProtocolConfig, sr: int = SR) -> list[Path]:
+    """``transfer.json``, ``transfer.md`` and ``dictionary_sizes.png`` (``speaker``'s iN-NMF at the extreme sizes).
+
+    The figure's model comes from ``cfg.model_dir`` when the protocol saved it there.
+    """
+    from deepnmf.pipelines._common import write_json
+    from deepnmf.plotting.implicit import plot_dictionary_at_sizes
+
+    out = Path(out)
+    paths = [write_json(out / "transfer.json", result), out / "transfer.md"]
+    paths[1].write_text(transfer_table(result["summary"]))
+    x_train, _ = split_speaker(load_speaker(speaker), train_seconds=cfg.train_seconds, test_seconds=cfg.test_seconds)
+    model = speaker_models(Path(speaker).name, x_train, cfg, kind="implicit", n_fft=cfg.train_n_fft, sr=sr)
+    sizes = (min(cfg.sizes), max(cfg.sizes))
+    paths.append(plot_dictionary_at_sizes(model, sizes, sr, out / "dictionary_sizes.png", fmax=4000))
+    return paths
+
+
+def write_separation(result: dict, out: str | Path) -> list[Path]:
+    """``separation.json``, ``separation.md`` and ``separation.png`` (the summary table as bars)."""
+    from deepnmf.pipelines._common import write_json
+    from deepnmf.plotting.implicit import plot_separation_table
+
+    out = Path(out)
+    paths = [write_json(out / "separation.json", result), out / "separation.md"]
+    paths[1].write_text(separation_table(result["summary"]))
+    paths.append(plot_separation_table(result["summary"], out / "separation.png"))
+    return paths

@@ -218,7 +218,11 @@ def load_model(path: str | Path, **kwargs: Any) -> Any:
 
 
 def load_any(path: str | Path) -> Any:
-    """Deprecated spelling of :func:`load_model`."""
+    """Deprecated spelling of :func:`load_model` (warns)."""
+    import warnings
+
+    warnings.warn("deepnmf.io.model_files.load_any is deprecated; use deepnmf.load_model", DeprecationWarning,
+                  stacklevel=2)
     return load_model(path)
 
 

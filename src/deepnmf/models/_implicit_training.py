@@ -4,7 +4,17 @@ Grid mode runs without autograd: the atom networks' forward and reverse
 mode (:func:`deepnmf.nn.implicit.stacked_forward`, :func:`stacked_backward`)
 and the objective with its gradient and the activation update
 (:func:`grid_objective`) are called directly, writing into buffers reused at
-every epoch. Splitting each epoch into two halves run on two threads (by
+every epoch. Routing it through :func:`deepnmf.training.fit_module` (a
+module whose backward is the same hand-written reverse pass, autograd only
+linking the pieces) gave the same trajectories bit for bit but took
+1.03-1.07x the time per step on the benchmark's grid (320 x 1001, rank 20;
+interleaved rounds on the 2-core machine: about 0.3 ms for autograd and
+0.3 ms for the loop's bookkeeping on 10-13 ms), so this loop stays; it and
+the points loops report through the same :class:`~deepnmf.callbacks.EpochInfo`
+as every estimator. The points loops keep their own epochs too: one step
+on a random fraction of the points, where ``fit_module``'s epoch is a pass
+over all rows in minibatches (with ``point_fraction < 1`` it would train
+another way). Splitting each epoch into two halves run on two threads (by
 components for the networks, by frames for the objective, torch serial in
 each thread) was measured at 0.99-1.05x the time of this single stream on
 the 2-core machine, and not kept (``docs/implicit-nmf.md``).
@@ -16,6 +26,7 @@ import warnings
 import torch
 
 from deepnmf.callbacks import Callback, Clock, report_epoch
+from deepnmf.divergences import data_term, divergence_terms  # noqa: F401 - re-exported: the objective's pieces
 from deepnmf.nn.implicit import (
     ImplicitFactor, Workspace, dense_pairs, paired_model, pointwise_loss, stacked_backward, stacked_forward,
     weight_views,
@@ -31,51 +42,6 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.op
     if name == "rprop":
         return FlatRprop(params, lr=lr)
     return torch.optim.Adam(params, lr=lr)
-
-
-def data_term(X: torch.Tensor, loss: str, eps: float) -> float:
-    """Part of the mean divergence that depends only on the data (for reporting)."""
-    if loss == "kl":
-        return float((torch.xlogy(X, X) - X).mean())
-    if loss == "is":
-        return float((-torch.log(X.clamp_min(eps)) - 1).mean())
-    return 0.0
-
-
-def divergence_terms(X: torch.Tensor, Y: torch.Tensor, loss: str, eps: float, *,
-                     gradient: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Sum of the divergence minus its :func:`data_term`, and its gradient with respect to ``Y``.
-
-    The floor ``eps`` of ``Y`` inside logs and ratios stops the gradient where
-    it is active (as ``clamp_min`` does). Shared by the grid objective, the
-    points loops and their compiled forms.
-
-    Parameters
-    ----------
-    X, Y : torch.Tensor [shape=(...)]
-        Data and model, same shape.
-    loss : {"kl", "frobenius", "is"}
-    eps : float
-    gradient : bool
-        Also return ``dY``. Without it only the value is formed; it is
-        differentiable by autograd with the same gradient (what the
-        uncompiled points loop uses).
-
-    Returns
-    -------
-    value : torch.Tensor [shape=()]
-    dY : torch.Tensor [shape=(...)] or None
-    """
-    if loss == "frobenius":
-        return 0.5 * (X - Y).square().sum(), (Y - X if gradient else None)
-    Yc = Y.clamp_min(eps)
-    if loss == "kl":
-        value = (Y - X * torch.log(Yc)).sum()
-        return value, (torch.where(Y >= eps, 1.0 - X / Yc, 1.0) if gradient else None)
-    inv = 1.0 / Yc
-    Xc = X.clamp_min(eps)
-    value = (Xc * inv + torch.log(Yc)).sum()
-    return value, ((inv - Xc * inv.square()) * (Y >= eps) if gradient else None)
 
 
 def grid_objective(W: torch.Tensor, H: torch.Tensor, X: torch.Tensor, loss: str, eps: float, *,

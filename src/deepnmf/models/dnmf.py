@@ -163,7 +163,8 @@ class DiscriminativeNMF(BaseNMF):
 
     def _analyse(self, Xt: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
         """Activations ``W`` ``(n_frames, n_components)`` of ``Xt`` against the frozen analysis dictionary ``H``."""
-        W0 = torch.full((Xt.shape[0], H.shape[0]), float(Xt.mean()) / H.shape[0] + EPS, dtype=Xt.dtype, device=Xt.device)
+        W0 = torch.full((Xt.shape[0], H.shape[0]), float(Xt.mean()) / H.shape[0] + EPS, dtype=Xt.dtype,
+                        device=Xt.device)
         res = multiplicative_updates(
             Xt, W0, H.clone(), beta=beta_from_loss(self.beta_loss), max_iter=self.n_transform_iter, tol=0,
             l1_reg_W=self.sparsity, update_H=False,

@@ -13,7 +13,10 @@ be sampled at the bins of any other.
 
 Orientation: ``X`` is ``(n_frames, n_bins)``; ``components_`` is the
 dictionary sampled at the fitted bins, ``(n_components, n_bins)``;
-activations are ``(n_frames, n_components)``.
+activations are ``(n_frames, n_components)``, so ``X ~ activations @
+components_`` as in scikit-learn. The formula above and the networks' names
+(``module_["W"]`` the atoms of ``f``, ``module_["H"]`` the activations of
+``t``, also the keys of saved model files) keep the iN-NMF paper's letters.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from deepnmf._utils import (
     make_generator, resolve_device, to_kind,
 )
 from deepnmf.callbacks import Callback, EpochInfo, chain, print_every
+from deepnmf.divergences import EPS, IMPLICIT_EPS, loss_name, short_loss_name
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
 from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points, train_points_compiled
@@ -36,7 +40,7 @@ MODES = ("grid", "points")
 LOSSES = ("kl", "frobenius", "is")
 OPTIMIZERS = ("rprop", "adam")
 #: ImplicitNMF loss name -> NMF beta_loss (used to refit activations)
-BETA_LOSS = {"kl": "kullback-leibler", "frobenius": "frobenius", "is": "itakura-saito"}
+BETA_LOSS = {name: loss_name(name) for name in LOSSES}
 
 
 class ImplicitNMF(BaseNMF):
@@ -54,6 +58,11 @@ class ImplicitNMF(BaseNMF):
     loss : {"kl", "frobenius", "is"}
         Mean generalised Kullback-Leibler, half squared error or Itakura-Saito
         divergence over the data entries or points.
+    beta_loss : str or float, optional
+        The same choice in :class:`deepnmf.NMF`'s vocabulary (any name
+        :func:`deepnmf.divergences.beta_from_loss` knows: ``"kullback-leibler"``,
+        ``"itakura-saito"``, ``"poisson"``..., or beta 2, 1, 0); when given it
+        sets the loss and ``loss`` is ignored.
     n_octaves : int
         Octaves of the Fourier features (``2 * n_octaves`` inputs).
     hidden : int
@@ -70,7 +79,14 @@ class ImplicitNMF(BaseNMF):
         Seeds the weights, the initial activations and the point draws.
     device : {"cpu", "cuda", "auto"}
     verbose : int
-        Print the loss every ``max(1, max_epochs // 20)`` epochs to stderr.
+        Print the loss every ``max(1, max_epochs // 20)`` epochs to stderr
+        (through a callback, :func:`deepnmf.callbacks.print_every`).
+    sr : float, optional
+        Sampling rate of the data. Grid mode: frequencies are normalised by
+        ``sr / 2``, and a ``fit`` without ``freqs`` (as
+        ``librosa.decompose.decompose`` calls it) takes the columns of ``X``
+        as evenly spaced STFT bins from 0 to ``sr / 2``; without ``sr`` those
+        bins are normalised frequencies from 0 to 0.5 (Nyquist 0.5).
     compile : bool
         Compile each training epoch with :func:`torch.compile` (fused
         kernels; a grid step took 0.68-0.80x the time on the project's 2-core
@@ -117,6 +133,7 @@ class ImplicitNMF(BaseNMF):
         *,
         mode: str = "grid",
         loss: str = "kl",
+        beta_loss: str | float | None = None,
         n_octaves: int = 10,
         hidden: int = 64,
         optimizer: str = "rprop",
@@ -127,10 +144,12 @@ class ImplicitNMF(BaseNMF):
         device: str = "cpu",
         verbose: int = 0,
         compile: bool = False,  # noqa: A002 - the estimator parameter's natural name
+        sr: float | None = None,
     ) -> None:
         self.n_components = n_components
         self.mode = mode
         self.loss = loss
+        self.beta_loss = beta_loss
         self.n_octaves = n_octaves
         self.hidden = hidden
         self.optimizer = optimizer
@@ -141,15 +160,20 @@ class ImplicitNMF(BaseNMF):
         self.device = device
         self.verbose = verbose
         self.compile = compile
+        self.sr = sr
 
-    #: floor of the model inside logs and ratios
-    eps = 1e-8
+    #: floor of the model inside logs and ratios (see :data:`deepnmf.divergences.IMPLICIT_EPS`)
+    eps = IMPLICIT_EPS
 
     # ------------------------------------------------------------ validation
     def _check_params(self) -> None:
         check_positive_int(self.n_components, "n_components")
         check_choice(self.mode, "mode", MODES)
         check_choice(self.loss, "loss", LOSSES)
+        if self.beta_loss is not None:
+            self._loss()
+        if self.sr is not None and not check_nonneg_float(self.sr, "sr") > 0:
+            raise ParameterError(f"sr must be > 0, got {self.sr!r}")
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
         check_positive_int(self.n_octaves, "n_octaves")
         check_positive_int(self.hidden, "hidden")
@@ -161,6 +185,15 @@ class ImplicitNMF(BaseNMF):
         resolve_device(self.device)
         if not isinstance(self.compile, (bool, np.bool_)):
             raise ParameterError(f"compile must be True or False, got {self.compile!r}")
+
+    def _loss(self) -> str:
+        """The loss in this class's vocabulary: from ``beta_loss`` when given, else ``loss``."""
+        if self.beta_loss is None:
+            return self.loss
+        try:
+            return short_loss_name(self.beta_loss)
+        except ParameterError as err:
+            raise ParameterError(f"ImplicitNMF fits beta 2, 1 or 0; beta_loss={self.beta_loss!r}: {err}") from err
 
     def _new_factor(self, gen: torch.Generator, device: torch.device):
         from deepnmf.nn.implicit import ImplicitFactor
@@ -194,12 +227,15 @@ class ImplicitNMF(BaseNMF):
             ``"grid"``: nonnegative data (for example ``|STFT| ** 0.5``; the
             model fits what it is given). ``"points"``: a point cloud.
         y : ignored
-        freqs : array-like [shape=(n_bins,)]
-            ``"grid"`` mode: frequency in Hz of each column of ``X``.
+        freqs : array-like [shape=(n_bins,)], optional
+            ``"grid"`` mode: frequency in Hz of each column of ``X``. Without
+            it the columns are evenly spaced STFT bins from 0 to ``sr / 2``
+            (``sr`` of this call or of the estimator), or normalised
+            frequencies 0 to 0.5 when neither gives ``sr``.
         sr : float, optional
-            ``"grid"`` mode: sampling rate; frequencies are normalised by
-            ``sr / 2``. Default: ``max(freqs)`` is taken as the Nyquist
-            frequency (right for STFT bins).
+            ``"grid"`` mode: sampling rate (default: the estimator's ``sr``);
+            frequencies are normalised by ``sr / 2``. Without any ``sr``,
+            ``max(freqs)`` is taken as the Nyquist frequency (right for STFT bins).
         callback : callable, optional
             Called with a :class:`deepnmf.callbacks.EpochInfo` after every
             optimiser step (``train={"loss": mean divergence}``); returning
@@ -207,12 +243,27 @@ class ImplicitNMF(BaseNMF):
         """
         self._check_params()
         if self.mode == "grid":
-            self._fit_grid(X, freqs, sr, callback)
+            self._fit_grid(X, freqs, self.sr if sr is None else sr, callback)
         else:
             if freqs is not None or sr is not None:
                 raise ParameterError("points mode takes the frequencies and sr from the TFPoints; drop freqs=/sr=")
             self._fit_points(X, callback)
         return self
+
+    def _grid_frequencies(self, freqs: Any, n_bins: int, sr: float | None) -> tuple[np.ndarray, float]:
+        """Frequencies of the columns and the Nyquist frequency that normalises them.
+
+        Without ``freqs``: ``n_bins`` evenly spaced STFT bins from 0 to ``sr / 2``
+        (0 to 0.5 without ``sr``: normalised frequencies).
+        """
+        if freqs is None:
+            nyquist = float(sr) / 2 if sr is not None else 0.5
+            return np.linspace(0.0, nyquist, n_bins), nyquist
+        f = self._check_freqs(freqs, n_bins, sr)
+        nyquist = float(sr) / 2 if sr is not None else float(f.max())
+        if not nyquist > 0:
+            raise DataError("cannot normalise frequencies: give sr= or include a positive frequency")
+        return f, nyquist
 
     def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
         """Fit, then return the activations of ``X`` ``(n_frames, n_components)``.
@@ -229,7 +280,8 @@ class ImplicitNMF(BaseNMF):
         """The user's callback, chained after the ``verbose`` printer (about 20 lines per fit)."""
         if not self.verbose:
             return callback
-        printer = print_every(max(1, self.max_epochs // 20), lambda i: f"[ImplicitNMF] epoch {i.epoch:5d}  loss {i.loss:.6g}")
+        line = lambda i: f"[ImplicitNMF] epoch {i.epoch:5d}  loss {i.loss:.6g}"  # noqa: E731
+        printer = print_every(max(1, self.max_epochs // 20), line)
         if self.compile and self.max_epochs > 0:
             printer(EpochInfo(0, self.max_epochs, message="[ImplicitNMF] compiling the training epoch with "
                               "torch.compile (9-25 s the first time, less with torch's cache)"))
@@ -237,16 +289,13 @@ class ImplicitNMF(BaseNMF):
 
     def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callback | None) -> None:
         Xt, kind = self._prepare_X(X, reset=True, dtype=torch.float32)
-        f = self._check_freqs(freqs, Xt.shape[1], sr)
-        self.nyquist_ = float(sr) / 2 if sr is not None else float(f.max())
-        if not self.nyquist_ > 0:
-            raise DataError("cannot normalise frequencies: give sr= or include a positive frequency")
+        f, self.nyquist_ = self._grid_frequencies(freqs, Xt.shape[1], sr)
         gen = make_generator(self.random_state)
         net = self._new_factor(gen, Xt.device)
         F = net.features(self._norm_f(f, Xt.device))  # (K, 2J, n_bins), constant on the grid
         H = self._initial_activations(Xt, net, F, gen)
         trainer = train_grid_compiled if self.compile else train_grid
-        losses = trainer(net, F, H, Xt, loss=self.loss, eps=self.eps, optimizer=self.optimizer, lr=self.lr,
+        losses = trainer(net, F, H, Xt, loss=self._loss(), eps=self.eps, optimizer=self.optimizer, lr=self.lr,
                              epochs=self.max_epochs, callback=self._progress(callback))
         self.module_ = torch.nn.ModuleDict({"W": net})
         self._input_kind, self.freqs_ = kind, f
@@ -257,7 +306,7 @@ class ImplicitNMF(BaseNMF):
         with torch.no_grad():
             W0 = net(F)  # (K, n_bins)
         H = torch.rand(Xt.shape[0], self.n_components, generator=gen).to(Xt.device)
-        scale = float(Xt.mean()) / max(float((H @ W0).mean()), 1e-12)
+        scale = float(Xt.mean()) / max(float((H @ W0).mean()), EPS)
         return H * scale
 
     def _finish(self, losses: list[float], W: torch.Tensor, H: torch.Tensor | None) -> None:
@@ -276,7 +325,10 @@ class ImplicitNMF(BaseNMF):
         from deepnmf.nn.implicit import unique_coordinates
 
         if not isinstance(points, TFPoints):
-            raise DataError(f"points mode fits a deepnmf.audio.points.TFPoints, got {type(points).__name__}")
+            raise DataError(f"points mode fits a deepnmf.audio.points.TFPoints, got {type(points).__name__}; "
+                            "a matrix (as librosa.decompose.decompose passes) needs mode='grid'")
+        if self.sr is not None and float(self.sr) != float(points.sr):
+            raise ParameterError(f"sr={self.sr:g} but the TFPoints were made at sr={points.sr:g}")
 
         device = resolve_device(self.device)
         tn, fn = (torch.as_tensor(c, dtype=torch.float64) for c in points.coords())
@@ -289,7 +341,7 @@ class ImplicitNMF(BaseNMF):
         Ff = nets["W"].features(f_u.to(device, torch.float32))  # (K, 2J, n_freqs), constant
         self._scale_points_init(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V)
         trainer = train_points_compiled if self.compile else train_points
-        losses = trainer(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self.loss, eps=self.eps,
+        losses = trainer(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self._loss(), eps=self.eps,
                                optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
                                fraction=self.point_fraction, gen=gen, callback=self._progress(callback))
         self.module_ = nets
@@ -305,7 +357,7 @@ class ImplicitNMF(BaseNMF):
         """Shift the activation networks' output so the initial model has the data's mean."""
         with torch.no_grad():
             Y = paired_model(nets["W"](Ff), nets["H"](Ft), f_idx, t_idx)
-            nets["H"].scale_output(max(float(V.mean()), 1e-12) / max(float(Y.mean()), 1e-12))
+            nets["H"].scale_output(max(float(V.mean()), EPS) / max(float(Y.mean()), EPS))
 
     # ------------------------------------------------------ using the model
     def dictionary_at(self, freqs: Any) -> Any:
@@ -377,7 +429,7 @@ class ImplicitNMF(BaseNMF):
         check_finite_nonnegative(Xt, "X")
         f = self._check_freqs(freqs, Xt.shape[1], 2 * self.nyquist_)
         W = self.dictionary_at(torch.as_tensor(f)).to(Xt.dtype)
-        est = NMF.from_components(W, beta_loss=BETA_LOSS[self.loss], max_iter=max_iter, tol=tol, device=str(self.device_))
+        est = NMF.from_components(W, beta_loss=BETA_LOSS[self._loss()], max_iter=max_iter, tol=tol, device=str(self.device_))
         return to_kind(est.transform(Xt), kind)
 
     def transform(self, X: Any) -> Any:
@@ -385,12 +437,22 @@ class ImplicitNMF(BaseNMF):
         self._check_is_fitted()
         return self.fit_activations(X, freqs=self.freqs_)
 
-    def inverse_transform(self, H: Any) -> Any:
-        """Reconstruction ``H @ components_``, ``(n_frames, n_features_in_)``."""
+    def inverse_transform(self, X: Any) -> Any:
+        """Reconstruction ``X @ components_`` of activations ``X`` (scikit-learn's argument name).
+
+        Parameters
+        ----------
+        X : array [shape=(n_frames, n_components)]
+            Activations.
+
+        Returns
+        -------
+        X_hat : array [shape=(n_frames, n_features_in_)]
+        """
         self._check_is_fitted()
-        Ht, kind = as_tensor(H, name="H", dtype=self._W.dtype, device=self._W.device)
+        Ht, kind = as_tensor(X, name="X", dtype=self._W.dtype, device=self._W.device)
         if Ht.shape[1] != self.n_components_:
-            raise DataError(f"H has {Ht.shape[1]} columns but the model has {self.n_components_} components")
+            raise DataError(f"X has {Ht.shape[1]} columns but the model has {self.n_components_} components")
         return to_kind(Ht @ self._W, kind)
 
     def reconstruct_at(self, t: Any, f: Any, *, grid: bool = False) -> np.ndarray:

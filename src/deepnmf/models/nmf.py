@@ -279,12 +279,22 @@ class NMF(BaseNMF):
         )
         return self._output(result.W, kind)
 
-    def inverse_transform(self, W: Any) -> Any:
-        """Reconstruction ``W @ components_``, shape ``(n_samples, n_features)``."""
+    def inverse_transform(self, X: Any) -> Any:
+        """Reconstruction ``X @ components_`` of activations ``X`` (scikit-learn's argument name).
+
+        Parameters
+        ----------
+        X : array [shape=(n_samples, n_components)]
+            Activations ``W``.
+
+        Returns
+        -------
+        X_hat : array [shape=(n_samples, n_features)]
+        """
         self._check_is_fitted()
-        Wt, kind = as_tensor(W, name="W", dtype=self.dtype_, device=self._H.device)
+        Wt, kind = as_tensor(X, name="X", dtype=self.dtype_, device=self._H.device)
         if Wt.shape[1] != self._H.shape[0]:
-            raise DataError(f"W has {Wt.shape[1]} columns but the model has {self._H.shape[0]} components")
+            raise DataError(f"X has {Wt.shape[1]} columns but the model has {self._H.shape[0]} components")
         return self._output(Wt @ self._H, kind)
 
     # ---------------------------------------------------------- constructors

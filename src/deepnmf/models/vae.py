@@ -2,7 +2,9 @@
 
 Orientation: ``X`` is ``(n_samples, n_features)`` (frames x bins, time x
 muscles); ``components_`` is the dictionary ``(n_components, n_features)``;
-activations are ``(n_samples, n_components)`` and ``X ~ H @ components_``.
+activations ``W`` are ``(n_samples, n_components)`` and ``X ~ W @ H`` with
+``H = components_`` (scikit-learn's letters; the paper writes ``x ~ W z``
+with the dictionary ``W``: here ``z`` is a row of ``W`` and its dictionary is ``H``).
 
 The maths lives in :mod:`deepnmf.nn.vae` (modules, ELBO) and
 :mod:`deepnmf.nn.gamma` (sampler, KL); the loop in :mod:`deepnmf.training`.
@@ -26,6 +28,7 @@ from deepnmf._utils import (
     resolve_device,
 )
 from deepnmf.callbacks import Callback, chain, print_every
+from deepnmf.divergences import likelihood_name
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
 
@@ -47,8 +50,9 @@ def _epoch_line(info) -> str:
 class VAENMF(BaseNMF):
     r"""VAE-NMF: a Gamma-latent VAE whose decoder is a nonnegative dictionary.
 
-    Each sample ``x`` (a row of ``X``) is modelled as ``x ~ p(x | z @ W)``
-    with activations ``z ~ Gamma(prior_shape, prior_rate)`` and ``W >= 0``;
+    Each sample ``x`` (a row of ``X``) is modelled as ``x ~ p(x | z @ H)``
+    with activations ``z ~ Gamma(prior_shape, prior_rate)`` (a row of ``W``)
+    and the dictionary ``H >= 0``;
     an MLP encoder gives the Gamma posterior ``q(z | x)``. Training minimises
 
     .. math::
@@ -66,8 +70,14 @@ class VAENMF(BaseNMF):
         ``p(x|z)``: Gaussian (squared error), Poisson-type (generalised KL),
         exponential (Itakura-Saito). The Gaussian variance and the Poisson
         dispersion are estimated during training (``dispersion_``).
+    beta_loss : str or float, optional
+        The same choice in :class:`deepnmf.NMF`'s vocabulary (any name
+        :func:`deepnmf.divergences.beta_from_loss` knows, or beta 2, 1, 0:
+        ``"frobenius"`` is Gaussian, ``"kullback-leibler"`` Poisson,
+        ``"itakura-saito"`` exponential); when given it sets the likelihood
+        and ``likelihood`` is ignored.
     nonneg : {"penalty", "project", "softplus"}
-        How ``W >= 0`` is kept: the paper's quadratic penalty of weight
+        How ``H >= 0`` is kept: the paper's quadratic penalty of weight
         ``gamma`` (``components_`` then clips the small negative residue),
         clamping after each step, or a softplus reparameterisation.
     sampler : {"marsaglia-tsang", "implicit"}
@@ -130,6 +140,7 @@ class VAENMF(BaseNMF):
         n_components: int,
         *,
         likelihood: str = "gaussian",
+        beta_loss: str | float | None = None,
         nonneg: str = "penalty",
         sampler: str = "marsaglia-tsang",
         hidden: Sequence[int] = (400, 400),
@@ -152,6 +163,7 @@ class VAENMF(BaseNMF):
     ) -> None:
         self.n_components = n_components
         self.likelihood = likelihood
+        self.beta_loss = beta_loss
         self.nonneg = nonneg
         self.sampler = sampler
         self.hidden = hidden
@@ -176,6 +188,7 @@ class VAENMF(BaseNMF):
     def _check_params(self) -> None:
         check_positive_int(self.n_components, "n_components")
         check_choice(self.likelihood, "likelihood", LIKELIHOODS)
+        self._likelihood()
         check_choice(self.nonneg, "nonneg", NONNEG_MODES)
         check_choice(self.sampler, "sampler", SAMPLERS)
         if self.dtype is not None:
@@ -198,10 +211,19 @@ class VAENMF(BaseNMF):
         if not isinstance(self.verbose, (int, np.integer)) or isinstance(self.verbose, bool) or self.verbose < 0:
             raise ParameterError(f"verbose must be an integer >= 0, got {self.verbose!r}")
 
+    def _likelihood(self) -> str:
+        """The likelihood: from ``beta_loss`` when given, else ``likelihood``."""
+        if self.beta_loss is None:
+            return self.likelihood
+        try:
+            return likelihood_name(self.beta_loss)
+        except ParameterError as err:
+            raise ParameterError(f"VAENMF fits beta 2, 1 or 0; beta_loss={self.beta_loss!r}: {err}") from err
+
     def _module_options(self) -> dict[str, Any]:
         return {
             "hidden": tuple(int(h) for h in self.hidden),
-            "likelihood": self.likelihood,
+            "likelihood": self._likelihood(),
             "nonneg": self.nonneg,
             "sampler": self.sampler,
             "prior_shape": float(self.prior_shape),
@@ -344,7 +366,7 @@ class VAENMF(BaseNMF):
 
         Returns
         -------
-        H : array [shape=(n_samples, n_components)]
+        W : array [shape=(n_samples, n_components)]
             Nonnegative; numpy or torch as ``X`` was.
         """
         from deepnmf.nn import gamma as gamma_dist
@@ -353,13 +375,13 @@ class VAENMF(BaseNMF):
         T, kind = self._prepare_X(X, reset=False)
         alpha, beta = self._encode(T)
         if posterior == "mean":
-            H = gamma_dist.mean(alpha, beta)
+            W = gamma_dist.mean(alpha, beta)
         elif posterior == "mode":
-            H = gamma_dist.mode(alpha, beta)
+            W = gamma_dist.mode(alpha, beta)
         else:
             gen = make_generator(random_state, self.device_)
-            H = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
-        return self._out(H, kind)
+            W = gamma_dist.rsample(alpha, beta, method=self.sampler, generator=gen, validate=False)
+        return self._out(W, kind)
 
     def fit_transform(self, X: Any, y: Any = None, *, callback: Callback | None = None, **params: Any) -> Any:
         """Fit, then return the activations of ``X`` ``(n_samples, n_components)``.
@@ -369,27 +391,28 @@ class VAENMF(BaseNMF):
         """
         return self.fit(X, callback=callback).transform(X, **params)
 
-    def inverse_transform(self, H: Any) -> Any:
-        """Reconstruction ``H @ components_``.
+    def inverse_transform(self, X: Any) -> Any:
+        """Reconstruction ``X @ components_`` of activations ``X`` (scikit-learn's argument name).
 
         Parameters
         ----------
-        H : array-like [shape=(n_samples, n_components)]
+        X : array-like [shape=(n_samples, n_components)]
+            Activations ``W``.
 
         Returns
         -------
         X_hat : array [shape=(n_samples, n_features)]
         """
         self._check_is_fitted()
-        T, kind = as_tensor(H, name="H", dtype=self.dtype_, device=self.device_)
-        check_finite_nonnegative(T, "H")
+        T, kind = as_tensor(X, name="X", dtype=self.dtype_, device=self.device_)
+        check_finite_nonnegative(T, "X")
         if T.shape[1] != self.n_components:
-            raise DataError(f"H has {T.shape[1]} columns but this VAENMF has {self.n_components} components")
+            raise DataError(f"X has {T.shape[1]} columns but this VAENMF has {self.n_components} components")
         return self._out(T @ self.module_.components(), kind)
 
     @torch.no_grad()
     def sample(self, n_samples: int = 1, *, random_state: Any = None, return_latent: bool = False):
-        """Draw new samples from the generative model: ``z ~ p(z)``, ``x = z @ W``.
+        """Draw new samples from the generative model: ``z ~ p(z)``, ``x = z @ H``.
 
         Parameters
         ----------
@@ -421,7 +444,7 @@ class VAENMF(BaseNMF):
         """ELBO of every row of ``X`` (a lower bound on ``log p(x)``), in nats.
 
         For the Gaussian likelihood the expectation is exact:
-        ``E_q ||x - z W||^2 = ||x - E[z] W||^2 + sum_k Var(z_k) ||W_k||^2``, so
+        ``E_q ||x - z H||^2 = ||x - E[z] H||^2 + sum_k Var(z_k) ||H_k||^2``, so
         the score of a row does not depend on the other rows or on draws. The
         Poisson and exponential expectations are Monte Carlo averages.
 
@@ -452,9 +475,9 @@ class VAENMF(BaseNMF):
 
     def _gaussian_expected_nll(self, T: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         m = self.module_
-        W = m.decoder.weight()  # (K, F), the forward-pass dictionary
+        H = m.decoder.weight()  # (K, F), the forward-pass dictionary
         mean, var = alpha / beta, alpha / beta.square()  # (n, K)
-        sq = (T - mean @ W).square().sum(-1) + var @ W.square().sum(-1)  # (n,)
+        sq = (T - mean @ H).square().sum(-1) + var @ H.square().sum(-1)  # (n,)
         return 0.5 * sq / m.dispersion + 0.5 * T.shape[1] * torch.log(2 * math.pi * m.dispersion)
 
     def _monte_carlo_nll(self, T, alpha, beta, n_draws: int, gen: torch.Generator) -> torch.Tensor:

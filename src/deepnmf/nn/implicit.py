@@ -35,8 +35,10 @@ import math
 import torch
 from torch import nn
 
+from deepnmf.divergences import IMPLICIT_EPS, beta_divergence
 from deepnmf.exceptions import DataError, ParameterError
 
+#: iN-NMF's loss names (short names of beta 1, 2, 0; see :mod:`deepnmf.divergences`)
 LOSSES = ("kl", "frobenius", "is")
 
 
@@ -378,16 +380,15 @@ class ImplicitFactor(nn.Module):
             self.weights()["b_out"].add_(math.log(factor))
 
 
-def pointwise_loss(X: torch.Tensor, Y: torch.Tensor, loss: str, *, eps: float = 1e-8) -> torch.Tensor:
+def pointwise_loss(X: torch.Tensor, Y: torch.Tensor, loss: str, *, eps: float = IMPLICIT_EPS) -> torch.Tensor:
     """Mean divergence between data ``X`` and a nonnegative model ``Y`` (same shape).
 
-    .. math::
-
-        \\mathrm{kl}: \\; X \\log\\frac{X}{Y} - X + Y, \\quad
-        \\mathrm{frobenius}: \\; \\tfrac12 (X - Y)^2, \\quad
-        \\mathrm{is}: \\; \\frac{X}{Y} - \\log\\frac{X}{Y} - 1
-
-    averaged over all entries (``eps`` floors ``X`` and ``Y`` inside logs and ratios).
+    :func:`deepnmf.divergences.beta_divergence` averaged over all entries:
+    ``"kl"`` (generalised Kullback-Leibler), ``"frobenius"`` (half squared
+    error), ``"is"`` (Itakura-Saito), or any other name or beta it knows;
+    ``eps`` floors the model (and the data for ``"is"``) inside logs and
+    ratios only (``floor_linear=False``: the gradient is that of
+    :func:`deepnmf.divergences.divergence_terms`).
 
     Parameters
     ----------
@@ -397,15 +398,7 @@ def pointwise_loss(X: torch.Tensor, Y: torch.Tensor, loss: str, *, eps: float = 
     -------
     loss : torch.Tensor [shape=()]
     """
-    if loss == "frobenius":
-        return 0.5 * (X - Y).square().mean()
-    Yc = Y.clamp_min(eps)
-    if loss == "kl":
-        return (torch.xlogy(X, X) - X * torch.log(Yc) - X + Y).mean()
-    if loss == "is":
-        ratio = X.clamp_min(eps) / Yc
-        return (ratio - torch.log(ratio) - 1).mean()
-    raise ParameterError(f"loss must be one of {LOSSES}, got {loss!r}")
+    return beta_divergence(X, Y, loss, eps=eps, reduction="mean", floor_linear=False)
 
 
 def grid_reconstruction(H: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

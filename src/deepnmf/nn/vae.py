@@ -1,9 +1,10 @@
 """VAE-NMF as torch modules: Gamma encoder, nonnegative decoder, and the ELBO.
 
 Orientation: a batch ``x`` is ``(batch, n_features)``; latent activations
-``z`` are ``(batch, n_components)``; the dictionary ``W`` is
-``(n_components, n_features)`` and the decoder computes ``x_hat = z @ W``
-(the paper's ``W z`` with samples as rows).
+``z`` are ``(batch, n_components)`` (rows of the activations ``W``); the
+dictionary ``H`` is ``(n_components, n_features)`` and the decoder computes
+``x_hat = z @ H`` (scikit-learn's letters, ``X ~ W @ H``; the paper writes
+``W z`` with the dictionary ``W`` and samples as columns).
 
 The loss of one sample is the negative ELBO, plus the paper's penalty on
 negative dictionary entries when ``nonneg="penalty"``:
@@ -18,11 +19,11 @@ with ``q(z|x) = prod_k Gamma(z_k; alpha_k(x), beta_k(x))`` and a Gamma prior.
 Scale handling (not in the paper, needed for real data): Adam's steps are
 absolute in parameter units, so the free parameters are kept at a known size
 whatever the data's units. The encoder sees ``x / mean(X)``. The decoder
-stores ``V = W / scale`` with ``scale = DECODER_UNIT * mean(X) / (K E[z])``:
+stores ``V = H / scale`` with ``scale = DECODER_UNIT * mean(X) / (K E[z])``:
 a typical dictionary entry is then ``V ~ 1 / DECODER_UNIT = 0.1``, so one
 Adam step of ``lr = 1e-3`` moves it by about 1% (at ``V ~ 1`` the planted
 benchmark needs about three times as many epochs). The penalty measures
-``W`` in units of ``mean(X) / (K E[z])``, so ``gamma`` is unit-free too.
+``H`` in units of ``mean(X) / (K E[z])``, so ``gamma`` is unit-free too.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepnmf.divergences import EPS, RELATIVE_EPS, beta_divergence, model_part
 from deepnmf.exceptions import ParameterError
 from deepnmf.nn import gamma as gamma_dist
 
@@ -41,7 +43,7 @@ NONNEG_MODES = ("penalty", "project", "softplus")
 ENCODER_INPUTS = ("both", "linear", "log")
 #: initial posterior shape (bias of the encoder's log-shape output)
 INIT_SHAPE = 1.0
-#: the decoder's free parameters are ``V = W / (DECODER_UNIT * mean(X) / (K E[z]))``
+#: the decoder's free parameters are ``V = H / (DECODER_UNIT * mean(X) / (K E[z]))``
 DECODER_UNIT = 10.0
 
 
@@ -122,15 +124,15 @@ class GammaEncoder(nn.Module):
 
 
 class NonnegativeDecoder(nn.Module):
-    """Linear decoder ``x_hat = z @ W`` with a nonnegative dictionary ``W``.
+    """Linear decoder ``x_hat = z @ H`` with a nonnegative dictionary ``H``.
 
     Parameters
     ----------
     n_components, n_features : int
     nonneg : {"penalty", "project", "softplus"}
-        ``"penalty"``: ``W = scale * V`` and the loss gets ``gamma/2 sum min(V, 0)^2``
+        ``"penalty"``: ``H = scale * V`` and the loss gets ``gamma/2 sum min(V, 0)^2``
         (the paper); ``"project"``: ``V`` is clamped at zero after every step;
-        ``"softplus"``: ``W = scale * softplus(V)``.
+        ``"softplus"``: ``H = scale * softplus(V)``.
     gamma : float
         Penalty weight (``"penalty"`` mode only).
     """
@@ -143,9 +145,9 @@ class NonnegativeDecoder(nn.Module):
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("natural_scale", torch.ones(()))
 
-    def set_dictionary(self, W: torch.Tensor) -> None:
-        """Set the free parameters so that :meth:`weight` equals ``W`` (shape ``(K, F)``, >= 0)."""
-        V = W / self.scale
+    def set_dictionary(self, H: torch.Tensor) -> None:
+        """Set the free parameters so that :meth:`weight` equals ``H`` (shape ``(K, F)``, >= 0)."""
+        V = H / self.scale
         if self.nonneg == "softplus":
             V = V.clamp_min(1e-6)
             V = V + torch.log(-torch.expm1(-V))  # inverse softplus
@@ -167,7 +169,7 @@ class NonnegativeDecoder(nn.Module):
         return z @ self.weight()
 
     def penalty(self) -> torch.Tensor:
-        """``gamma/2 * sum(min(W / natural_scale, 0)^2)`` in penalty mode, else zero.
+        """``gamma/2 * sum(min(H / natural_scale, 0)^2)`` in penalty mode, else zero.
 
         ``natural_scale`` is ``mean(X) / (K E[z])``, the size of a typical
         dictionary entry, so ``gamma`` does not depend on the data's units.
@@ -212,21 +214,24 @@ def negative_log_likelihood(
     -------
     nll : torch.Tensor [shape=(batch,)]
     """
-    if likelihood == "gaussian":
+    if likelihood == "gaussian":  # d_2 = (x - x_hat)^2 / 2 per entry
         n_features = x.shape[-1]
-        sq = (x - x_hat).square().sum(-1)
-        return 0.5 * sq / dispersion + 0.5 * n_features * torch.log(2 * math.pi * dispersion)
-    mu = x_hat.clamp_min(floor)
-    if likelihood == "poisson":
+        half_sq = beta_divergence(x, x_hat, 2.0, reduction="none").sum(-1)
+        return half_sq / dispersion + 0.5 * n_features * torch.log(2 * math.pi * dispersion)
+    if likelihood == "poisson":  # d_KL(x | max(x_hat, floor))
         positive = x > 0
         normaliser = torch.where(positive, 0.5 * torch.log(2 * math.pi * dispersion * x.clamp_min(floor)), 0.0)
-        return (generalised_kl(x, mu) / dispersion + normaliser).sum(-1)
-    return (torch.log(mu) + x / mu).sum(-1)
+        return (generalised_kl(x, x_hat, floor) / dispersion + normaliser).sum(-1)
+    # exponential: log mu + x / mu, the Itakura-Saito divergence's model part (x is not floored)
+    return model_part(x, x_hat.clamp_min(floor), 0.0, eps=0.0).sum(-1)
 
 
-def generalised_kl(x: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    """Elementwise ``x log(x / mu) - x + mu`` (0 log 0 = 0); shapes broadcast."""
-    return torch.xlogy(x, x) - torch.xlogy(x, mu) - x + mu
+def generalised_kl(x: torch.Tensor, mu: torch.Tensor, floor: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Elementwise ``x log(x / mu) - x + mu`` with ``mu`` floored at ``floor`` (0 log 0 = 0); shapes broadcast.
+
+    :func:`deepnmf.divergences.beta_divergence` with beta 1, elementwise.
+    """
+    return beta_divergence(x, mu, 1.0, eps=floor, reduction="none")
 
 
 def _uniform_(t: torch.Tensor, low: float, high: float, generator: torch.Generator | None) -> None:
@@ -316,7 +321,7 @@ class VAENMFModule(nn.Module):
         self.register_buffer("prior_rate", torch.tensor(float(prior_rate)))
         self.register_buffer("dispersion", torch.ones(()))
         self.register_buffer("noise_floor", torch.zeros(()))
-        self.register_buffer("mean_floor", torch.full((), 1e-12))
+        self.register_buffer("mean_floor", torch.full((), EPS))
 
     @torch.no_grad()
     def reset_(self, generator: torch.Generator | None = None) -> None:
@@ -340,11 +345,11 @@ class VAENMFModule(nn.Module):
         self.prior_rate.fill_(self._prior[1])
         self.dispersion.fill_(1.0)
         self.noise_floor.fill_(0.0)
-        self.mean_floor.fill_(1e-12)
+        self.mean_floor.fill_(EPS)
 
     @torch.no_grad()
     def init_from_data(self, X: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """Set the scales from the data and start ``W`` at scaled random training samples.
+        """Set the scales from the data and start ``H`` at scaled random training samples.
 
         Parameters
         ----------
@@ -356,10 +361,10 @@ class VAENMFModule(nn.Module):
         x_mean = X.mean().clamp_min(torch.finfo(X.dtype).tiny)
         prior_mean = self.prior_shape / self.prior_rate
         self.encoder.input_scale.fill_(float(x_mean))
-        natural = x_mean / (n_components * prior_mean)  # W's order of magnitude
+        natural = x_mean / (n_components * prior_mean)  # H's order of magnitude
         self.decoder.natural_scale.fill_(float(natural))
         self.decoder.scale.fill_(float(DECODER_UNIT * natural))
-        self.mean_floor.fill_(float(x_mean) * 1e-8)
+        self.mean_floor.fill_(float(x_mean) * RELATIVE_EPS)
         ms = X.square().mean()
         var = X.var() if X.numel() > 1 else ms
         if self.likelihood == "poisson":  # variance = dispersion * mean
@@ -369,8 +374,8 @@ class VAENMFModule(nn.Module):
             self.dispersion.fill_(float(var))
             self.noise_floor.fill_(float(ms) * 1e-6)
         self.dispersion.clamp_(min=float(self.noise_floor))
-        W0 = self._initial_dictionary(X, n_components, generator)
-        self.decoder.set_dictionary(W0)
+        H0 = self._initial_dictionary(X, n_components, generator)
+        self.decoder.set_dictionary(H0)
 
     def _initial_dictionary(self, X: torch.Tensor, n_components: int, generator: torch.Generator | None) -> torch.Tensor:
         """Random training samples (with a little uniform jitter), scaled to the prior, ``(K, F)``."""
@@ -379,8 +384,8 @@ class VAENMFModule(nn.Module):
         jitter = torch.rand(n_components, X.shape[1], generator=generator, device=dev, dtype=torch.float64)
         jitter = jitter.to(X.device, X.dtype)
         prior_mean = self.prior_shape / self.prior_rate
-        W0 = X[idx] + X.mean(0, keepdim=True) * jitter  # (K, F)
-        return W0 / (n_components * prior_mean)
+        H0 = X[idx] + X.mean(0, keepdim=True) * jitter  # (K, F)
+        return H0 / (n_components * prior_mean)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``q(z|x)`` parameters, each ``(batch, n_components)``."""
@@ -415,12 +420,12 @@ class VAENMFModule(nn.Module):
         if self.likelihood == "gaussian":
             estimate = (x - x_hat).square().mean()
         else:
-            estimate = 2.0 * generalised_kl(x, x_hat.clamp_min(self.mean_floor)).mean()
+            estimate = 2.0 * generalised_kl(x, x_hat, self.mean_floor).mean()
         new = torch.lerp(self.dispersion, estimate, self.noise_momentum)
         self.dispersion.copy_(torch.maximum(new, self.noise_floor))
 
     def after_step(self) -> None:
-        """Called after every optimiser step (projection mode clamps ``W``)."""
+        """Called after every optimiser step (projection mode clamps ``H``)."""
         self.decoder.project_()
 
     def components(self) -> torch.Tensor:

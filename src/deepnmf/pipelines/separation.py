@@ -1,10 +1,12 @@
 r"""Supervised source separation with one nonnegative dictionary per source.
 
-Each source ``i`` has a dictionary ``W_i`` ``(K_i, n_bins)`` learned from an
-example recording of it. The mixture's compressed magnitude
-``V = |STFT(x)| ** p`` ``(n_frames, n_bins)`` is explained by the stacked
-dictionary (activations by multiplicative updates, dictionary frozen), each
-source's part ``S_i = H_i W_i`` gives a mask
+Orientation (the package's, scikit-learn's): spectrograms are ``(n_frames,
+n_bins)``; source ``i`` has a dictionary ``H_i`` ``(K_i, n_bins)`` (its
+estimator's ``components_``) learned from an example recording of it. The
+mixture's compressed magnitude ``V = |STFT(x)| ** p`` ``(n_frames, n_bins)``
+is explained as ``V ~ W @ H`` by the stacked dictionary ``H`` (activations
+``W`` ``(n_frames, sum K_i)`` by multiplicative updates, dictionary frozen);
+each source's part ``S_i = W_i H_i`` gives a mask
 
 .. math::
 
@@ -20,12 +22,14 @@ size).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.pipelines._common import COMPILE_NOTICE, send_notice
 
 MODELS = ("nmf", "implicit")
 
@@ -62,26 +66,26 @@ def atoms_at(source: Any, *, n_fft: int, sr: float) -> torch.Tensor:
 
     Returns
     -------
-    W : torch.Tensor [shape=(n_components, n_fft // 2 + 1), float64]
+    H : torch.Tensor [shape=(n_components, n_fft // 2 + 1), float64]
     """
     from deepnmf.audio.tf import stft_freqs
 
     n_bins = n_fft // 2 + 1
     if hasattr(source, "dictionary_at"):
-        W = source.dictionary_at(stft_freqs(n_fft, sr))
+        H = source.dictionary_at(stft_freqs(n_fft, sr))
     elif hasattr(source, "components_"):
-        W = source.components_
+        H = source.components_
     else:
-        W = source
-    W = torch.as_tensor(np.asarray(W.detach().cpu() if isinstance(W, torch.Tensor) else W), dtype=torch.float64)
-    if W.ndim != 2 or W.shape[1] != n_bins:
+        H = source
+    H = torch.as_tensor(np.asarray(H.detach().cpu() if isinstance(H, torch.Tensor) else H), dtype=torch.float64)
+    if H.ndim != 2 or H.shape[1] != n_bins:
         raise DataError(
-            f"a dictionary has shape {tuple(W.shape)} but an STFT of size {n_fft} has {n_bins} bins; "
+            f"a dictionary has shape {tuple(H.shape)} but an STFT of size {n_fft} has {n_bins} bins; "
             "NMF dictionaries must be learned at the size used for separation (ImplicitNMF can be sampled at any size)"
         )
-    if not bool(torch.isfinite(W).all()) or bool((W < 0).any()):
+    if not bool(torch.isfinite(H).all()) or bool((H < 0).any()):
         raise DataError("dictionaries must be finite and nonnegative")
-    return W
+    return H
 
 
 def separate(
@@ -135,12 +139,12 @@ def separate(
     if not power > 0:
         raise ParameterError(f"power must be > 0, got {power}")
     hop = hop or n_fft // 2
-    Ws = [atoms_at(s, n_fft=n_fft, sr=sr) for s in sources]
+    Hs = [atoms_at(s, n_fft=n_fft, sr=sr) for s in sources]  # dictionaries, (K_i, n_bins) each
     S = stft(torch.from_numpy(x), n_fft=n_fft, hop=hop, window=window)  # (n_frames, n_bins) complex
     V = S.abs().pow(power)  # (n_frames, n_bins)
-    H = NMF.from_components(torch.cat(Ws), beta_loss=beta_loss, max_iter=max_iter, tol=tol).transform(V)
-    bounds = np.cumsum([0] + [W.shape[0] for W in Ws])
-    parts = torch.stack([H[:, a:b] @ W for a, b, W in zip(bounds[:-1], bounds[1:], Ws)])  # (n_src, n_frames, n_bins)
+    W = NMF.from_components(torch.cat(Hs), beta_loss=beta_loss, max_iter=max_iter, tol=tol).transform(V)  # (n_frames, sum K_i)
+    bounds = np.cumsum([0] + [H.shape[0] for H in Hs])
+    parts = torch.stack([W[:, a:b] @ H for a, b, H in zip(bounds[:-1], bounds[1:], Hs)])  # (n_src, n_frames, n_bins)
     masks = wiener_masks(parts)
     phase = torch.exp(1j * torch.angle(S))
     out = [istft((m * V).pow(1.0 / power) * phase, n_fft=n_fft, hop=hop, window=window, length=x.size) for m in masks]
@@ -182,7 +186,7 @@ def learn_source_model(
     random_state: Any = None,
     device: str = "cpu",
     verbose: int = 0,
-    callback: Callable[[Any], Any] | None = None,
+    callback: Callback | None = None,
     compile: bool = False,  # noqa: A002 - ImplicitNMF's parameter
 ):
     """Learn one source's dictionary from an example recording (KL on ``|STFT| ** power``).
@@ -194,7 +198,7 @@ def learn_source_model(
     model : {"nmf", "implicit"}
         :class:`deepnmf.NMF` (``max_iter`` multiplicative updates; usable at
         ``n_fft`` only) or :class:`deepnmf.ImplicitNMF` (``max_epochs`` Rprop
-        steps; usable at any size).
+        steps; usable at any size), built by :func:`deepnmf.models.make_estimator`.
     n_fft : int
         STFT size of the training spectrogram (hop ``n_fft // 2``).
     rank : int
@@ -211,24 +215,36 @@ def learn_source_model(
     Returns
     -------
     estimator : NMF or ImplicitNMF (fitted)
+        Its ``components_`` ``(rank, n_fft // 2 + 1)`` is the dictionary ``H``.
     """
     from deepnmf.audio.tf import stft_freqs
+    from deepnmf.models.factory import make_estimator
 
     if model not in MODELS:
         raise ParameterError(f"model must be one of {MODELS}, got {model!r}")
-    V = compressed_spectrogram(example, n_fft=n_fft, window=window, power=power)
+    V = compressed_spectrogram(example, n_fft=n_fft, window=window, power=power)  # (n_frames, n_bins)
+    common = {"random_state": random_state, "device": device, "verbose": verbose}
     if model == "nmf":
-        from deepnmf.models.nmf import NMF
-
-        est = NMF(rank, beta_loss="kullback-leibler", max_iter=max_iter, tol=1e-4,
-                  random_state=random_state, device=device, verbose=verbose)
-        est.fit(V, callback=callback)
-        return est
-    from deepnmf.models.implicit import ImplicitNMF
-
-    est = ImplicitNMF(rank, loss="kl", max_epochs=max_epochs, random_state=random_state, device=device,
-                      verbose=verbose, compile=compile)
+        est = make_estimator("nmf", rank, beta_loss="kullback-leibler", max_iter=max_iter, tol=1e-4, **common)
+        return est.fit(V, callback=callback)
+    est = make_estimator("implicit", rank, loss="kl", max_epochs=max_epochs, compile=compile, **common)
     return est.fit(V, freqs=stft_freqs(n_fft, sr), sr=sr, callback=callback)
+
+
+def source_seeds(random_state: Any, n_sources: int) -> list[int | None]:
+    """The seed of each source's dictionary: source ``i`` (1-based) gets ``random_state + i``.
+
+    ``None`` leaves every dictionary unseeded; a :class:`numpy.random.Generator`
+    draws the base seed. This is the rule of :func:`separate_with_examples`
+    and of ``deepnmf separate --seed``.
+    """
+    if random_state is None:
+        return [None] * n_sources
+    if isinstance(random_state, np.random.Generator):
+        random_state = int(random_state.integers(0, 2**31 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        raise ParameterError(f"random_state must be an int, a numpy Generator or None, got {random_state!r}")
+    return [int(random_state) + i for i in range(1, n_sources + 1)]
 
 
 def separate_with_examples(
@@ -242,8 +258,10 @@ def separate_with_examples(
     rank: int = 20,
     power: float = 0.5,
     random_state: Any = None,
+    callback: Callback | None = None,
+    return_models: bool = False,
     **learn: Any,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, list[Any]]:
     """Learn one dictionary per example recording, then :func:`separate` the mixture.
 
     Parameters
@@ -257,12 +275,23 @@ def separate_with_examples(
     train_n_fft : int, optional
         STFT size the dictionaries are learned at (default ``n_fft``); with
         ``model="implicit"`` it may differ from ``n_fft``.
+    random_state : int, numpy Generator or None
+        Source ``i`` (1-based) is learned with seed ``random_state + i``
+        (:func:`source_seeds`).
+    callback : callable, optional
+        Receives each dictionary's training records (:class:`~deepnmf.callbacks.EpochInfo`)
+        with ``stage="source i"``, and a notice before a compiled training.
+    return_models : bool
+        Also return the fitted dictionary models.
     **learn
-        Passed to :func:`learn_source_model` (``max_epochs``, ``max_iter``, ``verbose``...).
+        Passed to :func:`learn_source_model` (``max_epochs``, ``max_iter``,
+        ``device``, ``compile``, ``verbose``...).
 
     Returns
     -------
     estimates : np.ndarray [shape=(n_sources, n_samples)]
+    models : list of NMF or ImplicitNMF
+        Only with ``return_models=True``, in the order of ``examples``.
     """
     train_n_fft = train_n_fft or n_fft
     if model == "nmf" and train_n_fft != n_fft:
@@ -270,7 +299,12 @@ def separate_with_examples(
             f"an NMF dictionary learned at STFT size {train_n_fft} cannot separate at size {n_fft}; "
             "use the same size or model='implicit'"
         )
-    seeds = np.random.SeedSequence(None if random_state is None else int(random_state)).generate_state(len(examples))
-    models = [learn_source_model(ex, sr=sr, model=model, n_fft=train_n_fft, rank=rank, power=power,
-                                 random_state=int(seed), **learn) for ex, seed in zip(examples, seeds)]
-    return separate(mixture, models, sr=sr, n_fft=n_fft, power=power)
+    if len(examples) < 2:
+        raise ParameterError(f"separation needs at least two sources, got {len(examples)}")
+    if learn.get("compile") and model == "implicit":
+        send_notice(callback, COMPILE_NOTICE)
+    models = [learn_source_model(ex, sr=sr, model=model, n_fft=train_n_fft, rank=rank, power=power, random_state=seed,
+                                 callback=stage_reporter(callback, f"source {i}"), **learn)
+              for i, (ex, seed) in enumerate(zip(examples, source_seeds(random_state, len(examples))), start=1)]
+    estimates = separate(mixture, models, sr=sr, n_fft=n_fft, power=power)
+    return (estimates, models) if return_models else estimates

@@ -234,6 +234,10 @@ def run_blocked(p, W: np.ndarray, H: np.ndarray, max_iter: int, tol: float, upda
                 hook, n_workers: int | None = None) -> tuple[list[float], int]:
     """Multiplicative updates on numpy arrays with the blocked schedule (see the module docstring).
 
+    ``hook(n_iter, objective) -> bool`` runs after every iteration (True
+    stops); :func:`deepnmf.solvers.mu.multiplicative_updates` turns it into
+    the user's :class:`~deepnmf.callbacks.EpochInfo` callback.
+
     Returns
     -------
     losses : list of float

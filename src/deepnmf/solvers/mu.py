@@ -25,6 +25,12 @@ the column-blocked, multi-threaded schedule of
 plain Gram-matrix loop with threaded BLAS); CUDA tensors, or
 ``backend="torch"``, use the plain loops with torch kernels and preallocated
 buffers. See ``docs/nmf.md`` for the measurements behind these choices.
+
+The objective is the beta-divergence of :mod:`deepnmf.divergences` computed
+fused with the updates, in place (tested against
+:func:`deepnmf.divergences.beta_divergence`); the kernels, the elementwise
+pass and the stopping rule that the plain and the blocked schedules share
+live in :mod:`deepnmf.solvers._kernels`.
 """
 from __future__ import annotations
 
@@ -289,7 +295,7 @@ def multiplicative_updates(
 
 
 def _run_general(p: _Problem, W, H, max_iter, tol, update_W, update_H, hook):
-    """Any beta, optional mask: form ``WH`` once per factor update.
+    """Any beta, optional mask: form ``WH`` once per factor update (``hook(n_iter, objective)``: True stops).
 
     Only the ``(n_samples, n_features)`` matrices live in preallocated
     buffers; products with a rank-sized dimension allocate their (small) result.
