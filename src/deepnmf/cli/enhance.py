@@ -14,8 +14,7 @@ from typing import List, Optional
 import typer
 from typer.core import TyperCommand
 
-from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_bar, write_json
-from deepnmf.cli.progress import progress_callback
+from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_bar, progress_callback, write_json
 
 _MULTI = ("--train-speech", "--test-speech", "--noise", "--snr", "--methods")
 
