@@ -100,9 +100,9 @@ def time_to_reach(X, W0, H0, target: float, device: str, max_iter: int = 3000) -
     hit = {}
     t0 = time.perf_counter()
 
-    def cb(i, loss):
-        if loss <= target:
-            hit.update(iterations=i, seconds=time.perf_counter() - t0, objective=loss)
+    def cb(info):
+        if info.loss <= target:
+            hit.update(iterations=info.epoch, seconds=time.perf_counter() - t0, objective=info.loss)
             return True
         return None
 
