@@ -267,7 +267,7 @@ def test_pickles_are_never_run(saved, tmp_path):
     only_pickle = tmp_path / "only-pickle"
     only_pickle.mkdir()
     (only_pickle / "model.pkl").write_bytes(payload)
-    with pytest.raises(ModelFileError, match="not a model folder"):
+    with pytest.raises(ModelFileError, match="model.pkl, a pickle-based file"):
         deepnmf.load_model(only_pickle)
     # a pickle in place of the weights, with the checksum recorded, as a crafted folder would be
     for case in ("nmf", "activation-network"):
@@ -333,3 +333,73 @@ def test_the_old_enhancer_layout(saved, signals, tmp_path):
         deepnmf.load_model(old)
     again = Enhancer.load(old)
     np.testing.assert_array_equal(again.enhance(signals["noisy"]), enh.enhance(signals["noisy"]))
+
+
+PICKLE_NAMES = ("model.pt", "model.pkl", "checkpoint.pt", "model.pth", "weights.ckpt", "model.joblib")
+
+
+def _loaders() -> dict[str, Callable[[Path], Any]]:
+    """Every way a model folder is read: the one loader, each registered class's load, the raw readers."""
+    from deepnmf.io.model_files import registered_class
+
+    loaders: dict[str, Callable[[Path], Any]] = {"load_model": deepnmf.load_model, "read_model": read_model,
+                                                 "peek_model_type": peek_model_type}
+    loaders.update({f"{name}.load": registered_class(name).load for name in MODEL_CLASSES})
+    return loaders
+
+
+@pytest.mark.parametrize("pickle_name", PICKLE_NAMES)
+def test_a_folder_with_a_crafted_pickle_is_refused_by_every_loader(pickle_name, saved, tmp_path):
+    marker = tmp_path / "marker"
+    payload = pickle.dumps(_Booby(marker))
+    only = tmp_path / "only"  # nothing but the pickle
+    only.mkdir()
+    (only / pickle_name).write_bytes(payload)
+    beside = Path(shutil.copytree(saved["nmf"][1], tmp_path / "beside"))  # a valid folder with a pickle added
+    (beside / pickle_name).write_bytes(payload)
+    torch_saved = tmp_path / "torch-saved"  # torch.save's zip of pickles, as a .pt would be
+    torch_saved.mkdir()
+    torch.save({"state": _Booby(marker)}, torch_saved / pickle_name)
+    for folder in (only, beside, torch_saved):
+        for name, load in _loaders().items():
+            with pytest.raises(ModelFileError, match=f"{pickle_name}, a pickle-based file"):
+                load(folder)
+    assert not marker.exists()
+
+
+def test_a_folder_without_a_checksum_still_loads(saved, mags, tmp_path):
+    """Folders written before the checksum existed: loaded, the check skipped."""
+    est, folder = saved["nmf"]
+    old = Path(shutil.copytree(folder, tmp_path / "old"))
+    config = json.loads((old / CONFIG).read_text())
+    del config["weights_sha256"]
+    (old / CONFIG).write_text(json.dumps(config))
+    np.testing.assert_array_equal(deepnmf.load_model(old).components_, est.components_)
+
+
+def test_format_version_and_dtype_against_the_config(saved, tmp_path):
+    _, folder = saved["nmf"]
+    newer = Path(shutil.copytree(folder, tmp_path / "newer"))
+    config = json.loads((newer / CONFIG).read_text())
+    config["format_version"] = 99
+    (newer / CONFIG).write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="format version 99"):
+        deepnmf.load_model(newer)
+    # float32 weights in a folder whose config records float64
+    _, tensors = read_model(folder)
+    config = json.loads((folder / CONFIG).read_text())
+    assert config["state"]["dtype_"] == "float64"
+    wrong = write_model(tmp_path / "dtype", model="NMF", params=config["params"], state=config["state"],
+                        tensors={k: v.float() for k, v in tensors.items()})
+    with pytest.raises(ModelFileError, match="float32, expected torch.float64"):
+        deepnmf.load_model(wrong)
+    extra = write_model(tmp_path / "extra", model="NMF", params=config["params"], state=config["state"],
+                        tensors={**tensors, "payload": torch.zeros(3)})
+    with pytest.raises(ModelFileError, match="unexpected payload"):
+        deepnmf.load_model(extra)
+
+
+def test_writing_leaves_no_temporary_files(saved, tmp_path):
+    est, _ = saved["vae-nmf"]
+    folder = est.save(tmp_path / "vae")
+    assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS]

@@ -46,6 +46,69 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file beside it, ``fsync``, then a rename.
+
+    A process killed at any moment leaves either the old file or the new
+    one, never a partial file under ``path``.
+    """
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
+    import os
+
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_folder(build: Any, path: str | Path) -> Path:
+    """Write a folder atomically: ``build(tmp)`` fills a temporary sibling, which then replaces ``path``.
+
+    A kill while ``build`` runs leaves the old folder untouched (and a
+    ``.tmp`` sibling that the next call removes); between the two renames
+    at the end, at worst no folder, never a mixed or partial one.
+    """
+    import os
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    for stale in (tmp, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    build(tmp)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
 def write_model(
     path: str | Path,
     *,
@@ -70,12 +133,12 @@ def write_model(
         Other fitted attributes (JSON-able: numbers, strings, lists).
     """
     from deepnmf import __version__
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_bytes
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(cpu, str(folder / WEIGHTS))
+    atomic_write_bytes(folder / WEIGHTS, save_bytes(cpu))
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -90,7 +153,7 @@ def write_model(
         text = json.dumps(config, indent=2, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"model configuration is not JSON-serialisable: {err}") from err
-    (folder / CONFIG).write_text(text + "\n")
+    atomic_write_bytes(folder / CONFIG, (text + "\n").encode())  # the config last: it commits the folder
     return folder
 
 
@@ -121,6 +184,7 @@ def read_model(path: str | Path, *, model: str | None = None) -> tuple[dict[str,
     folder = Path(path)
     if not folder.is_dir():
         raise ModelFileError(f"model folder {str(folder)!r} does not exist or is not a folder")
+    refuse_pickles(folder)
     for name in (CONFIG, WEIGHTS):
         if not (folder / name).is_file():
             raise ModelFileError(f"model folder {str(folder)!r} has no {name}; it is incomplete")
@@ -137,7 +201,8 @@ def read_model(path: str | Path, *, model: str | None = None) -> tuple[dict[str,
         )
     if model is not None and config.get("model") != model:
         raise ModelFileError(f"{folder} holds a {config.get('model')!r} model, not a {model!r} model")
-    if _sha256(folder / WEIGHTS) != config.get("weights_sha256"):
+    recorded = config.get("weights_sha256")  # folders written before the checksum have none: not checked
+    if recorded is not None and _sha256(folder / WEIGHTS) != recorded:
         raise ModelFileError(
             f"{folder / WEIGHTS} does not match the checksum recorded in {CONFIG}; "
             "the file was altered or is corrupt"
@@ -152,9 +217,33 @@ def read_model(path: str | Path, *, model: str | None = None) -> tuple[dict[str,
     return config, tensors
 
 
+#: file endings of pickle-based formats (torch.save, joblib, pickle); a model folder holding one is refused
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".bin", ".npz")
+
+
+def refuse_pickles(folder: str | Path) -> None:
+    """Refuse a folder that holds pickle-based files: deepnmf never unpickles, so they can only be foreign or hostile.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first such file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    found = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if found:
+        raise ModelFileError(
+            f"{folder} holds {found[0]}, a pickle-based file (torch.save, pickle, joblib); deepnmf model folders "
+            f"are {WEIGHTS} + {CONFIG} only and pickles are never loaded. Remove the file or convert the model"
+        )
+
+
 def peek_model_type(path: str | Path) -> str:
     """Return the model class name recorded in a model folder (``"NMF"``, ``"VAENMF"``...)."""
     folder = Path(path)
+    refuse_pickles(folder)
     try:
         config = json.loads((folder / CONFIG).read_text())
     except FileNotFoundError as err:

@@ -20,8 +20,8 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from deepnmf._utils import ArrayKind, as_tensor, check_finite_nonnegative, resolve_device, to_kind
-from deepnmf.exceptions import DataError, ModelFileError, NotFittedError
-from deepnmf.io.model_files import read_model, write_model
+from deepnmf.exceptions import DataError, ModelFileError, NotFittedError, ParameterError
+from deepnmf.io.model_files import check_tensors, read_model, write_model
 
 
 class BaseNMF(TransformerMixin, BaseEstimator):
@@ -156,4 +156,8 @@ class BaseNMF(TransformerMixin, BaseEstimator):
             est._set_state(tensors, config["state"])
         except KeyError as err:
             raise ModelFileError(f"{path}: weights file lacks tensor {err}") from err
+        except (DataError, ParameterError, RuntimeError) as err:
+            raise ModelFileError(f"{path}: the weights do not fit the saved configuration: {err}") from err
+        # the names, shapes and dtypes the restored model would save must be the file's
+        check_tensors(tensors, {k: (tuple(v.shape), v.dtype) for k, v in est._state_tensors().items()}, where=path)
         return est
