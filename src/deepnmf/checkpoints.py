@@ -227,3 +227,18 @@ def generator_state(gen: torch.Generator) -> torch.Tensor:
 def set_generator_state(gen: torch.Generator, state: torch.Tensor) -> None:
     """Restore a state from :func:`generator_state` (the same device type)."""
     gen.set_state(state.to(torch.uint8))
+
+
+def data_signature(T: torch.Tensor) -> dict[str, Any]:
+    """Shape, dtype and SHA-256 of a data tensor, so that a resume on other data is refused."""
+    data = T.detach().to("cpu").contiguous()
+    digest = hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
+    return {"shape": list(data.shape), "dtype": str(data.dtype), "sha256": digest}
+
+
+def run_signature(estimator: Any, data: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What a checkpoint of ``estimator`` records of its run: class, parameters (but the length and
+    reporting of training, which a resume may change) and the data's :func:`data_signature`."""
+    skip = {"max_epochs", "max_iter", "verbose", "device", "compile", *ignore}
+    params = {k: v for k, v in estimator._json_params().items() if k not in skip}
+    return {"model": type(estimator).__name__, "params": params, "data": data}

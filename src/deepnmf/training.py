@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from deepnmf.callbacks import EpochInfo  # noqa: F401 - the record lives in deepnmf.callbacks
+from deepnmf.checkpoints import Checkpointer
 from deepnmf.exceptions import DataError, ParameterError
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], dict]
@@ -140,6 +141,7 @@ def fit_module(
     tol: float = 1e-4,
     callback: Callable[[EpochInfo], Any] | None = None,
     optimizer: OptimizerFactory | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """Train ``module`` on the rows of ``X`` with Adam and minibatches.
 
@@ -169,6 +171,12 @@ def fit_module(
     optimizer : callable, optional
         ``optimizer(parameters) -> torch.optim.Optimizer`` replaces the
         default ``Adam(parameters, lr=lr, weight_decay=weight_decay)``.
+    checkpoint : deepnmf.checkpoints.Checkpointer, optional
+        Write the whole training state (weights, optimiser, generator,
+        split, history, best weights) every ``checkpoint.every`` epochs, and
+        with ``checkpoint.resume`` start from the last one: the run then
+        ends where an uninterrupted run with the same seed ends, bit for bit
+        on CPU.
 
     Full-batch training (one step per epoch, as DiscriminativeNMF trains) is
     ``batch_size >= n_samples`` with ``validation_fraction=0`` and
@@ -188,8 +196,15 @@ def fit_module(
     opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     result = FitResult(n_train=int(train_idx.numel()), n_val=int(val_idx.numel()))
     best, best_state, since_best = math.inf, None, 0
+    first = 1
+    restored = checkpoint.restore(_KIND) if checkpoint is not None else None
+    if restored is not None:
+        train_idx, val_idx, val_seed, (best, best_state, since_best) = _resume(
+            restored, module, opt, generator, result, X.device)
+        X_val = X[val_idx]
+        first = max_epochs + 1 if result.stopped_early else restored["epoch"] + 1
     start = time.perf_counter()
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(first, max_epochs + 1):
         train = _run_epoch(module, X, train_idx, opt, loss_fn, batch_size, generator)
         val = evaluate(module, X_val, loss_fn, batch_size=4096, seed=val_seed, device=generator.device) if X_val.shape[0] else {}
         _record(result.history, train, val)
@@ -205,6 +220,12 @@ def fit_module(
         else:
             since_best += 1
         result.n_epochs = epoch
+        stop = early_stopping and since_best >= patience
+        if checkpoint is not None and (checkpoint.due(epoch, max_epochs) or stop):
+            checkpoint.save(_KIND, epoch, {
+                "module": module.state_dict(), "optimizer": opt.state_dict(), "generator": generator.get_state(),
+                "split": [train_idx, val_idx], "val_seed": val_seed, "history": result.history,
+                "best": [best, best_state, since_best, result.best_epoch], "stopped_early": stop})
         info = EpochInfo(epoch, max_epochs, train, val, time.perf_counter() - start, result.best_epoch)
         if callback is not None and callback(info) is True:
             break
@@ -216,6 +237,29 @@ def fit_module(
     module.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+#: the kind of checkpoint :func:`fit_module` writes
+_KIND = "fit_module"
+
+
+def _resume(restored: dict, module, opt, generator, result: FitResult, device: torch.device):
+    """Put a checkpoint's state back (module, optimiser, generator, history); the split, seed and best so far."""
+    from deepnmf.exceptions import ModelFileError
+
+    state = restored["state"]
+    try:
+        module.load_state_dict(state["module"])
+        opt.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ModelFileError(f"the checkpoint does not fit this model: {err}") from err
+    generator.set_state(state["generator"])
+    train_idx, val_idx = (t.to(device) for t in state["split"])
+    best, best_state, since_best, result.best_epoch = state["best"]
+    result.history = {k: list(v) for k, v in state["history"].items()}
+    result.n_epochs = restored["epoch"]
+    result.stopped_early = bool(state.get("stopped_early"))  # then there is nothing left to train
+    return train_idx, val_idx, int(state["val_seed"]), (best, best_state, since_best)
 
 
 def _improved(value: float, best: float, tol: float) -> bool:

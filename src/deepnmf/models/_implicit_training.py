@@ -26,11 +26,13 @@ import warnings
 import torch
 
 from deepnmf.callbacks import Callback, Clock, report_epoch
+from deepnmf.checkpoints import Checkpointer
 from deepnmf.divergences import data_term, divergence_terms  # noqa: F401 - re-exported: the objective's pieces
 from deepnmf.nn.implicit import (
     ImplicitFactor, Workspace, dense_pairs, paired_model, pointwise_loss, stacked_backward, stacked_forward,
     weight_views,
 )
+from deepnmf.exceptions import ModelFileError
 from deepnmf.nn.optim import ETAS, STEP_SIZES, FlatRprop, rprop_update
 
 #: Features are padded with zero columns up to a multiple of this many points.
@@ -98,6 +100,44 @@ def grid_objective(W: torch.Tensor, H: torch.Tensor, X: torch.Tensor, loss: str,
     return value, factor, G
 
 
+#: the kinds of checkpoint the two loops write
+GRID, POINTS = "implicit-grid", "implicit-points"
+
+
+def resume_loop(checkpoint: Checkpointer | None, kind: str, tensors: dict[str, torch.Tensor],
+                opt: torch.optim.Optimizer, gen: torch.Generator | None = None) -> tuple[int, list[float]]:
+    """Put a checkpoint's tensors (in place), optimiser and generator back; the first epoch to run and the losses.
+
+    Without a checkpoint to resume from: ``(1, [])``.
+    """
+    restored = checkpoint.restore(kind) if checkpoint is not None else None
+    if restored is None:
+        return 1, []
+    state = restored["state"]
+    with torch.no_grad():
+        for name, target in tensors.items():
+            saved = state["tensors"].get(name)
+            if saved is None or saved.shape != target.shape:
+                raise ModelFileError(f"the checkpoint's {name!r} does not fit this model (another rank, size "
+                                     "or data); resume with the same settings")
+            target.copy_(saved)
+    opt.load_state_dict(state["optimizer"])
+    if gen is not None:
+        gen.set_state(state["generator"])
+    return restored["epoch"] + 1, [float(v) for v in state["losses"]]
+
+
+def save_loop(checkpoint: Checkpointer | None, kind: str, epoch: int, epochs: int, tensors: dict[str, torch.Tensor],
+              opt: torch.optim.Optimizer, losses: list[float], gen: torch.Generator | None = None) -> None:
+    """Write the loop's state after ``epoch`` when the checkpointer says it is due."""
+    if checkpoint is None or not checkpoint.due(epoch, epochs):
+        return
+    state = {"tensors": tensors, "optimizer": opt.state_dict(), "losses": losses}
+    if gen is not None:
+        state["generator"] = gen.get_state()
+    checkpoint.save(kind, epoch, state)
+
+
 def pad_points(F: torch.Tensor) -> torch.Tensor:
     """Features ``(K, 2J, n)`` with zero columns appended up to a multiple of :data:`PAD_MULTIPLE` points.
 
@@ -110,7 +150,8 @@ def pad_points(F: torch.Tensor) -> torch.Tensor:
 
 
 def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.Tensor, *, loss: str, eps: float,
-               optimizer: str, lr: float, epochs: int, callback: Callback | None = None) -> list[float]:
+               optimizer: str, lr: float, epochs: int, callback: Callback | None = None,
+               checkpoint: Checkpointer | None = None) -> list[float]:
     """Full-batch training of the atom networks and the activation matrix on a grid.
 
     Each epoch takes one optimiser step on the network weights (gradient of
@@ -132,6 +173,10 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
     callback : callable, optional
         Called with a :class:`deepnmf.callbacks.EpochInfo` after every
         epoch (``train={"loss": mean divergence}``); ``True`` stops training.
+    checkpoint : deepnmf.checkpoints.Checkpointer, optional
+        Write the weights, ``H``, the optimiser's state and the losses every
+        ``checkpoint.every`` epochs; with ``checkpoint.resume`` start from
+        the last one (the same trajectory as an uninterrupted run).
 
     Returns
     -------
@@ -148,8 +193,9 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
     gW = gW_pad[:, :n_bins]  # the padding's gradient stays zero
     workspace = Workspace()  # the networks' large states reuse the same memory at every epoch
     scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
-    losses, clock = [], Clock()
-    for epoch in range(1, epochs + 1):
+    first, losses = resume_loop(checkpoint, GRID, {"theta": theta, "H": H}, opt)
+    clock = Clock()
+    for epoch in range(first, epochs + 1):
         W_pad, saved = stacked_forward(w, F, workspace=workspace)
         value, factor, G = grid_objective(W_pad[:, :n_bins], H, X, loss, eps)
         torch.mm(H.T, G, out=gW).mul_(scale)
@@ -157,6 +203,7 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
         stacked_backward(w, gw, gW_pad, saved, workspace=workspace)
         opt.step()
         H.mul_(factor)  # the activation update with the atoms of this epoch
+        save_loop(checkpoint, GRID, epoch, epochs, {"theta": theta, "H": H}, opt, losses)
         if report_epoch(callback, epoch, epochs, losses[-1], clock):
             break
     net.theta.grad = None
@@ -177,7 +224,7 @@ def _draw_points(f_idx: torch.Tensor, t_idx: torch.Tensor, V: torch.Tensor, n_dr
 def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, f_idx: torch.Tensor,
                  t_idx: torch.Tensor, V: torch.Tensor, *, loss: str, eps: float, optimizer: str, lr: float,
                  epochs: int, fraction: float, gen: torch.Generator,
-                 callback: Callback | None = None) -> list[float]:
+                 callback: Callback | None = None, checkpoint: Checkpointer | None = None) -> list[float]:
     """Full-batch (or random-fraction) training of atom and activation networks on points.
 
     Parameters
@@ -199,6 +246,8 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
     callback : callable, optional
         Called with a :class:`deepnmf.callbacks.EpochInfo` after every
         epoch (``train={"loss": mean divergence}``); ``True`` stops training.
+    checkpoint : deepnmf.checkpoints.Checkpointer, optional
+        As :func:`train_grid` (the generator's state included).
 
     Returns
     -------
@@ -207,12 +256,13 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
     opt = make_optimizer(optimizer, [nets["W"].theta, nets["H"].theta], lr)
     n = V.numel()
     n_draw = max(1, int(round(fraction * n)))
-    losses = []
+    weights = {"W": nets["W"].theta.detach(), "H": nets["H"].theta.detach()}
+    first, losses = resume_loop(checkpoint, POINTS, weights, opt, gen)
     spaces = {name: Workspace() for name in nets}
     n_f, n_t = Ff.shape[2], Ft.shape[2]
     Ff, Ft = pad_points(Ff), pad_points(Ft)
     clock = Clock()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         fi, ti, v = _draw_points(f_idx, t_idx, V, n_draw, gen)
         opt.zero_grad(set_to_none=True)
         Wu = nets["W"](Ff, workspace=spaces["W"])[:, :n_f]  # (K, n_freqs)
@@ -222,6 +272,7 @@ def train_points(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch.Tensor, 
         objective.backward()
         losses.append(float(objective.detach()) + data_term(v, loss, eps))
         opt.step()
+        save_loop(checkpoint, POINTS, epoch, epochs, weights, opt, losses, gen)
         if report_epoch(callback, epoch, epochs, losses[-1], clock):
             break
     with torch.no_grad():

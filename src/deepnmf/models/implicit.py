@@ -218,7 +218,8 @@ class ImplicitNMF(BaseNMF):
 
     # ------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None, *, freqs: Any = None, sr: float | None = None,
-            callback: Callback | None = None) -> "ImplicitNMF":
+            callback: Callback | None = None, checkpoint_dir: Any = None, checkpoint_every: int = 0,
+            resume: bool = False) -> "ImplicitNMF":
         """Learn the implicit dictionary (and activations).
 
         Parameters
@@ -240,15 +241,36 @@ class ImplicitNMF(BaseNMF):
             Called with a :class:`deepnmf.callbacks.EpochInfo` after every
             optimiser step (``train={"loss": mean divergence}``); returning
             ``True`` stops training.
+        checkpoint_dir : str or Path, optional
+            Folder of the training checkpoints (:mod:`deepnmf.checkpoints`;
+            uncompiled training only).
+        checkpoint_every : int
+            Write a checkpoint every this many epochs (0: none).
+        resume : bool
+            Continue from the checkpoint in ``checkpoint_dir``, to the state an
+            uninterrupted fit with the same seed reaches (bit for bit on CPU).
         """
         self._check_params()
+        ckpt = (checkpoint_dir, checkpoint_every, resume)
+        if checkpoint_dir is not None and self.compile:
+            raise ParameterError("checkpoints are written by the uncompiled training loops; use compile=False "
+                                 "with checkpoint_dir=")
         if self.mode == "grid":
-            self._fit_grid(X, freqs, self.sr if sr is None else sr, callback)
+            self._fit_grid(X, freqs, self.sr if sr is None else sr, callback, ckpt)
         else:
             if freqs is not None or sr is not None:
                 raise ParameterError("points mode takes the frequencies and sr from the TFPoints; drop freqs=/sr=")
-            self._fit_points(X, callback)
+            self._fit_points(X, callback, ckpt)
         return self
+
+    def _checkpointer(self, ckpt: tuple, data: torch.Tensor):
+        """The :class:`~deepnmf.checkpoints.Checkpointer` of ``fit``'s checkpoint arguments (None without a folder)."""
+        from deepnmf.checkpoints import data_signature, make_checkpointer, run_signature
+
+        folder, every, resume = ckpt
+        if folder is None:
+            return make_checkpointer(None, every, resume, {})
+        return make_checkpointer(folder, every, resume, run_signature(self, data_signature(data)))
 
     def _grid_frequencies(self, freqs: Any, n_bins: int, sr: float | None) -> tuple[np.ndarray, float]:
         """Frequencies of the columns and the Nyquist frequency that normalises them.
@@ -287,16 +309,18 @@ class ImplicitNMF(BaseNMF):
                               "torch.compile (9-25 s the first time, less with torch's cache)"))
         return chain(printer, callback)
 
-    def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callback | None) -> None:
+    def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callback | None, ckpt: tuple) -> None:
         Xt, kind = self._prepare_X(X, reset=True, dtype=torch.float32)
+        checkpoint = self._checkpointer(ckpt, Xt)
         f, self.nyquist_ = self._grid_frequencies(freqs, Xt.shape[1], sr)
         gen = make_generator(self.random_state)
         net = self._new_factor(gen, Xt.device)
         F = net.features(self._norm_f(f, Xt.device))  # (K, 2J, n_bins), constant on the grid
         H = self._initial_activations(Xt, net, F, gen)
         trainer = train_grid_compiled if self.compile else train_grid
+        extra = {"checkpoint": checkpoint} if checkpoint is not None else {}
         losses = trainer(net, F, H, Xt, loss=self._loss(), eps=self.eps, optimizer=self.optimizer, lr=self.lr,
-                             epochs=self.max_epochs, callback=self._progress(callback))
+                         epochs=self.max_epochs, callback=self._progress(callback), **extra)
         self.module_ = torch.nn.ModuleDict({"W": net})
         self._input_kind, self.freqs_ = kind, f
         self._finish(losses, net(F).detach(), H.detach())
@@ -320,7 +344,7 @@ class ImplicitNMF(BaseNMF):
             self._H = H
             self.activations_ = to_kind(H, self._input_kind)
 
-    def _fit_points(self, points: Any, callback: Callback | None) -> None:
+    def _fit_points(self, points: Any, callback: Callback | None, ckpt: tuple) -> None:
         from deepnmf.audio.points import TFPoints
         from deepnmf.nn.implicit import unique_coordinates
 
@@ -335,6 +359,7 @@ class ImplicitNMF(BaseNMF):
         t_u, t_idx = unique_coordinates(tn)
         f_u, f_idx = unique_coordinates(fn)
         V = torch.as_tensor(points.value, dtype=torch.float32, device=device)
+        checkpoint = self._checkpointer(ckpt, torch.cat([tn, fn, V.double().cpu()]))
         gen = make_generator(self.random_state)
         nets = torch.nn.ModuleDict({"W": self._new_factor(gen, device), "H": self._new_factor(gen, device)})
         Ft = nets["H"].features(t_u.to(device, torch.float32))  # (K, 2J, n_times), constant
@@ -343,7 +368,8 @@ class ImplicitNMF(BaseNMF):
         trainer = train_points_compiled if self.compile else train_points
         losses = trainer(nets, Ff, Ft, f_idx.to(device), t_idx.to(device), V, loss=self._loss(), eps=self.eps,
                                optimizer=self.optimizer, lr=self.lr, epochs=self.max_epochs,
-                               fraction=self.point_fraction, gen=gen, callback=self._progress(callback))
+                               fraction=self.point_fraction, gen=gen, callback=self._progress(callback),
+                               **({"checkpoint": checkpoint} if checkpoint is not None else {}))
         self.module_ = nets
         self.nyquist_, self.duration_ = points.sr / 2, points.duration
         self.freqs_ = f_u.numpy() * self.nyquist_

@@ -245,7 +245,8 @@ class VAENMF(BaseNMF):
         )
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None, *, callback: Callback | None = None) -> "VAENMF":
+    def fit(self, X: Any, y: Any = None, *, callback: Callback | None = None, checkpoint_dir: Any = None,
+            checkpoint_every: int = 0, resume: bool = False) -> "VAENMF":
         """Learn the encoder and the dictionary from ``X``.
 
         Parameters
@@ -257,11 +258,21 @@ class VAENMF(BaseNMF):
             Called with a :class:`deepnmf.callbacks.EpochInfo` after every
             epoch (``train`` and ``val`` hold ``loss``, ``nll``, ``kl``,
             ``penalty``); returning ``True`` stops training.
+        checkpoint_dir : str or Path, optional
+            Folder of the training checkpoints (:mod:`deepnmf.checkpoints`).
+        checkpoint_every : int
+            Write a checkpoint every this many epochs (0: none).
+        resume : bool
+            Continue from the checkpoint in ``checkpoint_dir``; the fit ends
+            where an uninterrupted one with the same seed ends (bit for bit
+            on CPU). The data and parameters must be those of the
+            checkpointed run (``max_epochs`` may differ).
 
         Returns
         -------
         self
         """
+        from deepnmf.checkpoints import data_signature, make_checkpointer, run_signature
         from deepnmf.training import fit_module
 
         if callback is not None and not callable(callback):
@@ -272,6 +283,8 @@ class VAENMF(BaseNMF):
             raise DataError(f"X has {T.shape[0]} sample; VAENMF needs at least 2")
         if not bool((T.sum(1) > 0).any()):
             raise DataError("X is all zeros; there is nothing to factorise")
+        checkpoint = make_checkpointer(checkpoint_dir, checkpoint_every, resume,
+                                       run_signature(self, data_signature(T)))
         gen = make_generator(self.random_state, self.device_)
         module = self._build(T.shape[1], T.dtype, gen)
         module.init_from_data(T, gen)
@@ -288,6 +301,7 @@ class VAENMF(BaseNMF):
             patience=int(self.patience),
             tol=float(self.tol),
             callback=self._epoch_callback(callback),
+            checkpoint=checkpoint,
         )
         self._store_fit(module, result)
         return self
