@@ -2,26 +2,36 @@
 
 Orientation as everywhere: envelopes ``(n_samples, n_channels)``, synergies
 ``(rank, n_channels)``, activations ``(n_samples, rank)``. Every function
-writes a PNG and returns its path.
+writes a PNG and returns its path (``path=None``: returns the drawn Figure instead).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
 
-from deepnmf.plotting import new_figure, save_figure
+from deepnmf.plotting import finish_figure, new_figure
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from matplotlib.figure import Figure
 
 
-def plot_synergies(synergies: np.ndarray, channels: Sequence[str], path: str | Path, *, title: str = "") -> Path:
+def plot_synergies(
+    synergies: np.ndarray,
+    channels: Sequence[str],
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+) -> Path | Figure:
     """Bar chart of each synergy vector (one row of panels per synergy).
 
     Parameters
     ----------
     synergies : np.ndarray [shape=(rank, n_channels)]
     channels : sequence of str
-    path : str or Path
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     """
     W = np.asarray(synergies)
     rank = W.shape[0]
@@ -33,18 +43,18 @@ def plot_synergies(synergies: np.ndarray, channels: Sequence[str], path: str | P
         ax.set_ylim(0, max(1.0, float(W.max())) * 1.05)
     axes[-1, 0].set_xticks(x, list(channels), rotation=45, ha="right")
     axes[0, 0].set_title(title or "synergy vectors (unit norm)")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_activations(
     activations: np.ndarray,
     fs: float,
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     bounds: Sequence[tuple[int, int, int]] = (),
     title: str = "",
     time_label: str = "time (s)",
-) -> Path:
+) -> Path | Figure:
     """Activation time courses, one panel per synergy, repetitions marked.
 
     Parameters
@@ -67,7 +77,7 @@ def plot_activations(
                 ax.text(start / fs, ax.get_ylim()[1], f" r{rep}", va="top", fontsize=7, color="0.4")
     axes[-1, 0].set_xlabel(time_label)
     axes[0, 0].set_title(title or "synergy activations")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_reconstruction(
@@ -75,13 +85,13 @@ def plot_reconstruction(
     reconstruction: np.ndarray,
     channels: Sequence[str],
     vaf_per_channel: Sequence[float],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     fs: float = 1.0,
     vaf: float | None = None,
     title: str = "",
     time_label: str = "time (s)",
-) -> Path:
+) -> Path | Figure:
     """Original versus reconstructed envelope of every channel, with its VAF.
 
     Parameters
@@ -108,16 +118,16 @@ def plot_reconstruction(
     axes[0, 0].legend(fontsize=7, loc="upper right")
     head = title or "envelopes: original vs reconstructed"
     fig.suptitle(head + (f" (total VAF {vaf:.3f})" if vaf is not None else ""), fontsize=10)
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_vaf_curve(
     curves: dict[str, dict[int, float]],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     threshold: float | None = 0.9,
     rank: int | None = None,
-) -> Path:
+) -> Path | Figure:
     """VAF versus rank, one line per movement.
 
     Parameters
@@ -142,10 +152,16 @@ def plot_vaf_curve(
     ax.set_title("VAF versus rank")
     if len(curves) > 1:
         ax.legend(fontsize=7, title="movement")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_vaf_comparison(rows: Sequence[dict], methods: Sequence[str], path: str | Path, *, title: str = "") -> Path:
+def plot_vaf_comparison(
+    rows: Sequence[dict],
+    methods: Sequence[str],
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+) -> Path | Figure:
     """Training and held-out VAF per movement and method (held-out: mean, bar; each repetition, dots).
 
     Parameters
@@ -176,10 +192,16 @@ def plot_vaf_comparison(rows: Sequence[dict], methods: Sequence[str], path: str 
     ax.set_ylabel("VAF")
     ax.set_title(title or "training vs held-out VAF")
     ax.legend(fontsize=7, ncol=2, loc="lower right")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_mean_cycle(activations: np.ndarray, n_points: int, path: str | Path, *, title: str = "") -> Path:
+def plot_mean_cycle(
+    activations: np.ndarray,
+    n_points: int,
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+) -> Path | Figure:
     """Activations averaged over time-normalised cycles (mean and ± one standard deviation).
 
     Parameters
@@ -201,4 +223,4 @@ def plot_mean_cycle(activations: np.ndarray, n_points: int, path: str | Path, *,
         ax.set_ylabel(f"S{k + 1}")
     axes[-1, 0].set_xlabel("cycle (%)")
     axes[0, 0].set_title(title or f"mean activation over {cycles.shape[0]} cycles (± 1 sd)")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)

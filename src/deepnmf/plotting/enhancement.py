@@ -2,21 +2,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deepnmf.plotting import new_figure, save_figure
+from deepnmf.plotting import finish_figure, new_figure
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from matplotlib.figure import Figure
 
 
-def plot_sdr_improvement(improvement: dict[str, dict[float, float]], path: str | Path, *, title: str = "") -> Path:
+def plot_sdr_improvement(
+    improvement: dict[str, dict[float, float]],
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+) -> Path | Figure:
     """One line per method: SDR improvement (dB) over the noisy input against the input SNR.
 
     Parameters
     ----------
     improvement : dict
         Method -> {input SNR (dB) -> SDR improvement (dB)}.
-    path : str or Path
-        PNG to write.
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     """
     fig, ax = new_figure(figsize=(6, 4))
     markers = "osd^v<>*"
@@ -31,18 +40,25 @@ def plot_sdr_improvement(improvement: dict[str, dict[float, float]], path: str |
     ax.grid(alpha=0.3)
     if improvement:
         ax.legend()
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_enhancement(
-    noisy_mag: np.ndarray, gain: np.ndarray, enhanced_mag: np.ndarray, path: str | Path, *, sr: int = 16000, hop: int = 128
-) -> Path:
+    noisy_mag: np.ndarray,
+    gain: np.ndarray,
+    enhanced_mag: np.ndarray,
+    path: str | Path | None = None,
+    *,
+    sr: int = 16000,
+    hop: int = 128,
+) -> Path | Figure:
     """Noisy spectrogram, gain and enhanced spectrogram, one above the other.
 
     Parameters
     ----------
     noisy_mag, gain, enhanced_mag : np.ndarray [shape=(n_frames, n_bins)]
-    path : str or Path
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     """
     fig, axes = new_figure(3, 1, figsize=(8, 7), sharex=True)
     n_frames, n_bins = noisy_mag.shape
@@ -56,4 +72,4 @@ def plot_enhancement(
         ax.set_title(label, fontsize=9)
         fig.colorbar(im, ax=ax, pad=0.01)
     axes[-1].set_xlabel("time (s)")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)

@@ -1,20 +1,30 @@
 """Figures for iN-NMF: atoms sampled at several STFT sizes, point clouds, loss curves.
 
-Every function takes arrays (or a fitted model), writes a PNG and returns its path.
+Every function takes arrays (or a fitted model), writes a PNG and returns its path
+(``path=None``: returns the drawn Figure instead).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
 
-from deepnmf.plotting import new_figure, save_figure
+from deepnmf.plotting import finish_figure, new_figure
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from matplotlib.figure import Figure
 
 
 def plot_dictionary_at_sizes(
-    model: Any, sizes: Sequence[int], sr: float, path: str | Path, *, n_atoms: int = 6, fmax: float | None = None
-) -> Path:
+    model: Any,
+    sizes: Sequence[int],
+    sr: float,
+    path: str | Path | None = None,
+    *,
+    n_atoms: int = 6,
+    fmax: float | None = None,
+) -> Path | Figure:
     """Atoms of an :class:`~deepnmf.ImplicitNMF` sampled at the bins of several STFT sizes.
 
     Left: the first ``n_atoms`` atoms as curves, one marker style per size
@@ -27,7 +37,8 @@ def plot_dictionary_at_sizes(
     sizes : sequence of int
         STFT sizes (for example ``(1000, 2500)``).
     sr : float
-    path : str or Path
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     n_atoms : int
     fmax : float, optional
         Upper frequency shown (default ``sr / 2``).
@@ -54,10 +65,16 @@ def plot_dictionary_at_sizes(
         ax.imshow(np.asarray(model.dictionary_at(f)), aspect="auto", origin="lower", cmap="magma",
                   extent=(f[0], f[-1], -0.5, model.n_components_ - 0.5), interpolation="nearest")
         ax.set(xlabel="frequency (Hz)", ylabel="atom", title=f"dictionary at size {size} ({f.size} bins)")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_point_cloud(points: Any, path: str | Path, *, max_points: int = 60000, seed: int = 0) -> Path:
+def plot_point_cloud(
+    points: Any,
+    path: str | Path | None = None,
+    *,
+    max_points: int = 60000,
+    seed: int = 0,
+) -> Path | Figure:
     """Scatter of a :class:`~deepnmf.audio.points.TFPoints` (time x frequency, colour = value), one panel per group."""
     rng = np.random.default_rng(seed)
     n_groups = len(points.groups)
@@ -68,10 +85,10 @@ def plot_point_cloud(points: Any, path: str | Path, *, max_points: int = 60000, 
             idx = rng.choice(idx, max_points, replace=False)
         ax.scatter(points.t[idx], points.f[idx], c=points.value[idx], s=1.5, cmap="magma", linewidths=0)
         ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title=f"{name} ({np.sum(points.group == g)} points)")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_factor_functions(model: Any, path: str | Path, *, n_grid: int = 1000) -> Path:
+def plot_factor_functions(model: Any, path: str | Path | None = None, *, n_grid: int = 1000) -> Path | Figure:
     """Points-mode model: atoms ``W_k(f)`` and activations ``H_k(t)`` as continuous functions."""
     f = np.linspace(0, model.nyquist_, n_grid)
     W = np.asarray(model.dictionary_at(f))  # (K, n_grid)
@@ -91,18 +108,23 @@ def plot_factor_functions(model: Any, path: str | Path, *, n_grid: int = 1000) -
         axes[1].set(xlabel="frame", ylabel="atom", title="activations")
     if W.shape[0] <= 8:
         axes[0].legend(loc="upper right")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_loss_curve(loss_curve: Sequence[float], path: str | Path, *, label: str = "mean divergence") -> Path:
+def plot_loss_curve(
+    loss_curve: Sequence[float],
+    path: str | Path | None = None,
+    *,
+    label: str = "mean divergence",
+) -> Path | Figure:
     """Training loss per epoch on a log scale."""
     fig, ax = new_figure(figsize=(6, 4))
     ax.semilogy(np.arange(len(loss_curve)), np.asarray(loss_curve))
     ax.set(xlabel="epoch", ylabel=label, title="training loss")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_separation_table(summary: Sequence[dict], path: str | Path) -> Path:
+def plot_separation_table(summary: Sequence[dict], path: str | Path | None = None) -> Path | Figure:
     """SDR and STOI per STFT size for NMF (refitted per size) and iN-NMF (trained once)."""
     fig, axes = new_figure(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("sdr", "stoi")):
@@ -112,4 +134,4 @@ def plot_separation_table(summary: Sequence[dict], path: str | Path) -> Path:
                     label="NMF (fitted at each size)" if model == "nmf" else "iN-NMF (trained at one size)")
         ax.set(xlabel="STFT size", ylabel=metric.upper() + (" (dB)" if metric == "sdr" else ""), title=metric.upper())
         ax.legend()
-    return save_figure(fig, path)
+    return finish_figure(fig, path)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
 
-from deepnmf.plotting import new_figure, save_figure
+from deepnmf.plotting import finish_figure, new_figure
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from matplotlib.figure import Figure
 
 
 def factorisation_figure(
@@ -14,12 +17,12 @@ def factorisation_figure(
     components: np.ndarray,
     activations: np.ndarray,
     loss_curve: Sequence[float],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     freqs: np.ndarray | None = None,
     times: np.ndarray | None = None,
     title: str = "NMF",
-) -> Path:
+) -> Path | Figure:
     """Four panels: data, reconstruction, dictionary atoms, activations, and the objective.
 
     Parameters
@@ -53,14 +56,19 @@ def factorisation_figure(
     (inset.semilogy if curve.min() > 0 else inset.plot)(curve, lw=1)
     inset.set_title("objective per iteration", fontsize=7)
     inset.tick_params(labelsize=6)
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def loss_figure(curves: dict[str, Sequence[float]], path: str | Path, *, ylabel: str = "objective") -> Path:
+def loss_figure(
+    curves: dict[str, Sequence[float]],
+    path: str | Path | None = None,
+    *,
+    ylabel: str = "objective",
+) -> Path | Figure:
     """One line per named loss curve, log scale."""
     fig, ax = new_figure(figsize=(6, 4))
     for name, curve in curves.items():
         ax.plot(np.arange(len(curve)), curve, label=name)
     ax.set(xlabel="iteration", ylabel=ylabel, yscale="log")
     ax.legend()
-    return save_figure(fig, path)
+    return finish_figure(fig, path)

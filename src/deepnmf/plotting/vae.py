@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, TYPE_CHECKING
 
 import numpy as np
 
-from deepnmf.plotting import new_figure, save_figure
+from deepnmf.plotting import finish_figure, new_figure
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from matplotlib.figure import Figure
 
 
-def plot_elbo(history: Mapping[str, Sequence[float]], path: str | Path, *, title: str = "VAE-NMF training") -> Path:
+def plot_elbo(
+    history: Mapping[str, Sequence[float]],
+    path: str | Path | None = None,
+    *,
+    title: str = "VAE-NMF training",
+) -> Path | Figure:
     """Three panels per epoch: the loss (negative ELBO + penalty), the expected NLL, the KL.
 
     Parameters
@@ -17,12 +25,12 @@ def plot_elbo(history: Mapping[str, Sequence[float]], path: str | Path, *, title
     history : mapping of str -> sequence of float
         ``VAENMF.history_``: ``train_loss``, ``train_nll``, ``train_kl`` and
         optionally the ``val_`` versions, one value per epoch.
-    path : str or Path
-        PNG to write.
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
 
     Returns
     -------
-    Path
+    Path or matplotlib.figure.Figure
     """
     fig, axes = new_figure(1, 3, figsize=(12, 3.4))
     panels = [("loss", "loss = -ELBO + penalty"), ("nll", "-E_q[log p(x|z)]"), ("kl", "KL(q(z|x) || p(z))")]
@@ -37,16 +45,23 @@ def plot_elbo(history: Mapping[str, Sequence[float]], path: str | Path, *, title
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_loss_curve(losses: Sequence[float], path: str | Path, *, xlabel: str = "iteration", title: str = "objective") -> Path:
+def plot_loss_curve(
+    losses: Sequence[float],
+    path: str | Path | None = None,
+    *,
+    xlabel: str = "iteration",
+    title: str = "objective",
+) -> Path | Figure:
     """One curve (for example ``NMF.loss_curve_``) on a log scale when positive.
 
     Parameters
     ----------
     losses : sequence of float [shape=(n_iter,)]
-    path : str or Path
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     """
     fig, ax = new_figure(figsize=(5, 3.4))
     values = np.asarray(losses, dtype=float)
@@ -57,7 +72,7 @@ def plot_loss_curve(losses: Sequence[float], path: str | Path, *, xlabel: str = 
     ax.set_ylabel("objective")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
 def uneven_row_edges(values: np.ndarray) -> np.ndarray | None:
@@ -82,17 +97,18 @@ def uneven_row_edges(values: np.ndarray) -> np.ndarray | None:
 
 def plot_dictionary(
     components: np.ndarray,
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     freqs: np.ndarray | None = None,
     title: str = "dictionary atoms",
-) -> Path:
+) -> Path | Figure:
     """The atoms as an image (one column per atom), each normalised to its maximum.
 
     Parameters
     ----------
     components : np.ndarray [shape=(n_components, n_features)]
-    path : str or Path
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     freqs : np.ndarray [shape=(n_features,)], optional
         Feature axis values (Hz for spectra); otherwise the feature index.
     """
@@ -110,17 +126,23 @@ def plot_dictionary(
     ax.set_ylabel("frequency (Hz)" if freqs is not None else "feature")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="relative weight")
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
 
 
-def plot_throughput(frames_per_second: Mapping[str, float], path: str | Path, *, title: str = "training throughput") -> Path:
+def plot_throughput(
+    frames_per_second: Mapping[str, float],
+    path: str | Path | None = None,
+    *,
+    title: str = "training throughput",
+) -> Path | Figure:
     """Horizontal bars of frames per second, one per training loop.
 
     Parameters
     ----------
     frames_per_second : mapping of str -> float
         Loop name -> frames per second.
-    path : str or Path
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
     """
     names = list(frames_per_second)
     values = [float(frames_per_second[n]) for n in names]
@@ -133,4 +155,4 @@ def plot_throughput(frames_per_second: Mapping[str, float], path: str | Path, *,
     ax.set_xlabel("frames per second")
     ax.set_xlim(0, max(values) * 1.2 if values else 1)
     ax.set_title(title)
-    return save_figure(fig, path)
+    return finish_figure(fig, path)
