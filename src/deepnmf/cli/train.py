@@ -66,6 +66,11 @@ def train(
     fixed_components: Optional[Path] = typer.Option(None, "--fixed-components",
                                                     help="NMF: .npy atoms (n_fixed x n_features) held fixed."),
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every",
+                                         help="Write a training checkpoint into OUT/checkpoint/ every N epochs "
+                                              "(iterations for NMF); 0: none."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in OUT/checkpoint/ "
+                                                        "(same inputs and options as the interrupted run)."),
 ) -> None:
     """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json."""
     from deepnmf.pipelines.dictionary import learn_dictionary, write_dictionary
@@ -74,9 +79,12 @@ def train(
     if model == "nmf":  # the NMF-only options (other models never saw them)
         nmf = {"beta_loss": _beta_option(beta_loss), "init": init, "tol": tol, "alpha_W": alpha_w,
                "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components}
+    ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
+        if checkpoint_every or resume else {}
     with reporting(model, max_epochs) as callback:
         estimator, report = learn_dictionary(
             list(inputs), model=model, rank=rank, likelihood=likelihood, max_epochs=max_epochs, random_state=seed,
-            device=device, compile=compile_, sr=sr, n_fft=n_fft, hop=hop, power=power, callback=callback, **nmf)
+            device=device, compile=compile_, sr=sr, n_fft=n_fft, hop=hop, power=power, callback=callback,
+            **nmf, **ckpt)
     write_dictionary(estimator, report, out, figures=figures)
     echo(f"saved {model} model to {out} ({estimator.n_iter_} epochs/iterations, {report['seconds']:.1f} s)")

@@ -169,19 +169,22 @@ def _side_array(value: Any) -> Any:
 
 
 def _fit(estimator: Any, model: str, data: TrainingData, callback: Callback | None, fit_arrays: dict) -> dict:
-    """Train ``estimator`` on ``data``; the report's final losses."""
+    """Train ``estimator`` on ``data``; the report's final losses.
+
+    ``fit_arrays`` holds the NMF side arrays and the checkpoint arguments of every model's ``fit``.
+    """
     if model == "nmf":
         estimator.fit_transform(data.X, callback=callback, **fit_arrays)
         objective = float(estimator.loss_curve_[-1]) if estimator.loss_curve_ else None
         return {"final": {"objective": objective, "reconstruction_err": float(estimator.reconstruction_err_)}}
     if model == "vae-nmf":
-        estimator.fit(data.X, callback=callback)
+        estimator.fit(data.X, callback=callback, **fit_arrays)
         final = {k: v[-1] for k, v in estimator.history_.items()}
         return {"final": final, "best_epoch": estimator.best_epoch_, "stopped_early": estimator.stopped_early_}
     if model == "implicit":
-        estimator.fit(data.X, freqs=data.freqs, sr=data.summary["sr"], callback=callback)
+        estimator.fit(data.X, freqs=data.freqs, sr=data.summary["sr"], callback=callback, **fit_arrays)
     else:
-        estimator.fit(data.X, callback=callback)
+        estimator.fit(data.X, callback=callback, **fit_arrays)
     return {"final": {"loss": float(estimator.reconstruction_err_)}}
 
 
@@ -202,6 +205,9 @@ def learn_dictionary(
     mask: Any = None,
     fixed_components: Any = None,
     callback: Callback | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
     **params: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Learn a dictionary from audio, a matrix or EMG envelopes.
@@ -230,6 +236,11 @@ def learn_dictionary(
         Receives :class:`deepnmf.callbacks.EpochInfo` records: a notice
         (``epoch=0``, ``message``) before training, then one per epoch or
         iteration with ``stage=model``.
+    checkpoint_dir, checkpoint_every, resume
+        Training checkpoints (:mod:`deepnmf.checkpoints`): the folder, the
+        interval in epochs (iterations for NMF; 0: none) and whether to
+        continue from the folder's checkpoint, to the state an uninterrupted
+        run with the same seed reaches.
     **params
         Other constructor arguments of the model (NMF: ``beta_loss``
         overriding the likelihood, ``init``, ``tol``, ``alpha_W``, ``alpha_H``,
@@ -252,6 +263,10 @@ def learn_dictionary(
                   if v is not None}
     if fit_arrays and model != "nmf":
         raise ParameterError(f"{' and '.join(fit_arrays)} are NMF options; model {model!r} takes neither")
+    if checkpoint_dir is not None:
+        fit_arrays.update(checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+    elif checkpoint_every or resume:
+        raise ParameterError("checkpoint_every and resume need checkpoint_dir, the checkpoint folder")
     estimator = make_estimator(model, rank, **{**loss_params(model, likelihood, params.pop("beta_loss", None)),
                                                **_run_params(model, max_epochs, random_state, device, compile),
                                                **params})
