@@ -1,0 +1,280 @@
+"""The enhancement experiment, ``deepnmf experiment enhancement`` and ``deepnmf enhance`` on generated audio.
+
+Nothing here reads ``../shared/data``: speakers and noises come from the
+``synthetic_audio`` fixture (tests/conftest.py). Sizes are tiny; what is
+checked is the protocol (rows, files, caches, progress, figures drawn from the
+rows) and that the CLI commands are their library calls.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import deepnmf.plotting.enhancement as enhancement_plots
+from deepnmf.audio import mixing
+from deepnmf.audio.io import load_audio, save_audio
+from deepnmf.cli.main import app
+from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.experiments.enhancement import ROW_KEYS, EnhancementConfig, run_enhancement
+from deepnmf.io.model_files import peek_model_type
+from deepnmf.metrics import bss_eval
+
+runner = CliRunner()
+METHODS = ("nmf+mu", "nmf+dnn", "vae-nmf+encoder", "dnn-mask")
+
+
+def _config(audio, out, **kw) -> EnhancementConfig:
+    base = dict(train_speech=audio["train"], test_speech=audio["test"], noises=[audio["noise_files"]["hum"], "babble"],
+                out=out, snrs=(0.0,), methods=METHODS, n_test=2, n_components=6, speech_frames=600, noise_frames=300,
+                nmf_iter=30, vae_epochs=2, dnn_epochs=2, dnn_hidden=(16,), babble_seconds=8.0, random_state=0)
+    base.update(kw)
+    return EnhancementConfig(**base)
+
+
+class FigureRecorder:
+    """Stands in for a plotting module's ``finish_figure``: keeps each Figure, then saves it as usual."""
+
+    def __init__(self, original):
+        self.original, self.figures = original, []
+
+    def __call__(self, fig, path, **kw):
+        self.figures.append(fig)
+        return self.original(fig, path, **kw)
+
+
+@pytest.fixture(scope="module")
+def run(synthetic_audio, tmp_path_factory):
+    """One tiny run of the protocol: its config, rows, progress records and the SDR figure it drew."""
+    cfg = _config(synthetic_audio, tmp_path_factory.mktemp("enh"))
+    infos = []
+    with pytest.MonkeyPatch.context() as mp:
+        recorder = FigureRecorder(enhancement_plots.finish_figure)
+        mp.setattr(enhancement_plots, "finish_figure", recorder)
+        rows = run_enhancement(cfg, progress=infos.append)
+    return {"cfg": cfg, "rows": rows, "infos": infos, "figures": recorder.figures}
+
+
+def _cell(rows, method, noise, snr=0.0):
+    (row,) = [r for r in rows if (r["method"], r["noise"], r["snr"]) == (method, noise, snr)]
+    return row
+
+
+def test_rows_and_files(run):
+    cfg, rows = run["cfg"], run["rows"]
+    assert len(rows) == (1 + len(METHODS)) * 2 * 1  # methods (and noisy) x noises x SNRs
+    assert {r["method"] for r in rows} == {"noisy", *METHODS} and {r["noise"] for r in rows} == {"hum", "babble"}
+    for r in rows:
+        assert set(ROW_KEYS) <= set(r) and r["n_utterances"] == 2
+        assert r["stoi"] is None or 0.0 <= r["stoi"] <= 1.0
+    assert json.loads((cfg.out / "results.json").read_text()) == rows
+    with open(cfg.out / "results.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [(t["method"], t["noise"]) for t in table] == [(r["method"], r["noise"]) for r in rows]
+    md = (cfg.out / "results.md").read_text()
+    assert "| **Avg.** |" in md and "nmf+dnn SDR" in md
+    info = json.loads((cfg.out / "run.json").read_text())
+    # n_test utterances, taken round robin over the test speakers; babble from training speakers only
+    assert info["test_utterances"] == ["spk2/u0", "spk3/u0"]
+    assert info["train_speakers"] == sorted(str(p) for p in cfg.train_speech) and info["noises"] == ["hum", "babble"]
+    assert info["gains"]["nmf+mu"] == {"power": 0.5, "floor": 0.3}
+
+
+def test_noisy_row_scores_the_mixture_at_its_snr(run):
+    for noise in ("hum", "babble"):
+        assert _cell(run["rows"], "noisy", noise)["sdr"] == pytest.approx(0.0, abs=1.0)
+
+
+def test_supervised_dictionaries_remove_stationary_noise(run):
+    rows = run["rows"]
+    assert _cell(rows, "nmf+mu", "hum")["sdr"] > _cell(rows, "noisy", "hum")["sdr"] + 1.0
+
+
+def test_progress_records(run):
+    infos = run["infos"]
+    stages = [i.stage for i in infos]
+    assert stages[0] == "data" and set(stages) == {"data", "models", "evaluate"}
+    assert stages.index("evaluate") > max(k for k, s in enumerate(stages) if s == "models")
+    evaluate = [i for i in infos if i.stage == "evaluate"]
+    assert [i.epoch for i in evaluate] == [1, 2, 3, 4] and {i.max_epochs for i in evaluate} == {4}
+    models = [i for i in infos if i.stage == "models"]
+    assert models[-1].message == "done" and models[-1].epoch == models[-1].max_epochs
+
+
+def test_sdr_figure_draws_the_improvement_of_each_method(run):
+    (fig,) = run["figures"]
+    (ax,) = fig.axes
+    rows = run["rows"]
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert list(lines) == list(METHODS)
+    for method, line in lines.items():
+        naive = np.mean([_cell(rows, method, n)["sdr"] - _cell(rows, "noisy", n)["sdr"] for n in ("hum", "babble")])
+        np.testing.assert_allclose(line.get_xdata(), [0.0])
+        np.testing.assert_allclose(line.get_ydata(), [naive], rtol=1e-9)
+    assert ax.get_xlabel() == "input SNR (dB)" and ax.get_ylabel() == "SDR improvement (dB)"
+    assert "babble, hum" in ax.get_title()
+
+
+def test_models_are_model_folders_and_reruns_reuse_them(run, synthetic_audio):
+    cfg, rows = run["cfg"], run["rows"]
+    stamps = {p: p.stat().st_mtime_ns for p in (cfg.out / "models").rglob("weights.safetensors")}
+    kinds = Counter(peek_model_type(p.parent) for p in stamps)
+    # nmf and vae-nmf: speech + 2 noise dictionaries; 2 activation networks; 2 mask enhancers (each with its network)
+    assert kinds == {"NMF": 3, "VAENMF": 3, "FrameNetwork": 2 + 2, "MaskEnhancer": 2}
+    again = run_enhancement(_config(synthetic_audio, cfg.out, noises=[synthetic_audio["noise_files"]["hum"]],
+                                    methods=["nmf+mu"]))
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was retrained
+    for r in again:
+        assert r["sdr"] == pytest.approx(_cell(rows, r["method"], "hum")["sdr"], abs=1e-6)
+
+
+def test_runner_bad_input(synthetic_audio, tmp_path):
+    a = synthetic_audio
+    cases = {
+        "both the training and the test": dict(test_speech=[a["train"][0]]),
+        "does not exist": dict(noises=[tmp_path / "missing.wav"]),
+        "only 4": dict(n_test=5),
+        "sr must be 8000 or 16000": dict(sr=44100),
+        "snrs must be finite": dict(snrs=(0.0, float("nan"))),
+        "n_components must be": dict(n_components=0),
+        "is given twice": dict(noises=["babble", "babble"]),
+    }
+    short = save_audio(tmp_path / "short.wav", 0.1 * np.random.default_rng(0).standard_normal(16000 * 2), 16000)
+    silent = save_audio(tmp_path / "silent.wav", np.zeros(16000 * 10), 16000)
+    cases["test part .* is shorter"] = dict(noises=[short])
+    cases["silent"] = dict(noises=[silent])
+    cases["babble needs at least 2 training speakers"] = dict(train_speech=[a["train"][0]])
+    for message, change in cases.items():
+        with pytest.raises((DataError, ParameterError), match=message):
+            run_enhancement(_config(a, tmp_path / "out", **change))
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_experiment_is_the_runner(synthetic_audio, tmp_path):
+    a = synthetic_audio
+    args = ["experiment", "enhancement", "--train-speech", *map(str, a["train"]), "--test-speech", *map(str, a["test"]),
+            "--noise", str(a["noise_files"]["hum"]), "--snr", "5", "--methods", "nmf+mu", "--n-test", "1",
+            "--rank", "4", "--vae-epochs", "1", "--dnn-epochs", "1", "--seed", "3", "--out", str(tmp_path / "cli")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "cli" / "results.md").read_text()
+    assert md in res.output
+    cfg = EnhancementConfig(train_speech=a["train"], test_speech=a["test"], noises=[str(a["noise_files"]["hum"])],
+                            out=tmp_path / "lib", snrs=[5.0], methods=["nmf+mu"], n_test=1, n_components=4,
+                            vae_epochs=1, dnn_epochs=1, random_state=3)
+    rows = run_enhancement(cfg)
+    written = json.loads((tmp_path / "cli" / "results.json").read_text())
+    assert [r.keys() for r in written] == [r.keys() for r in rows]
+    for got, want in zip(written, rows):
+        assert got == {k: pytest.approx(v) if isinstance(v, float) else v for k, v in want.items()}
+    assert [(r["method"], r["snr"]) for r in rows] == [("noisy", 5.0), ("nmf+mu", 5.0)]
+
+
+def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
+    a = synthetic_audio
+    base = ["experiment", "enhancement", "--train-speech", *map(str, a["train"]), "--test-speech", str(a["test"][0]),
+            "--noise", "babble", "--out", str(tmp_path)]
+    cases = {"unknown method 'nmf+magic'": ["--methods", "nmf+mu,nmf+magic"],
+             "--snr takes numbers of dB": ["--snr", "loud"]}
+    for message, extra in cases.items():
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(tmp_path / "none"), "--test-speech",
+                              str(a["test"][0]), "--noise", "babble", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "neither an audio file nor a folder" in res.output
+
+
+@pytest.fixture(scope="module")
+def noisy_file(synthetic_audio, run, tmp_path_factory):
+    """An unseen utterance of a test speaker plus the later part of the hum noise at 0 dB, as a WAV; and its parts."""
+    clean = synthetic_audio["speech"]["test/spk2"][1]
+    hum = synthetic_audio["noises"]["hum"]
+    y, s, n = mixing.mix_at_snr(clean, mixing.noise_excerpt(hum[hum.size // 2:], clean.size, random_state=1), 0.0)
+    path = save_audio(tmp_path_factory.mktemp("noisy") / "noisy.wav", y, 16000, subtype="FLOAT")
+    return path, s, n
+
+
+def _sdr(clean, noise, estimate):
+    return float(bss_eval(np.stack([clean, noise]), np.stack([estimate, noise]))["sdr"][0])
+
+
+def test_cli_enhance_writes_what_enhance_file_computes(run, noisy_file, tmp_path, monkeypatch):
+    from deepnmf.pipelines.enhancement import enhance_file
+
+    models = run["cfg"].out / "models" / "nmf"
+    path, clean, noise = noisy_file
+    recorder = FigureRecorder(enhancement_plots.finish_figure)
+    monkeypatch.setattr(enhancement_plots, "finish_figure", recorder)
+    out = tmp_path / "enhanced.wav"
+    res = runner.invoke(app, ["enhance", str(path), "-o", str(out), "--speech-model", str(models / "speech"),
+                              "--noise-model", str(models / "noise-hum"), "--figure", str(tmp_path / "fig.png"),
+                              "--report", str(tmp_path / "report.json")])
+    assert res.exit_code == 0, res.output
+    expected = enhance_file(path, speech_model=models / "speech", noise_model=models / "noise-hum")
+    enhanced, sr = load_audio(out, dtype=np.float64)
+    assert sr == 16000 and enhanced.shape == clean.shape
+    np.testing.assert_allclose(enhanced, expected.enhanced, atol=2 / 2**15)  # 16-bit WAV
+    assert _sdr(clean, noise, enhanced) > _sdr(clean, noise, clean + noise) + 1.0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["activations"] == "mu" and report["mean_gain"] == pytest.approx(float(np.mean(expected.gain)))
+    # the figure: noisy spectrogram, gain and enhanced spectrogram (with their colour bars)
+    (fig,) = recorder.figures
+    Y = expected.noisy_magnitude()
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["noisy (dB)", "gain", "enhanced (dB)"]
+    for image, want in zip(images, (20 * np.log10(Y + 1e-6), expected.gain, 20 * np.log10(Y * expected.gain + 1e-6))):
+        np.testing.assert_allclose(np.asarray(image.get_array()), want.T, rtol=1e-5, atol=1e-5)
+    assert (tmp_path / "fig.png").is_file()
+
+
+@pytest.mark.parametrize("case", ["network", "encoder", "mask", "model"])
+def test_cli_enhance_with_each_kind_of_model(run, noisy_file, tmp_path, case):
+    models = run["cfg"].out / "models"
+    path, clean, noise = noisy_file
+    dictionaries = {"nmf": ["--speech-model", str(models / "nmf" / "speech"), "--noise-model", str(models / "nmf" / "noise-hum")],
+                    "vae": ["--speech-model", str(models / "vae-nmf" / "speech"),
+                            "--noise-model", str(models / "vae-nmf" / "noise-hum")]}
+    extra, activations = {
+        "network": ([*dictionaries["nmf"], "--network", str(models / "nmf" / "dnn-hum")], "dnn"),
+        "encoder": ([*dictionaries["vae"], "--activations", "encoder"], "encoder"),
+        "mask": (["--mask-network", str(models / "dnn-mask" / "mask-hum")], "mask"),
+        "model": (["--model", str(models / "dnn-mask" / "mask-hum")], "mask"),
+    }[case]
+    out = tmp_path / "enhanced.wav"
+    res = runner.invoke(app, ["enhance", str(path), "-o", str(out), *extra, "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert f"activations={activations}" in res.output
+    assert json.loads((tmp_path / "r.json").read_text())["activations"] == activations
+    enhanced, _ = load_audio(out, dtype=np.float64)
+    assert enhanced.shape == clean.shape and np.all(np.isfinite(enhanced))
+
+
+def test_cli_enhance_bad_input(run, noisy_file, tmp_path):
+    import soundfile as sf
+
+    models = run["cfg"].out / "models"
+    nmf = models / "nmf"
+    base = ["--speech-model", str(nmf / "speech"), "--noise-model", str(nmf / "noise-hum")]
+    noisy = str(noisy_file[0])
+    silent = save_audio(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0), 16000)
+    o = ["-o", str(tmp_path / "o.wav")]
+    cases = {
+        "is empty": [str(tmp_path / "empty.wav"), *o, *base],
+        "does not exist": [str(tmp_path / "nope.wav"), *o, *base],
+        "silent": [str(silent), *o, *base],
+        "not a model folder": [noisy, *o, "--speech-model", str(tmp_path), "--noise-model", str(nmf / "noise-hum")],
+        "give --speech-model and --noise-model": [noisy, *o],
+        "trained for other speech/noise dictionaries": [noisy, *o, "--speech-model", str(nmf / "speech"), "--noise-model",
+                                                        str(nmf / "noise-babble"), "--network", str(nmf / "dnn-hum")],
+        "is not a mask network": [noisy, *o, "--mask-network", str(nmf / "dnn-hum")],
+        "works alone": [noisy, *o, *base, "--mask-network", str(models / "dnn-mask" / "mask-hum")],
+    }
+    for message, args in cases.items():
+        res = runner.invoke(app, ["enhance", *args])
+        assert res.exit_code == 2, (message, res.output)
+        assert message in res.output and "Traceback" not in res.output
