@@ -20,6 +20,10 @@ window, hop 128 at 16 kHz by default):
      frozen dictionaries);
    - ``"encoder"``: the posterior means given by the VAE-NMF encoders of
      the speech and noise models (VAE-NMF dictionaries only);
+   - ``"semi"``: semi-supervised NMF for a noise of unknown type: the
+     speech and noise dictionaries are held fixed and ``free_noise`` more
+     noise atoms are learned on the noisy spectrogram itself
+     (:meth:`deepnmf.NMF.fit_transform` with ``fixed_components``);
 
 2. the Wiener-like gain, floored at ``floor``,
 
@@ -58,12 +62,12 @@ from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 __all__ = ["ACTIVATIONS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
            "frozen_activations", "load_enhancer", "training_mixtures", "wiener_gain"]
 
-ACTIVATIONS = ("mu", "dnn", "encoder")
+ACTIVATIONS = ("mu", "dnn", "encoder", "semi")
 _EPS = 1e-10
 #: settings file of the enhancer folders written before the one model format (read by Enhancer.load)
 _OLD_CONFIG = "enhancer.json"
 #: the settings an Enhancer folder records (its model-file parameters)
-_SETTINGS = ("activations", "power", "floor", "sparsity", "beta_loss", "max_iter", "stft")
+_SETTINGS = ("activations", "power", "floor", "sparsity", "beta_loss", "max_iter", "stft", "free_noise")
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,9 @@ class Enhancer:
     stft : STFTSettings
     network : FrameNetwork, optional
         A trained activation network (``"dnn"``); see :meth:`fit_network`.
+    free_noise : int
+        ``"semi"``: noise atoms learned on each noisy signal (beside the
+        fixed noise dictionary).
 
     Attributes
     ----------
@@ -237,8 +244,10 @@ class Enhancer:
         max_iter: int = 200,
         stft: STFTSettings = STFTSettings(),
         network: Any = None,
+        free_noise: int = 8,
     ) -> None:
         check_choice(activations, "activations", ACTIVATIONS)
+        self.free_noise = check_positive_int(free_noise, "free_noise")
         self.activations = activations
         self.power = float(power)
         self.floor = float(floor)
@@ -334,9 +343,41 @@ class Enhancer:
         return W[:, : self.n_speech].float(), W[:, self.n_speech :].float()
 
     def estimate_magnitudes(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``S = W_s H_s`` and ``N = W_n H_n``, both ``(n_frames, n_bins)``."""
+        """``S = W_s H_s`` and ``N = W_n H_n``, both ``(n_frames, n_bins)``.
+
+        With ``activations="semi"``, ``N`` also holds the part explained by
+        the noise atoms learned on ``magnitude`` (:meth:`semi_supervised`).
+        """
+        if self.activations == "semi":
+            S, N, _ = self.semi_supervised(magnitude)
+            return S, N
         W_s, W_n = self.estimate_activations(magnitude)
         return W_s @ self.H_speech, W_n @ self.H_noise
+
+    def semi_supervised(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Semi-supervised NMF: speech and noise dictionaries fixed, ``free_noise`` atoms learned.
+
+        Parameters
+        ----------
+        magnitude : torch.Tensor [shape=(n_frames, n_bins)]
+
+        Returns
+        -------
+        S, N : torch.Tensor [shape=(n_frames, n_bins)]
+            Speech estimate ``W_s H_s``; noise estimate from the fixed and the learned noise atoms.
+        H_free : torch.Tensor [shape=(free_noise, n_bins)]
+            The noise atoms learned on this signal.
+        """
+        from deepnmf.models.nmf import NMF
+
+        fixed = torch.cat([self.H_speech, self.H_noise]).double()  # (n_speech + n_noise, n_bins)
+        est = NMF(fixed.shape[0] + self.free_noise, beta_loss=self.beta_loss, max_iter=self.max_iter, tol=0.0,
+                  alpha_W=self.sparsity, l1_ratio=1.0, init="random", random_state=0)
+        W = est.fit_transform(magnitude.double(), fixed_components=fixed)  # (n_frames, k)
+        H = est.components_  # (k, n_bins); the first rows are `fixed`
+        S = W[:, : self.n_speech] @ H[: self.n_speech]
+        N = W[:, self.n_speech :] @ H[self.n_speech :]
+        return S.float(), N.float(), H[fixed.shape[0] :].float()
 
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
         """The gain ``(n_frames, n_bins)`` applied to the noisy STFT."""
@@ -427,7 +468,7 @@ class Enhancer:
         """Settings as JSON (without the models), with the dictionaries' checksums."""
         return {"activations": self.activations, "power": self.power, "floor": self.floor,
                 "sparsity": self.sparsity, "beta_loss": self.beta_loss, "max_iter": self.max_iter,
-                "stft": asdict(self.stft), "fingerprints": self.fingerprints()}
+                "stft": asdict(self.stft), "free_noise": self.free_noise, "fingerprints": self.fingerprints()}
 
     def save(self, path: str | Path) -> Path:
         """Write one model folder of type ``"Enhancer"``: its settings, and the speech model, the
