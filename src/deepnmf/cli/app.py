@@ -1,8 +1,16 @@
 """The typer application and helpers shared by the command modules.
 
 The CLI is thin: each command parses options, loads inputs, makes one library
-call and writes outputs. Library errors (``DeepNMFError``) become a one-line
-message and exit code 2, never a traceback.
+call and writes outputs. Errors are one line on stderr, never a traceback
+(unless ``--debug``):
+
+- a wrong option or option value (a usage error, a ``ParameterError``): exit 2;
+- bad data (``DataError``, ``ModelFileError``, a missing or unreadable file): exit 1,
+  the message naming the file and the problem;
+- anything unexpected: exit 1, with ``--debug`` for the traceback.
+
+Every command (and ``deepnmf`` itself) takes ``--quiet`` / ``-q`` (no progress
+bars or status lines) and ``--debug`` (tracebacks).
 """
 from __future__ import annotations
 
@@ -12,37 +20,128 @@ import sys
 from typing import Any, Callable, Iterator
 
 import typer
+from typer.core import TyperGroup
 
 from deepnmf.callbacks import Callback, EpochInfo
 from deepnmf.pipelines._common import write_json  # noqa: F401 - the commands' JSON writer (one home)
 
+
+class _State:
+    """The global flags of one invocation (reset by :class:`DeepNMFGroup`)."""
+
+    quiet = False
+    debug = False
+
+
+STATE = _State()
+
+
+def _one_line(err: Any) -> str:
+    """A usage error as one line, with where to find help."""
+    ctx = getattr(err, "ctx", None)
+    where = ctx.command_path if ctx is not None else "deepnmf"
+    message = " ".join(err.format_message().split())
+    return f"error: {message} (see '{where} --help')"
+
+
+class DeepNMFGroup(TyperGroup):
+    """The ``deepnmf`` group: one-line usage errors (exit 2), flags reset per invocation."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # noqa: D102 - click entry point
+        from typer import _click
+
+        STATE.quiet = STATE.debug = False
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "deepnmf", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except _click.exceptions.ClickException as err:
+            if type(err).__name__ == "NoArgsIsHelpError":  # bare `deepnmf` / `deepnmf experiment`: the help
+                typer.echo(err.format_message(), err=True)
+            else:
+                typer.secho(_one_line(err), fg=typer.colors.RED, err=True)
+            code = err.exit_code
+        except _click.exceptions.Abort:
+            typer.secho("error: aborted", fg=typer.colors.RED, err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
     name="deepnmf",
-    help="Nonnegative dictionary learning with deep models (NMF, VAE-NMF, iN-NMF).",
+    cls=DeepNMFGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-experiment_app = typer.Typer(help="Run the papers' experiment protocols.", no_args_is_help=True)
+experiment_app = typer.Typer(help="Run the papers' experiment protocols.\n\n"
+                                  "Example: deepnmf experiment synergies -o synergy-study",
+                             no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 
 
+QUIET_HELP = "No progress bars or status lines (results and errors only)."
+DEBUG_HELP = "Show the traceback of an error."
+
+
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    debug: bool = typer.Option(False, "--debug", help=DEBUG_HELP),
+) -> None:
+    """Nonnegative dictionary learning with deep models (NMF, VAE-NMF, iN-NMF).
+
+    Example: deepnmf demo (the three systems on built-in data; open demo-output/report.html)
+    """
+    STATE.quiet, STATE.debug = STATE.quiet or quiet, STATE.debug or debug
+
+
+def _with_common_options(wrapper: Callable, func: Callable) -> None:
+    """Add ``--quiet``/``-q`` and ``--debug`` to the command's signature (the wrapper consumes them)."""
+    import inspect
+
+    sig = inspect.signature(func)
+    extra = [inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                               default=typer.Option(False, "--quiet", "-q", help=QUIET_HELP)),
+             inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                               default=typer.Option(False, "--debug", help=DEBUG_HELP))]
+    wrapper.__signature__ = sig.replace(parameters=list(sig.parameters.values()) + extra)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=code)
+
+
 def handle_errors(func: Callable) -> Callable:
-    """Turn deepnmf errors into a clean message and exit code 2."""
+    """One-line errors: option errors exit 2, data errors 1, anything else 1 (traceback with ``--debug``)."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from deepnmf.exceptions import DeepNMFError
+    def wrapper(*args: Any, quiet: bool = False, debug: bool = False, **kwargs: Any) -> Any:
+        from deepnmf.exceptions import DeepNMFError, ParameterError
 
+        STATE.quiet, STATE.debug = STATE.quiet or quiet, STATE.debug or debug
         try:
             return func(*args, **kwargs)
-        except DeepNMFError as err:
-            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2) from None
-        except FileNotFoundError as err:
-            typer.secho(f"error: file not found: {err.filename or err}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2) from None
+        except typer.Exit:
+            raise
+        except Exception as err:  # noqa: BLE001 - the CLI's one place that reports every error
+            if STATE.debug:
+                raise
+            if isinstance(err, ParameterError):
+                _fail(str(err), 2)
+            if isinstance(err, DeepNMFError):
+                _fail(str(err), 1)
+            if isinstance(err, FileNotFoundError):
+                _fail(f"file not found: {err.filename or err}", 1)
+            if isinstance(err, OSError):
+                _fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "), 1)
+            _fail(f"unexpected {type(err).__name__}: {err} (run again with --debug for the traceback)", 1)
 
+    _with_common_options(wrapper, func)
     return wrapper
 
 
@@ -52,8 +151,9 @@ COMPILE_HELP = ("iN-NMF: compile each training epoch with torch.compile (faster 
 
 
 def echo(msg: str) -> None:
-    """Print a status line to stderr (stdout stays for results)."""
-    print(msg, file=sys.stderr)
+    """Print a status line to stderr (stdout stays for results); nothing with ``--quiet``."""
+    if not STATE.quiet:
+        print(msg, file=sys.stderr)
 
 
 def progress_bar(total: int | None, description: str):
@@ -68,6 +168,7 @@ def progress_bar(total: int | None, description: str):
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=False,
+        disable=STATE.quiet,
     )
     task = progress.add_task(description, total=total, info="")
     return progress, task

@@ -1,27 +1,30 @@
-"""``deepnmf demo``: the main job on built-in generated data (:func:`deepnmf.pipelines.demo.run_demo`)."""
+"""``deepnmf demo``: the three systems end to end and the report (:func:`deepnmf.pipelines.demo.run_demo`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
-from deepnmf.cli.app import app, echo, handle_errors
+from deepnmf.cli.app import app, echo, handle_errors, reporting
 
 
 @app.command("demo")
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder."),
-    seed: int = typer.Option(0, help="Seed of the generated data and of the model."),
-    n_notes: int = typer.Option(4, help="Number of generated notes (= NMF rank)."),
+    out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder (report.html, report.md, one folder per job)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated data and of every model."),
+    data: str = typer.Option("auto", "--data", help="auto (the real recordings when DEEPNMF_DATA or ../shared/data is there, else generated) | synthetic | real."),
+    job: Optional[List[str]] = typer.Option(None, "--job", help="Only this job (repeatable): enhancement, separation, synergies."),
+    quick: bool = typer.Option(False, "--quick", help="Much smaller models and data (seconds, for a smoke test)."),
 ) -> None:
-    """Factorise a generated spectrogram with known ground truth; write a figure and a JSON summary."""
-    from deepnmf.pipelines.demo import run_demo
+    """Run speech enhancement, source separation and muscle synergies end to end; write a report.
 
-    echo(f"generating {n_notes} harmonic notes and factorising their spectrogram ...")
-    summary = run_demo(out, seed=seed, n_notes=n_notes)
-    echo(
-        f"KL-NMF rank {n_notes}: {summary['model']['n_iter']} iterations in {summary['fit_seconds']} s; "
-        f"mean cosine of learned atoms to the true note spectra {summary['mean_atom_cosine']:.3f}"
-    )
-    echo(f"wrote {out}/summary.json, {out}/nmf.png, {out}/notes.wav, {out}/model/")
+    Example: deepnmf demo -o demo-output   (then open demo-output/report.html)
+    """
+    from deepnmf.pipelines.demo import JOBS, run_demo
+
+    with reporting("demo") as callback:
+        summary = run_demo(out, seed=seed, data=data, jobs=tuple(job or JOBS), quick=quick, callback=callback)
+    echo(f"demo on {summary['data']} data: {summary['wall_seconds']} s wall, {summary['cpu_seconds']} s CPU")
+    typer.echo(summary["report"]["html"])

@@ -57,7 +57,7 @@ def enhancement_command(
     train_speech: List[Path] = typer.Option(..., "--train-speech", help="Folders/files of training speech (searched recursively; each folder of utterances is one speaker)."),
     test_speech: List[Path] = typer.Option(..., "--test-speech", help="Folders/files of test speech (other speakers)."),
     noise: List[str] = typer.Option(..., "--noise", help="Noise files, or 'babble' (constructed from training speakers)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: results.json/csv/md, sdr_improvement.png, run.json, models/."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: results.json/csv/md, sdr_improvement.png, run.json, models/."),
     snr: List[str] = typer.Option(["-5", "0", "5", "10"], "--snr", help="Input SNRs in dB."),
     methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or the baselines dnn-mask (DNN mask) and dnmf (discriminative NMF), comma-separated."),
     n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell."),
@@ -70,7 +70,10 @@ def enhancement_command(
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
-    """Run the VAE-NMF paper's speech-enhancement experiment and write its tables."""
+    """Run the VAE-NMF paper's speech-enhancement experiment and write its tables.
+
+    Example: deepnmf experiment enhancement --train-speech train/ --test-speech test/ --noise factory.wav babble -o enh
+    """
     from deepnmf.exceptions import ParameterError
     from deepnmf.experiments.enhancement import EnhancementConfig, parse_methods, run_enhancement
 
@@ -95,28 +98,36 @@ def enhancement_command(
 @handle_errors
 def enhance_command(
     noisy: Path = typer.Argument(..., help="Noisy speech file (any rate; resampled to the models' rate)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Enhanced WAV file to write."),
+    output: Path = typer.Option(..., "-o", "--out", "--output", help="Enhanced WAV file to write."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Shipped speech dictionary: nmf (the default without model options) or vae-nmf."),
     speech_model: Optional[Path] = typer.Option(None, "--speech-model", help="Speech dictionary model folder."),
     noise_model: Optional[Path] = typer.Option(None, "--noise-model", help="Noise dictionary model folder."),
     network: Optional[Path] = typer.Option(None, "--network", help="Activation-network folder (implies --activations dnn)."),
     model: Optional[Path] = typer.Option(None, "--model", help="A saved enhancer folder (Enhancer, MaskEnhancer or DNMFEnhancer) instead of the three above."),
     mask_network: Optional[Path] = typer.Option(None, "--mask-network", help="A DNN mask baseline folder (no dictionaries)."),
-    activations: Optional[str] = typer.Option(None, "--activations", help="mu, dnn or encoder (default: dnn with --network, else mu)."),
+    activations: Optional[str] = typer.Option(None, "--activations", help="mu, dnn, encoder or semi (learn free_noise noise atoms on the file; default: dnn with --network, semi with the shipped models, else mu)."),
+    free_noise: Optional[int] = typer.Option(None, "--free-noise", help="semi: noise atoms learned on the noisy file (shipped models: 4)."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p (default 2)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Lowest gain (default 0)."),
     sparsity: Optional[float] = typer.Option(None, "--sparsity", help="L1 penalty on the mu activations."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Also draw noisy/gain/enhanced spectrograms here (PNG)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write settings and timing as JSON here."),
 ) -> None:
-    """Enhance one noisy speech file with speech and noise dictionaries."""
+    """Enhance one noisy speech file with speech and noise dictionaries.
+
+    With no model options, the shipped speech and noise models are used, and
+    noise atoms are learned on the noisy file itself (semi-supervised NMF).
+
+    Example: deepnmf enhance noisy.wav -o clean.wav
+    """
     import numpy as np
 
     from deepnmf.audio.io import save_audio
     from deepnmf.pipelines.enhancement import enhance_file
 
     result = enhance_file(noisy, model=model, speech_model=speech_model, noise_model=noise_model, network=network,
-                          mask_network=mask_network, activations=activations, power=power, floor=floor,
-                          sparsity=sparsity)
+                          mask_network=mask_network, pretrained=pretrained, activations=activations, power=power,
+                          floor=floor, sparsity=sparsity, free_noise=free_noise)
     save_audio(output, result.enhanced, result.sr)
     echo(f"wrote {output} ({len(result.noisy) / result.sr:.1f} s of audio enhanced in {result.seconds:.2f} s, "
          f"activations={result.settings['activations']})")

@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "deepnmf.cli.separate",
     "deepnmf.cli.enhance",
     "deepnmf.cli.train",
+    "deepnmf.cli.report",
 ]
 
 

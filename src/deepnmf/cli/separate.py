@@ -44,7 +44,7 @@ def separate_command(
     n_fft: int = typer.Option(2000, "--n-fft", help="STFT size of the separation (hop n_fft/2, sqrt-Hann)."),
     train_n_fft: Optional[int] = typer.Option(None, "--train-n-fft", help="STFT size the dictionaries are learned at (default --n-fft; implicit only may differ)."),
     rank: int = typer.Option(20, "--rank", help="Atoms per source."),
-    out: Path = typer.Option(..., "--out", help="Output folder: source_1.wav, source_2.wav, ... and separation.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: source_1.wav, source_2.wav, ... and separation.json."),
     sr: int = typer.Option(16000, "--sr", help="Working sampling rate (files are resampled)."),
     power: float = typer.Option(0.5, "--power", help="Magnitude exponent p of the modelled spectrograms."),
     epochs: int = typer.Option(1000, "--epochs", help="Training epochs of implicit dictionaries."),
@@ -54,7 +54,10 @@ def separate_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
-    """Separate a mixture with one dictionary per source learned from example recordings."""
+    """Separate a mixture with one dictionary per source learned from example recordings.
+
+    Example: deepnmf separate mix.wav --source-example a.wav --source-example b.wav -o separated
+    """
     from deepnmf.audio.io import save_audio
     from deepnmf.pipelines.separation import separate_with_examples
 
@@ -101,7 +104,7 @@ _SIZES_HELP = "STFT sizes to evaluate (repeat the option)."
 @experiment_app.command("transfer")
 @handle_errors
 def transfer_command(
-    out: Path = typer.Option(..., "--out", help="Output folder (transfer.json, transfer.md, figures)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (transfer.json, transfer.md, figures)."),
     data: Optional[Path] = typer.Option(None, "--data", help="TIMIT sample folder (default: shared data speech/timit-sample)."),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers", help="Use only the first N speakers."),
     size: List[int] = typer.Option([1000, 1500, 2000, 2500], "--size", help=_SIZES_HELP),
@@ -114,7 +117,10 @@ def transfer_command(
     device: str = typer.Option("cpu", "--device"),
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
-    """Resolution transfer: iN-NMF trained at one STFT size vs KL-NMF fitted at each size (TIMIT)."""
+    """Resolution transfer: iN-NMF trained at one STFT size vs KL-NMF fitted at each size (TIMIT).
+
+    Example: deepnmf experiment transfer -o transfer --max-speakers 2
+    """
     from deepnmf.experiments.transfer import resolution_transfer, transfer_table, write_transfer
 
     cfg = _protocol_config(rank, train_n_fft, size, epochs, iterations, seed, model_dir or out / "models", device,
@@ -129,7 +135,7 @@ def transfer_command(
 @experiment_app.command("separation")
 @handle_errors
 def separation_command(
-    out: Path = typer.Option(..., "--out", help="Output folder (separation.json, separation.md, figure)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (separation.json, separation.md, figure)."),
     data: Optional[Path] = typer.Option(None, "--data", help="TIMIT sample folder (default: shared data speech/timit-sample)."),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers", help="Use only the first N speakers."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Use only the first N speaker pairs."),
@@ -143,7 +149,10 @@ def separation_command(
     device: str = typer.Option("cpu", "--device"),
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
 ) -> None:
-    """Two-speaker separation at 0 dB: NMF refitted per STFT size vs iN-NMF trained once (TIMIT)."""
+    """Two-speaker separation at 0 dB: NMF refitted per STFT size vs iN-NMF trained once (TIMIT).
+
+    Example: deepnmf experiment separation -o separation --max-pairs 1
+    """
     from deepnmf.experiments.transfer import separation_table, two_speaker_separation, write_separation
 
     cfg = _protocol_config(rank, train_n_fft, size, epochs, iterations, seed, model_dir or out / "models", device,

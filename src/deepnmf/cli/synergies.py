@@ -55,10 +55,13 @@ def synergies_command(
     time_points: Optional[int] = typer.Option(None, help="Points per cycle/repetition (time normalisation; gait default 200)."),
     amplitude: str = typer.Option("max", help="Per-channel amplitude normalisation: max | rms | none."),
     drop_dead_channels: bool = typer.Option(False, help="Drop constant/all-zero channels instead of stopping."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
 ) -> None:
-    """Extract muscle synergies per movement: VAF, held-out VAF, VAF curve, figures."""
+    """Extract muscle synergies per movement: VAF, held-out VAF, VAF curve, figures.
+
+    Example: deepnmf synergies walk.csv --format gait -o gait-synergies
+    """
     from deepnmf.pipelines.synergies import summary_table, synergies_from_files, write_synergy_outputs
 
     envelope = {"band": None if no_bandpass else (float(band[0]), float(band[1])), "notch": notch,
@@ -84,9 +87,12 @@ def synergies_experiment(
     methods: str = typer.Option("nmf,vae-nmf", help="Comma-separated methods to compare."),
     restarts: Optional[int] = typer.Option(None, help="Restarts per fit (default 5 for nmf, 2 for vae-nmf)."),
     epochs: Optional[int] = typer.Option(None, help="VAE-NMF training epochs (default 200)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
-    """The VAE-NMF paper's synergy protocol on the UCI gestures: every subject, NMF vs VAE-NMF, rank 4."""
+    """The VAE-NMF paper's synergy protocol on the UCI gestures: every subject, NMF vs VAE-NMF, rank 4.
+
+    Example: deepnmf experiment synergies -o uci-synergies
+    """
     from deepnmf.experiments.synergies import uci_protocol, uci_report, write_uci_protocol
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()]

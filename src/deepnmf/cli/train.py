@@ -42,7 +42,7 @@ def train(
                               help="nmf | vae-nmf | implicit (iN-NMF on the STFT grid) | implicit-points "
                                    "(iN-NMF on a hybrid point cloud of the recordings)"),
     rank: int = typer.Option(..., "--rank", help="Number of dictionary atoms."),
-    out: Path = typer.Option(..., "--out", help="Model folder to write (created)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (created)."),
     sr: int = typer.Option(16000, "--sr", help="Working sampling rate for audio."),
     n_fft: int = typer.Option(512, "--n-fft", help="STFT size."),
     hop: int = typer.Option(128, "--hop", help="STFT hop."),
@@ -72,7 +72,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in OUT/checkpoint/ "
                                                         "(same inputs and options as the interrupted run)."),
 ) -> None:
-    """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json."""
+    """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json.
+
+    Example: deepnmf train speech/ --model nmf --rank 40 -o speech-model
+    """
     from deepnmf.pipelines.dictionary import learn_dictionary, write_dictionary
 
     nmf = {}

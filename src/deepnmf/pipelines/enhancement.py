@@ -660,6 +660,7 @@ def load_enhancer(
     noise_model: Any = None,
     network: Any = None,
     mask_network: Any = None,
+    pretrained: str | None = None,
     **settings: Any,
 ) -> Any:
     """The enhancer described by model folders or fitted objects.
@@ -668,6 +669,10 @@ def load_enhancer(
     enhancer object), ``speech_model`` + ``noise_model`` (+ ``network``)
     (dictionary models and an activation network), or ``mask_network`` (a
     :class:`~deepnmf.pipelines.enhancement_baselines.MaskEnhancer` folder).
+    Given none of them, the shipped default models are used
+    (:func:`deepnmf.pretrained.default_enhancer`: the ``pretrained`` speech
+    dictionary, ``"nmf"`` or ``"vae-nmf"``, the general noise dictionary and
+    semi-supervised NMF that learns more noise atoms on the noisy signal).
 
     Parameters
     ----------
@@ -688,6 +693,13 @@ def load_enhancer(
         A folder that cannot be read, or parts that do not belong together.
     """
     settings = {k: v for k, v in settings.items() if v is not None}
+    given = [v for v in (model, speech_model, noise_model, network, mask_network) if v is not None]
+    if pretrained is not None or not given:
+        from deepnmf.pretrained import default_enhancer
+
+        if given:
+            raise ParameterError("--pretrained (pretrained=) uses the shipped models: give no model folders with it")
+        return default_enhancer(pretrained or "nmf", **settings)
     if mask_network is not None:
         from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
