@@ -51,7 +51,18 @@ def test_rows_and_files(tiny_run):
     with open(out / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)
     md = (out / "results.md").read_text()
-    assert "| **Avg.** |" in md and "nmf+dnn SDR" in md and "Table 1" in md
+    assert "| method | 0 dB | 10 dB | **Avg.** |" in md and "Table 1" in md
+    assert all(f"| {m} | " in md for m in ("noisy", "nmf+mu", "nmf+dnn", "dnn-mask"))
+    for r in rows:  # the interval brackets the mean and the per-utterance values give the mean
+        for key in ("sdr", "stoi"):
+            lo, hi = r[f"{key}_ci95"]
+            assert lo <= r[key] <= hi
+            assert np.mean(r["per_utterance"][key]) == pytest.approx(r[key])
+        assert len(r["utterances"]) == r["n_utterances"]
+    comparisons = json.loads((out / "comparisons.json").read_text())
+    assert len(comparisons["sdr"]) == 4 * 3 // 2
+    assert all(c["n"] == 2 * 2 and c["p_holm"] >= c["p_value"] for c in comparisons["sdr"])  # 2 utterances x 2 noises
+    assert "Which SDR (dB) differences are significant" in md
     assert (out / "sdr_improvement.png").stat().st_size > 1000
     # the noisy row scores the unprocessed mixture: its SDR is close to the input SNR
     for r in rows:
@@ -179,6 +190,6 @@ def test_missing_pesq_is_null_and_counted(tmp_path):
     assert row["sdr"] == 2.0 and row["pesq"] == 2.0 and row["pesq_wb"] is None and row["pesq_missing"] == 1
     assert row["stoi"] == pytest.approx(0.6)
     rows = [row, {**row, "method": "noisy", "pesq": None}]
-    assert "| n/a |" in markdown_table(rows)
+    assert "| noisy | n/a | n/a |" in markdown_table(rows, "pesq")
     write_outputs(tmp_path, rows, {}, pooled=False)
     assert json.loads((tmp_path / "results.json").read_text())[1]["pesq"] is None

@@ -76,7 +76,7 @@ def test_rows_and_files(run):
         table = list(csv.DictReader(fh))
     assert [(t["method"], t["noise"]) for t in table] == [(r["method"], r["noise"]) for r in rows]
     md = (cfg.out / "results.md").read_text()
-    assert "| **Avg.** |" in md and "nmf+dnn SDR" in md
+    assert "| **Avg.** |" in md and "| nmf+dnn | " in md and "significant" in md
     info = json.loads((cfg.out / "run.json").read_text())
     # n_test utterances, taken round robin over the test speakers; babble from training speakers only
     assert info["test_utterances"] == ["spk2/u0", "spk3/u0"]

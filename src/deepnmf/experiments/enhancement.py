@@ -444,20 +444,27 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
                 y, s, n = mix_at_snr(clean, excerpt, float(snr))
                 for name in names:
                     est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
-                    cells.setdefault((name, noise_name, float(snr)), []).append(score(s, n, est, cfg.sr))
+                    scores = {**score(s, n, est, cfg.sr), "utterance": utt}
+                    cells.setdefault((name, noise_name, float(snr)), []).append(scores)
                 done += 1
                 _report(progress, "evaluate", done, total, f"{noise_name} {snr:+g} dB {utt}")
     return [_row(name, noise, snr, scores) for (name, noise, snr), scores in cells.items()]
 
 
 def _row(method: str, noise: str, snr: float, scores: list[dict]) -> dict[str, Any]:
+    """One results row: means, 95% bootstrap intervals over the utterances, and the per-utterance values."""
     from deepnmf.metrics import mean_ignoring_missing
+    from deepnmf.stats import bootstrap_ci
 
     row: dict[str, Any] = {"method": method, "noise": noise, "snr": snr}
     for key in METRICS:
         value = mean_ignoring_missing([s[key] for s in scores])
         row[key] = None if math.isnan(value) else value
+        ci = bootstrap_ci([s[key] for s in scores])
+        row[f"{key}_ci95"] = None if ci is None else list(ci)
     row["n_utterances"] = len(scores)
+    row["utterances"] = [s.get("utterance", str(i)) for i, s in enumerate(scores)]
+    row["per_utterance"] = {key: [None if not math.isfinite(s[key]) else float(s[key]) for s in scores] for key in METRICS}
     row["pesq_missing"] = sum(1 for s in scores if math.isnan(s["pesq"]))
     return row
 
@@ -475,7 +482,9 @@ def run_enhancement(cfg: EnhancementConfig, progress: Callback | None = None) ->
     -------
     rows : list of dict
         One per (method, noise, SNR) with the keys of :data:`ROW_KEYS`
-        (plus ``pesq_wb`` and ``pesq_missing``); missing metrics are ``None``.
+        (plus ``pesq_wb``, ``pesq_missing``, ``<metric>_ci95`` — a 95%
+        bootstrap interval over the utterances — ``utterances`` and
+        ``per_utterance``, the values behind the means); missing metrics are ``None``.
     """
     from deepnmf.experiments.enhancement_report import write_outputs
 
