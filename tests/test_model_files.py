@@ -71,6 +71,11 @@ def _nmf(s, m, d):
     return d["nmf"][0]
 
 
+def _minibatch_nmf(s, m, d):
+    return make_estimator("minibatch-nmf", 3, beta_loss="kullback-leibler", batch_size=16, max_iter=5,
+                          random_state=0).fit(m["speech"])
+
+
 def _vae(s, m, d):
     return d["vae"][0]
 
@@ -141,6 +146,7 @@ def _enhancer_outputs(enh, s, m):
 
 CASES = {
     "nmf": ("NMF", _nmf, _estimator_outputs),
+    "minibatch-nmf": ("MiniBatchNMF", _minibatch_nmf, _estimator_outputs),
     "vae-nmf": ("VAENMF", _vae, _estimator_outputs),
     "implicit": ("ImplicitNMF", _implicit, _estimator_outputs),
     "implicit-points": ("ImplicitNMF", _implicit_points, _estimator_outputs),

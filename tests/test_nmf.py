@@ -53,9 +53,9 @@ def test_same_objective_as_scikit_learn_estimator(X):
     from sklearn.decomposition import NMF as Sk
     from sklearn.decomposition._nmf import _beta_divergence
 
-    for beta in ("frobenius", "kullback-leibler"):
-        ours = NMF(4, beta_loss=beta, init="nndsvda", max_iter=200, tol=0, random_state=0)
-        theirs = Sk(4, beta_loss=beta, solver="mu", init="nndsvda", max_iter=200, tol=0, random_state=0)
+    for beta, solver in (("frobenius", "mu"), ("frobenius", "cd"), ("kullback-leibler", "mu")):
+        ours = NMF(4, beta_loss=beta, solver=solver, init="nndsvda", max_iter=200, tol=0, random_state=0)
+        theirs = Sk(4, beta_loss=beta, solver=solver, init="nndsvda", max_iter=200, tol=0, random_state=0)
         W_ours = ours.fit_transform(X)
         a = _beta_divergence(X, W_ours, ours.components_, beta)
         b = _beta_divergence(X, theirs.fit_transform(X), theirs.components_, beta)

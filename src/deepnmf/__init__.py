@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "NMF": "deepnmf.models.nmf",
     "non_negative_factorization": "deepnmf.models.nmf",
+    "MiniBatchNMF": "deepnmf.models.minibatch",
     "VAENMF": "deepnmf.models.vae",
     "ImplicitNMF": "deepnmf.models.implicit",
     "DiscriminativeNMF": "deepnmf.models.dnmf",

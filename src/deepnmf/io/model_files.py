@@ -266,6 +266,7 @@ def peek_model_type(path: str | Path) -> str:
 #: A new saveable class adds one line here and implements ``save(path)`` / ``load(path, **kw)``.
 MODEL_CLASSES: dict[str, str] = {
     "NMF": "deepnmf.models.nmf:NMF",
+    "MiniBatchNMF": "deepnmf.models.minibatch:MiniBatchNMF",
     "VAENMF": "deepnmf.models.vae:VAENMF",
     "ImplicitNMF": "deepnmf.models.implicit:ImplicitNMF",
     "DiscriminativeNMF": "deepnmf.models.dnmf:DiscriminativeNMF",

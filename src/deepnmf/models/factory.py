@@ -7,6 +7,7 @@ name means the same class and the same defaults everywhere:
 name           class                                     fixed by the name
 ============== ========================================= ==========================
 ``nmf``        :class:`deepnmf.NMF`                      -
+``minibatch-nmf`` :class:`deepnmf.MiniBatchNMF`          -
 ``vae-nmf``    :class:`deepnmf.VAENMF`                   -
 ``implicit``   :class:`deepnmf.ImplicitNMF`              ``mode="grid"``
 ``implicit-points`` :class:`deepnmf.ImplicitNMF`         ``mode="points"``
@@ -28,6 +29,7 @@ from deepnmf.exceptions import ParameterError
 #: model name -> (module, class name, parameters fixed by the name)
 MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "nmf": ("deepnmf.models.nmf", "NMF", {}),
+    "minibatch-nmf": ("deepnmf.models.minibatch", "MiniBatchNMF", {}),
     "vae-nmf": ("deepnmf.models.vae", "VAENMF", {}),
     "implicit": ("deepnmf.models.implicit", "ImplicitNMF", {"mode": "grid"}),
     "implicit-points": ("deepnmf.models.implicit", "ImplicitNMF", {"mode": "points"}),
@@ -55,7 +57,7 @@ def make_estimator(name: str, n_components: int | None = None, **params: Any) ->
 
     Parameters
     ----------
-    name : {"nmf", "vae-nmf", "implicit", "implicit-points", "dnmf"}
+    name : {"nmf", "minibatch-nmf", "vae-nmf", "implicit", "implicit-points", "dnmf"}
     n_components : int, optional
         Number of atoms. ``"dnmf"`` takes its rank from the dictionaries
         given to ``fit`` and accepts only ``None`` here.
@@ -94,6 +96,6 @@ def make_estimator(name: str, n_components: int | None = None, **params: Any) ->
             raise ParameterError("model 'dnmf' takes its rank from the dictionaries given to fit; "
                                  "pass n_components=None")
         return cls(**params)
-    if n_components is None and name != "nmf":
+    if n_components is None and name not in ("nmf", "minibatch-nmf"):
         raise ParameterError(f"model {name!r} needs n_components (the number of atoms)")
     return cls(n_components, **fixed, **params)

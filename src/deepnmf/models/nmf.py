@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin
 
 from deepnmf._utils import (
     as_tensor,
@@ -32,7 +33,9 @@ from deepnmf.callbacks import Callback, chain, print_every
 from deepnmf.divergences import beta_from_loss
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.init import INITS, default_init, initialize
+from deepnmf.models import _nmf_checks as checks
 from deepnmf.models._base import BaseNMF
+from deepnmf.solvers.cd import coordinate_descent
 from deepnmf.solvers.mu import multiplicative_updates
 
 
@@ -46,38 +49,49 @@ def _regularisation(alpha_W: float, alpha_H: float | str, l1_ratio: float, n_sam
     return l1_W, l2_W, l1_H, l2_H
 
 
-class NMF(BaseNMF):
-    """Nonnegative matrix factorisation with beta-divergence multiplicative updates.
+class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
+    """Nonnegative matrix factorisation: coordinate descent or multiplicative updates, a drop-in for scikit-learn's ``NMF``.
 
     Parameters
     ----------
-    n_components : int or None
-        Rank; ``None`` uses ``n_features``.
-    beta_loss : {"frobenius", "kullback-leibler", "itakura-saito"} or float
-        Divergence to minimise (beta 2, 1, 0, or any real).
+    n_components : int, "auto" or None
+        Rank. ``None`` uses ``n_features``; ``"auto"`` takes it from custom
+        ``W``/``H`` when given, else ``n_features`` (scikit-learn's rule).
     init : {None, "random", "nndsvd", "nndsvda", "nndsvdar", "custom"}
         ``None`` picks ``"nndsvda"`` when ``n_components <= min(X.shape)``,
         else ``"random"`` (as scikit-learn).
+    solver : {"auto", "cd", "mu", "newton-cd"}
+        ``"cd"``: coordinate descent (HALS), Frobenius only, scikit-learn's
+        default; ``"mu"``: multiplicative updates, any beta;
+        ``"newton-cd"``: coordinate descent with Newton steps, KL only;
+        ``"auto"`` (default): ``"cd"`` for Frobenius, ``"mu"`` otherwise.
+        See :mod:`deepnmf.solvers.cd` and :mod:`deepnmf.solvers.mu`.
+    beta_loss : {"frobenius", "kullback-leibler", "itakura-saito"} or float
+        Divergence to minimise (beta 2, 1, 0, or any real).
+    tol : float
+        Tolerance of scikit-learn's stopping rules (cd: projected-gradient
+        norm relative to the first iteration; mu: decrease of the error over
+        10 iterations); 0 runs exactly ``max_iter`` iterations.
     max_iter : int
         Maximum number of iterations.
-    tol : float
-        Tolerance of scikit-learn's stopping rule (checked every 10
-        iterations); 0 runs exactly ``max_iter`` iterations.
-    alpha_W, alpha_H : float (``alpha_H`` may be ``"same"``)
+    random_state : int, generator or None
+        Seeds the initialisation and the coordinate orders of ``shuffle``.
+    alpha_W, alpha_H : float (``alpha_H`` may be ``"same"``, the default: ``alpha_W``)
         Penalty weights on ``W`` (activations) and ``H`` (dictionary).
     l1_ratio : float in [0, 1]
         Share of L1 in the penalties.
-    random_state : int, generator or None
-        Seeds the initialisation (``random``, ``nndsvdar``, randomised SVD).
-    device : {"cpu", "cuda", "auto"}
     verbose : int
         Print the objective every 10 iterations to stderr (through a
         callback, :func:`deepnmf.callbacks.print_every`).
+    shuffle : bool
+        Coordinate descent visits the components in a random order.
+    device : {"cpu", "cuda", "auto"}
 
     Attributes
     ----------
     components_ : array [shape=(n_components, n_features)]
         The dictionary ``H``, same kind (numpy or torch) as the training data.
+    n_components_ : int
     n_iter_ : int
     reconstruction_err_ : float
         ``sqrt(2 * divergence)`` at the end of ``fit`` (scikit-learn's definition).
@@ -97,34 +111,39 @@ class NMF(BaseNMF):
 
     def __init__(
         self,
-        n_components: int | None = None,
+        n_components: int | str | None = "auto",
         *,
-        beta_loss: str | float = "frobenius",
         init: str | None = None,
-        max_iter: int = 200,
+        solver: str = "auto",
+        beta_loss: str | float = "frobenius",
         tol: float = 1e-4,
-        alpha_W: float = 0.0,
-        alpha_H: float | str = 0.0,
-        l1_ratio: float = 0.0,
+        max_iter: int = 200,
         random_state: Any = None,
-        device: str = "cpu",
+        alpha_W: float = 0.0,
+        alpha_H: float | str = "same",
+        l1_ratio: float = 0.0,
         verbose: int = 0,
+        shuffle: bool = False,
+        device: str = "cpu",
     ) -> None:
         self.n_components = n_components
-        self.beta_loss = beta_loss
         self.init = init
-        self.max_iter = max_iter
+        self.solver = solver
+        self.beta_loss = beta_loss
         self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
         self.alpha_W = alpha_W
         self.alpha_H = alpha_H
         self.l1_ratio = l1_ratio
-        self.random_state = random_state
-        self.device = device
         self.verbose = verbose
+        self.shuffle = shuffle
+        self.device = device
 
     # ------------------------------------------------------------ validation
-    def _check_params(self, n_samples: int, n_features: int) -> int:
-        beta_from_loss(self.beta_loss)
+    def _check_params(self, n_samples: int, n_features: int) -> int | str:
+        """Validate the constructor arguments; returns the rank (or ``"auto"``) and sets ``_solver``."""
+        beta = beta_from_loss(self.beta_loss)
         if self.init is not None:
             check_choice(self.init, "init", INITS)
         check_positive_int(self.max_iter, "max_iter", minimum=0)
@@ -135,14 +154,18 @@ class NMF(BaseNMF):
         if not 0.0 <= check_nonneg_float(self.l1_ratio, "l1_ratio") <= 1.0:
             raise ParameterError(f"l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
         resolve_device(self.device)
-        if self.n_components is None:
-            return n_features
-        return check_positive_int(self.n_components, "n_components")
+        self._solver = checks.resolve_solver(self.solver, beta, self.beta_loss, self.init)
+        return checks.check_n_components(self.n_components, n_features)
 
     @property
     def beta_(self) -> float:
         """The beta of ``beta_loss`` as a float."""
         return beta_from_loss(self.beta_loss)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of output features of ``transform`` (for ``get_feature_names_out``)."""
+        return self.components_.shape[0]
 
     # ------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None, **params: Any) -> "NMF":
@@ -165,8 +188,8 @@ class NMF(BaseNMF):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor [shape=(n_samples, n_features)]
-            Nonnegative data.
+        X : array-like, scipy sparse matrix or torch.Tensor [shape=(n_samples, n_features)]
+            Nonnegative data (sparse input is densified).
         y : ignored
         W : array [shape=(n_samples, n_components)], optional
             Initial activations (``init="custom"``).
@@ -186,43 +209,88 @@ class NMF(BaseNMF):
         Returns
         -------
         W : array [shape=(n_samples, n_components)]
-            Same kind (numpy or torch) as ``X``.
+            Same kind (numpy or torch) as ``X`` (numpy for sparse input).
         """
-        Xt, kind = self._prepare_X(X, reset=True)
-        n, m = Xt.shape
-        k = self._check_params(n, m)
-        gen = make_generator(self.random_state, Xt.device)
-        M = self._prepare_mask(mask, Xt)
-        X_init = Xt if M is None else _fill_missing(Xt, M)  # missing entries must not steer the start either
-        W0, H0, fixed = self._initial_factors(X_init, k, W, H, fixed_components, gen)
-        l1_W, l2_W, l1_H, l2_H = _regularisation(self.alpha_W, self.alpha_H, self.l1_ratio, n, m)
-        result = multiplicative_updates(
-            Xt, W0, H0, beta=self.beta_, max_iter=self.max_iter, tol=self.tol,
-            l1_reg_W=l1_W, l2_reg_W=l2_W, l1_reg_H=l1_H, l2_reg_H=l2_H,
-            fixed_components=fixed, mask=M, callback=self._callback(callback),
-        )
-        self._H = result.H
+        Xt, kind = self._prepare_X(checks.densify(X), reset=True)
+        W_out, H_out, result = self._fit_transform(Xt, W, H, update_H=True, mask=mask,
+                                                   fixed_components=fixed_components, callback=callback)
+        self._H = H_out
         self._input_kind = kind
-        self.n_components_ = k
+        self.n_components_ = H_out.shape[0]
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.losses
         self.reconstruction_err_ = float(np.sqrt(max(2.0 * result.divergence, 0.0)))
-        self.components_ = self._output(result.H, kind)
-        return self._output(result.W, kind)
+        self.components_ = self._output(H_out, kind)
+        return self._output(W_out, kind)
 
-    def _initial_factors(self, Xt, k, W, H, fixed_components, gen):
+    def _fit_transform(self, Xt, W, H, *, update_H, mask=None, fixed_components=None, callback=None,
+                       max_iter=None):
+        """The one solver call behind fit, transform and :func:`non_negative_factorization`.
+
+        Returns ``(W, H, result)``: tensors like ``Xt`` and the solver's
+        :class:`~deepnmf.solvers.mu.MUResult`.
+        """
         n, m = Xt.shape
-        init = self.init or default_init(k, n, m)
-        if init == "custom" or (self.init is None and W is not None and H is not None):
-            Wc = as_tensor(W, name="W", dtype=Xt.dtype, device=Xt.device)[0] if W is not None else None
-            Hc = as_tensor(H, name="H", dtype=Xt.dtype, device=Xt.device)[0] if H is not None else None
-            W0, H0 = initialize(Xt, k, init="custom", generator=gen, W=Wc, H=Hc)
+        k = self._check_params(n, m)
+        M = self._prepare_mask(mask, Xt)
+        checks.check_zeros_for_beta(Xt, self.beta_, M)
+        X_init = Xt if M is None else _fill_missing(Xt, M)  # missing entries must not steer the start either
+        W0, H0, fixed = self._initial_factors(X_init, k, W, H, fixed_components, update_H)
+        self._n_components = H0.shape[0]  # the rank that ran ("auto" resolved), as scikit-learn records it
+        l1_W, l2_W, l1_H, l2_H = _regularisation(self.alpha_W, self.alpha_H, self.l1_ratio, n, m)
+        max_iter = self.max_iter if max_iter is None else max_iter
+        common = dict(max_iter=max_iter, tol=self.tol, l1_reg_W=l1_W, l2_reg_W=l2_W, l1_reg_H=l1_H,
+                      l2_reg_H=l2_H, update_H=update_H, fixed_components=fixed, mask=M,
+                      callback=self._callback(callback))
+        if self._solver == "mu":
+            result = multiplicative_updates(Xt, W0, H0, beta=self.beta_, **common)
         else:
-            if W is not None or H is not None:
-                raise ParameterError("W and H are only used with init='custom'")
-            W0, H0 = initialize(Xt, k, init=init, generator=gen)
+            result = coordinate_descent(Xt, W0, H0, beta=self.beta_, shuffle=self.shuffle,
+                                        random_state=checks.numpy_random_state(self.random_state), **common)
+        checks.warn_convergence(result.n_iter, max_iter, self.tol)
+        return result.W, result.H, result
+
+    def _initial_factors(self, Xt, k, W, H, fixed_components, update_H=True):
+        """Starting ``W``, ``H`` and the boolean index of fixed atoms (scikit-learn's ``_check_w_h`` rules)."""
+        n, m = Xt.shape
+        if update_H and self.init == "custom":
+            H0 = checks.check_init_array(H, (k, m), "NMF (input H)", Xt) if H is not None else None
+            W0 = checks.check_init_array(W, (n, k), "NMF (input W)", Xt) if W is not None else None
+            if H0 is None or W0 is None:
+                raise ParameterError("init='custom' needs both W and H")
+            checks.check_same_dtype(Xt, W, H)
+            W0, H0 = W0.to(Xt.dtype), H0.to(Xt.dtype)
+        elif not update_H:
+            checks.warn_unused(W, H, update_H)
+            if H is None:
+                raise ParameterError("update_H=False needs the dictionary H")
+            H0 = checks.check_init_array(H, (k, m), "NMF (input H)", Xt)
+            checks.check_same_dtype(Xt, None, H)
+            W0 = self._transform_start(Xt, H0.shape[0])
+        else:
+            checks.warn_unused(W, H, update_H)
+            k = m if k == "auto" else k
+            init = self.init or default_init(k, n, m)
+            if init.startswith("nndsvd") and k > min(n, m):
+                raise ParameterError(f"init = '{init}' can only be used when n_components <= min(n_samples, "
+                                     f"n_features) = {min(n, m)}; got n_components={k}. Use init='random' or a "
+                                     "smaller rank")
+            W0, H0 = initialize(Xt, k, init=init, generator=make_generator(self.random_state, Xt.device))
+        return W0, H0, self._fixed_rows(Xt, H0, fixed_components)
+
+    def _transform_start(self, Xt: torch.Tensor, k: int) -> torch.Tensor:
+        """scikit-learn's start of ``transform``: zeros for coordinate descent, a constant for mu."""
+        if self._solver != "mu":
+            return torch.zeros((Xt.shape[0], k), dtype=Xt.dtype, device=Xt.device)
+        avg = float(np.sqrt(max(float(Xt.mean()), 1e-12) / k))
+        return torch.full((Xt.shape[0], k), avg, dtype=Xt.dtype, device=Xt.device)
+
+    @staticmethod
+    def _fixed_rows(Xt, H0, fixed_components):
+        """Write the fixed atoms into the first rows of ``H0``; their boolean index (or None)."""
         if fixed_components is None:
-            return W0, H0, None
+            return None
+        k, m = H0.shape
         F = as_tensor(fixed_components, name="fixed_components", dtype=Xt.dtype, device=Xt.device)[0]
         if F.shape[1] != m:
             raise DataError(f"fixed_components has {F.shape[1]} features but X has {m}")
@@ -233,7 +301,7 @@ class NMF(BaseNMF):
         H0[: F.shape[0]] = F
         fixed = torch.zeros(k, dtype=torch.bool)
         fixed[: F.shape[0]] = True
-        return W0, H0, fixed
+        return fixed
 
     @staticmethod
     def _prepare_mask(mask: Any, Xt: torch.Tensor) -> torch.Tensor | None:
@@ -257,27 +325,22 @@ class NMF(BaseNMF):
 
         Parameters
         ----------
-        X : array [shape=(n_samples, n_features)]
+        X : array-like, scipy sparse matrix or torch.Tensor [shape=(n_samples, n_features)]
         mask : array [shape=(n_samples, n_features)], optional
         max_iter : int, optional
             Defaults to the estimator's ``max_iter``.
+
+        The solver starts from scikit-learn's start (zeros for coordinate
+        descent, a constant for mu) and the penalties on ``W`` apply.
 
         Returns
         -------
         W : array [shape=(n_samples, n_components)]
         """
-        Xt, kind = self._prepare_X(X, reset=False)
+        Xt, kind = self._prepare_X(checks.densify(X), reset=False)
         H = self._H.to(device=Xt.device, dtype=Xt.dtype)
-        k = H.shape[0]
-        avg = float(np.sqrt(max(float(Xt.mean()), 1e-12) / k))
-        W0 = torch.full((Xt.shape[0], k), avg, dtype=Xt.dtype, device=Xt.device)
-        l1_W, l2_W, _, _ = _regularisation(self.alpha_W, self.alpha_H, self.l1_ratio, *Xt.shape)
-        result = multiplicative_updates(
-            Xt, W0, H.clone(), beta=self.beta_, max_iter=self.max_iter if max_iter is None else max_iter,
-            tol=self.tol, l1_reg_W=l1_W, l2_reg_W=l2_W, update_H=False,
-            mask=self._prepare_mask(mask, Xt),
-        )
-        return self._output(result.W, kind)
+        W, _, _ = self._fit_transform(Xt, None, H, update_H=False, mask=mask, max_iter=max_iter)
+        return self._output(W, kind)
 
     def inverse_transform(self, X: Any) -> Any:
         """Reconstruction ``X @ components_`` of activations ``X`` (scikit-learn's argument name).
@@ -314,7 +377,8 @@ class NMF(BaseNMF):
         H, kind = as_tensor(components, name="components", device=device)
         if bool((H < 0).any()) or not bool(torch.isfinite(H).all()) or H.numel() == 0:
             raise DataError("components must be a nonempty, finite, nonnegative matrix")
-        est.n_components = est.n_components or H.shape[0]
+        if est.n_components in (None, "auto"):
+            est.n_components = H.shape[0]
         if est.n_components != H.shape[0]:
             raise ParameterError(f"n_components={est.n_components} but components has {H.shape[0]} rows")
         est._H, est._input_kind = H, kind
@@ -349,6 +413,7 @@ class NMF(BaseNMF):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True  # densified on input
         return tags
 
 
@@ -364,30 +429,46 @@ def non_negative_factorization(
     X: Any,
     W: Any = None,
     H: Any = None,
-    n_components: int | None = None,
+    n_components: int | str | None = "auto",
     *,
+    init: str | None = None,
     update_H: bool = True,
+    solver: str = "auto",
+    beta_loss: str | float = "frobenius",
+    tol: float = 1e-4,
+    max_iter: int = 200,
+    alpha_W: float = 0.0,
+    alpha_H: float | str = "same",
+    l1_ratio: float = 0.0,
+    random_state: Any = None,
+    verbose: int = 0,
+    shuffle: bool = False,
     **params: Any,
 ) -> tuple[Any, Any, int]:
-    """Functional form with scikit-learn's meaning: ``X ~ W @ H``.
+    """Functional form with scikit-learn's meaning and return values: ``X ~ W @ H``.
 
     With ``update_H=False``, ``H`` is the fixed dictionary and only ``W`` is
-    computed (what ``transform`` does). Other keyword arguments are those of
-    :class:`NMF`.
+    computed (what ``transform`` does). The arguments are those of
+    :class:`NMF`; ``params`` takes its deepnmf-only ones (``device``) and
+    ``fit_transform``'s (``mask``, ``fixed_components``, ``callback``).
+
+    Parameters
+    ----------
+    X : array-like, scipy sparse matrix or torch.Tensor [shape=(n_samples, n_features)]
+    W : array [shape=(n_samples, n_components)], optional
+    H : array [shape=(n_components, n_features)], optional
 
     Returns
     -------
     W : array [shape=(n_samples, n_components)]
     H : array [shape=(n_components, n_features)]
     n_iter : int
+        The number of iterations the solver ran.
     """
-    if update_H:
-        est = NMF(n_components, **params)
-        W_out = est.fit_transform(X, W=W, H=H)
-        return W_out, est.components_, est.n_iter_
-    if H is None:
-        raise ParameterError("update_H=False needs the dictionary H")
-    params.pop("init", None)
-    est = NMF.from_components(H, **params)
-    W_out = est.transform(X)
-    return W_out, est.components_, est.max_iter
+    fit_args = {key: params.pop(key) for key in ("mask", "fixed_components", "callback") if key in params}
+    est = NMF(n_components, init=init, solver=solver, beta_loss=beta_loss, tol=tol, max_iter=max_iter,
+              alpha_W=alpha_W, alpha_H=alpha_H, l1_ratio=l1_ratio, random_state=random_state,
+              verbose=verbose, shuffle=shuffle, **params)
+    Xt, kind = est._prepare_X(checks.densify(X), reset=True)
+    W_out, H_out, result = est._fit_transform(Xt, W, H, update_H=update_H, **fit_args)
+    return est._output(W_out, kind), est._output(H_out, kind), result.n_iter

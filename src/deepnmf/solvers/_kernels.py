@@ -108,9 +108,17 @@ def _elementwise(k, beta: float, eps: float, X, M, WH, N, Q, S, with_loss: bool)
         k.multiply(N, Q, N)  # X / WH^2
         if M is not None:
             k.multiply(Q, M, Q)
-    else:
+    elif beta < 2:  # WH is floored: the division is safe
         k.power(WH, beta - 1.0, Q)  # WH^(beta-1)
         k.divide(Q, WH, N)
+        k.multiply(N, X, N)  # X * WH^(beta-2)
+        if M is not None:
+            k.multiply(Q, M, Q)
+        if with_loss:
+            loss = ((beta - 1.0) * k.dot(Q, WH) - beta * k.dot(X, Q)) / (beta * (beta - 1.0))
+    else:  # beta > 2: WH is not floored and may hold zeros, so no division (0 / 0 made NaN here)
+        k.power(WH, beta - 2.0, N)  # WH^(beta-2)
+        k.multiply(N, WH, Q)  # WH^(beta-1)
         k.multiply(N, X, N)  # X * WH^(beta-2)
         if M is not None:
             k.multiply(Q, M, Q)

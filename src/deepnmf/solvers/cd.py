@@ -228,7 +228,7 @@ class _CompiledOps:
         Fv, Av, Bv = Ft.numpy(), A.numpy(), Bt.numpy()
         parts = self._split(Fv.shape[1], Fv.shape[0] ** 2)
         out = run_parallel(self.kern.hals_columns, [
-            (Fv, Av, Bv, perm, active, a, b, np.empty((3, self.kern.HALS_BLOCK), Fv.dtype)) for a, b in parts])
+            (Fv, Av, Bv, perm, active, a, b, *np.zeros((3, self.kern.HALS_BLOCK), Fv.dtype)) for a, b in parts])
         return sum(o[0] for o in out), sum(o[1] for o in out)
 
     def masked_hals(self, X, M, F, G, l1, l2, perm, active):
