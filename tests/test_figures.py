@@ -327,3 +327,43 @@ def test_plot_mean_cycle(rng):
         np.testing.assert_allclose(mean.get_ydata(), cycles[:, :, k].mean(axis=0))
         np.testing.assert_allclose(mean.get_xdata(), np.arange(20) * 5.0)
     assert fig.axes[0].get_title() == "mean activation over 3 cycles (± 1 sd)"
+
+
+# ----------------------------------------------------------------- report
+def test_log_spectrogram_finds_a_tone_and_clips_at_80_db():
+    from deepnmf.plotting.report import log_spectrogram
+
+    sr, n_fft = 8000, 256
+    t = np.arange(sr) / sr
+    S = log_spectrogram(np.sin(2 * np.pi * 1000 * t), n_fft=n_fft, hop=64)
+    assert S.shape[0] == n_fft // 2 + 1
+    assert S.max() - S.min() == pytest.approx(80.0)
+    assert np.all(np.argmax(S, axis=0) == round(1000 / (sr / n_fft)))  # every frame peaks in the 1 kHz bin
+
+
+def test_plot_spectrograms_share_one_colour_scale(rng):
+    from deepnmf.plotting.report import log_spectrogram, plot_spectrograms
+
+    signals = {"clean": rng.standard_normal(4000), "quiet": 0.01 * rng.standard_normal(4000)}
+    fig = plot_spectrograms(signals, 8000, n_fft=128, hop=32, title="demo")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title(loc="left") for ax in panels] == list(signals)
+    top = max(log_spectrogram(x, n_fft=128, hop=32).max() for x in signals.values())
+    for ax, x in zip(panels, signals.values()):
+        np.testing.assert_allclose(ax.images[0].get_array(), log_spectrogram(x, n_fft=128, hop=32))
+        assert ax.images[0].get_clim() == pytest.approx((top - 80, top))
+    assert fig.get_suptitle() == "demo"
+    with pytest.raises(ValueError, match="no signals"):
+        plot_spectrograms({}, 8000)
+
+
+def test_plot_dictionaries_side_by_side(rng):
+    from deepnmf.plotting.report import plot_dictionaries
+
+    dictionaries = {"speech": rng.random((4, 9)), "noise": rng.random((2, 9))}
+    fig = plot_dictionaries(dictionaries, freqs=np.linspace(0, 4000, 9))
+    assert [ax.get_title() for ax in fig.axes] == ["speech", "noise"]
+    for ax, H in zip(fig.axes, dictionaries.values()):
+        np.testing.assert_allclose(ax.images[0].get_array(), (H / H.max(axis=1, keepdims=True)).T)
+        assert ax.images[0].get_extent() == [0.5, H.shape[0] + 0.5, 0.0, 4000.0]
+    assert fig.axes[0].get_ylabel() == "frequency (Hz)"
