@@ -34,6 +34,26 @@ def _beta_option(value: Optional[str]) -> Any:
         return value
 
 
+def _rank_option(value: str) -> int | str:
+    """``--rank``: a positive integer or ``auto``."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"--rank must be an integer or auto, got {value!r}") from None
+
+
+def _ranks_option(value: Optional[str]) -> list[int] | None:
+    """``--ranks``: comma-separated integers."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--ranks must be comma-separated integers, got {value!r}") from None
+
+
 @app.command("train")
 @handle_errors
 def train(
@@ -41,7 +61,13 @@ def train(
     model: str = typer.Option("vae-nmf", "--model",
                               help="nmf | vae-nmf | implicit (iN-NMF on the STFT grid) | implicit-points "
                                    "(iN-NMF on a hybrid point cloud of the recordings)"),
-    rank: int = typer.Option(..., "--rank", help="Number of dictionary atoms."),
+    rank: str = typer.Option(..., "--rank", help="Number of dictionary atoms, or auto (NMF: chosen among --ranks by "
+                                                 "the divergence of held-out entries)."),
+    ranks: Optional[str] = typer.Option(None, "--ranks", help="--rank auto: comma-separated candidate ranks "
+                                                              "(default 1,2,3,4,6,8,...,64 up to half the data's "
+                                                              "smaller side)."),
+    solver: str = typer.Option("auto", "--solver", help="NMF: auto (cd for frobenius, else mu) | cd | mu | newton-cd "
+                                                        "(KL)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (created)."),
     sr: int = typer.Option(16000, "--sr", help="Working sampling rate for audio."),
     n_fft: int = typer.Option(512, "--n-fft", help="STFT size."),
@@ -81,12 +107,14 @@ def train(
     nmf = {}
     if model == "nmf":  # the NMF-only options (other models never saw them)
         nmf = {"beta_loss": _beta_option(beta_loss), "init": init, "tol": tol, "alpha_W": alpha_w,
-               "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components}
+               "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components,
+               "solver": solver}
     ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
         if checkpoint_every or resume else {}
     with reporting(model, max_epochs) as callback:
         estimator, report = learn_dictionary(
-            list(inputs), model=model, rank=rank, likelihood=likelihood, max_epochs=max_epochs, random_state=seed,
+            list(inputs), model=model, rank=_rank_option(rank), ranks=_ranks_option(ranks), likelihood=likelihood,
+            max_epochs=max_epochs, random_state=seed,
             device=device, compile=compile_, sr=sr, n_fft=n_fft, hop=hop, power=power, callback=callback,
             **nmf, **ckpt)
     write_dictionary(estimator, report, out, figures=figures)

@@ -87,7 +87,7 @@ def loss_params(model: str, likelihood: str, beta_loss: str | float | None = Non
 
     ``beta_loss`` (NMF only: a divergence name or any real beta) overrides the likelihood.
     """
-    if model == "nmf":
+    if model in ("nmf", "minibatch-nmf"):
         return {"beta_loss": beta_loss if beta_loss is not None else LIKELIHOOD_LOSSES[likelihood][0]}
     extra = {} if beta_loss is None else {"beta_loss": beta_loss}  # the factory says whether the model takes it
     if model == "vae-nmf":
@@ -188,10 +188,31 @@ def _fit(estimator: Any, model: str, data: TrainingData, callback: Callback | No
     return {"final": {"loss": float(estimator.reconstruction_err_)}}
 
 
+#: candidate ranks of ``rank="auto"`` (those up to half the smaller side of the data are tried)
+AUTO_RANKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+
+
+def _select_rank(data: TrainingData, model: str, beta_loss: Any, ranks: Any, fit_arrays: dict, run: dict,
+                 params: dict, callback: Callback | None) -> tuple[int, dict[str, Any]]:
+    """``rank="auto"``: the rank of :func:`deepnmf.models.select_rank` on the training matrix; (rank, its record)."""
+    from deepnmf.models.rank import select_rank
+
+    if model not in ("nmf", "minibatch-nmf"):
+        raise ParameterError(f"rank auto (chosen by held-out entries) is for the NMF models; model {model!r} "
+                             "needs a number of atoms")
+    limit = max(1, min(np.shape(data.X)) // 2)
+    ranks = list(ranks) if ranks else [r for r in AUTO_RANKS if r <= limit]
+    send_notice(callback, f"choosing the rank among {ranks} by held-out entries", stage="rank")
+    run = {k: v for k, v in run.items() if k != "random_state"}
+    selection = select_rank(data.X, ranks, beta_loss=beta_loss, mask=fit_arrays.get("mask"), estimator=model,
+                            random_state=run.pop("seed"), callback=callback, **run, **params)
+    return selection.best_rank, selection.as_dict()
+
+
 def learn_dictionary(
     inputs: Any,
     *,
-    rank: int,
+    rank: int | str,
     model: str = "vae-nmf",
     likelihood: str | None = None,
     max_epochs: int = 200,
@@ -208,6 +229,7 @@ def learn_dictionary(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
+    ranks: Any = None,
     **params: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Learn a dictionary from audio, a matrix or EMG envelopes.
@@ -216,8 +238,10 @@ def learn_dictionary(
     ----------
     inputs : paths, array-like [shape=(n_samples, n_features)], Recording or TrainingData
         See :func:`load_training_data`.
-    rank : int
-        Number of atoms.
+    rank : int or "auto"
+        Number of atoms; ``"auto"`` (NMF models) chooses it among ``ranks``
+        with :func:`deepnmf.models.select_rank` (recorded in the report's
+        ``rank_selection``).
     model : {"nmf", "vae-nmf", "implicit", "implicit-points"}
         Built by :func:`deepnmf.models.make_estimator`.
     likelihood : {"gaussian", "poisson", "exponential"}, optional
@@ -256,7 +280,7 @@ def learn_dictionary(
     from deepnmf.models.factory import make_estimator
 
     likelihood = likelihood or DEFAULT_LIKELIHOOD.get(model, "gaussian")
-    check_options(model, likelihood, rank, max_epochs)
+    check_options(model, likelihood, 1 if rank == "auto" else rank, max_epochs)
     data = inputs if isinstance(inputs, TrainingData) else load_training_data(
         inputs, model=model, sr=sr, n_fft=n_fft, hop=hop, power=power)
     fit_arrays = {k: _side_array(v) for k, v in (("mask", mask), ("fixed_components", fixed_components))
@@ -267,9 +291,13 @@ def learn_dictionary(
         fit_arrays.update(checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
     elif checkpoint_every or resume:
         raise ParameterError("checkpoint_every and resume need checkpoint_dir, the checkpoint folder")
-    estimator = make_estimator(model, rank, **{**loss_params(model, likelihood, params.pop("beta_loss", None)),
-                                               **_run_params(model, max_epochs, random_state, device, compile),
-                                               **params})
+    losses = loss_params(model, likelihood, params.pop("beta_loss", None))
+    selection = None
+    if rank == "auto":
+        run = {**_run_params(model, max_epochs, random_state, device, compile), "seed": random_state}
+        rank, selection = _select_rank(data, model, losses.get("beta_loss"), ranks, fit_arrays, run, params, callback)
+    estimator = make_estimator(model, rank, **{**losses, **_run_params(model, max_epochs, random_state, device,
+                                                                         compile), **params})
     send_notice(callback, f"training {model} (rank {rank}) on {data.describe()}", stage=model)
     if compile and model.startswith("implicit"):
         send_notice(callback, COMPILE_NOTICE, stage=model)
@@ -280,12 +308,14 @@ def learn_dictionary(
                 "device": device, "params": estimator._json_params()}
     report = {"model": model, "settings": settings, "data": data.summary, "n_iter": int(estimator.n_iter_),
               **result, "seconds": round(seconds, 3)}
+    if selection is not None:
+        report["rank_selection"] = selection
     return estimator, report
 
 
 def _run_params(model: str, max_epochs: int, random_state: Any, device: str, compile_: bool) -> dict[str, Any]:
     """Length of training, seed and device in each model's own parameter names."""
-    length = {"max_iter": max_epochs} if model == "nmf" else {"max_epochs": max_epochs}
+    length = {"max_iter": max_epochs} if model in ("nmf", "minibatch-nmf") else {"max_epochs": max_epochs}
     extra = {"compile": compile_} if model.startswith("implicit") else {}
     return {**length, "random_state": random_state, "device": device, **extra}
 
