@@ -65,46 +65,31 @@ def torch_gen() -> torch.Generator:
 SYNTH_SR = 16000
 
 
-def coloured_noise(n_samples: int, *, slope: float, hum_hz: float | None, seed: int) -> np.ndarray:
-    """Stationary noise with a ``f**-slope`` power spectrum (plus an optional hum), unit RMS, shape ``(n_samples,)``."""
-    rng = np.random.default_rng(seed)
-    spectrum = np.fft.rfft(rng.standard_normal(n_samples))
-    f = np.fft.rfftfreq(n_samples, 1.0 / SYNTH_SR)
-    spectrum *= np.maximum(f, 50.0) ** (-slope / 2)
-    x = np.fft.irfft(spectrum, n_samples)
-    if hum_hz is not None:
-        x += 0.5 * np.std(x) * np.sin(2 * np.pi * hum_hz * np.arange(n_samples) / SYNTH_SR)
-    return x / np.sqrt(np.mean(x**2))
-
-
 @pytest.fixture(scope="session")
 def synthetic_audio(tmp_path_factory) -> dict:
-    """A TIMIT-like corpus made by the project itself, written as 16 kHz WAVs.
+    """A TIMIT-like corpus made by the project's own generators, written as 16 kHz WAVs.
 
-    Speakers are :func:`deepnmf.datasets.synthetic.harmonic_notes` signals
-    (harmonic tones switched on and off, a different set of pitches per
-    speaker), one folder per speaker: ``train/spk0``, ``train/spk1`` (two
-    1.5 s utterances each) and ``test/spk2``, ``test/spk3`` (two each).
-    Noises are 8 s files ``noise/hum.wav`` (pink noise and a 120 Hz hum) and
-    ``noise/hiss.wav`` (bright noise). Returns the paths and the signals.
+    Speakers are :func:`deepnmf.datasets.synthetic.speech_like` voices, one
+    folder per speaker: ``train/spk0``, ``train/spk1`` and ``test/spk2``,
+    ``test/spk3``, two 1.5 s utterances each (``u0.wav``, ``u1.wav``). Noises
+    are 8 s of :func:`deepnmf.datasets.synthetic.noise_signal` (``noise/hum.wav``,
+    ``noise/machine.wav``). Returns the paths and the float64 signals.
     """
     import soundfile as sf
 
-    from deepnmf.datasets.synthetic import harmonic_notes
+    from deepnmf.datasets.synthetic import noise_signal, speech_like
 
     root = tmp_path_factory.mktemp("synthetic-audio")
     speech: dict[str, list[np.ndarray]] = {}
     for k, split in enumerate(("train", "train", "test", "test")):
         folder = root / split / f"spk{k}"
         folder.mkdir(parents=True)
-        x = harmonic_notes(3, duration=3.0, sr=SYNTH_SR, seed=20 + k).audio.astype(np.float64)
-        utterances = [0.5 * x[: len(x) // 2], 0.5 * x[len(x) // 2:]]
+        utterances = [0.5 * speech_like(1.5, sr=SYNTH_SR, speaker=k, seed=i).audio.astype(np.float64) for i in range(2)]
         for i, u in enumerate(utterances):
             sf.write(folder / f"u{i}.wav", u, SYNTH_SR, subtype="FLOAT")
         speech[f"{split}/spk{k}"] = utterances
     (root / "noise").mkdir()
-    noises = {"hum": 0.1 * coloured_noise(8 * SYNTH_SR, slope=1.0, hum_hz=120.0, seed=1),
-              "hiss": 0.1 * coloured_noise(8 * SYNTH_SR, slope=-0.5, hum_hz=None, seed=2)}
+    noises = {name: 0.3 * noise_signal(name, 8.0, sr=SYNTH_SR, seed=1).astype(np.float64) for name in ("hum", "machine")}
     for name, x in noises.items():
         sf.write(root / "noise" / f"{name}.wav", x, SYNTH_SR, subtype="FLOAT")
     return {"root": root, "sr": SYNTH_SR, "speech": speech, "noises": noises,
