@@ -217,3 +217,73 @@ def check_nonneg_float(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
         raise ParameterError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def available_memory(device: torch.device | None = None) -> int | None:
+    """Bytes of memory a fit on ``device`` may use: free GPU memory on CUDA, physical RAM on CPU (None if unknown)."""
+    import os
+
+    if device is not None and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(name: str, n_components: int, n_samples: int, n_features: int, *, n_values: float,
+                     itemsize: int = 4, device: torch.device | None = None) -> None:
+    """Refuse a fit whose memory would not fit, up front with an estimate; warn when the rank exceeds the samples.
+
+    Parameters
+    ----------
+    name : str
+        The estimator, for the messages.
+    n_components, n_samples, n_features : int
+        Rank and shape of ``X`` (frames x bins).
+    n_values : float
+        The estimator's estimate of the numbers it holds at once while
+        fitting (factors, weights, optimiser state, buffers).
+    itemsize : int
+        Bytes per number (4 for float32, 8 for float64).
+    device : torch.device, optional
+        Where the fit runs (CUDA: free GPU memory; otherwise physical RAM).
+
+    Raises
+    ------
+    ParameterError
+        When ``n_values * itemsize`` exceeds the memory available.
+    """
+    need = float(n_values) * itemsize
+    have = available_memory(device)
+    if have is not None and need > have:
+        raise ParameterError(
+            f"{name} with n_components={n_components} on {n_samples} x {n_features} data needs about "
+            f"{need / 2**30:.3g} GiB of memory, more than the {have / 2**30:.3g} GiB available on "
+            f"{device or 'cpu'}; lower n_components (or the data size)"
+        )
+    if n_components > n_samples:
+        import warnings
+
+        warnings.warn(
+            f"{name}: n_components={n_components} is more components than the {n_samples} samples (frames) of X; "
+            "the factorisation is far from unique and the atoms will fit noise", UserWarning, stacklevel=3)
+
+
+def check_scale(T: torch.Tensor, name: str = "X") -> None:
+    """Refuse values so large that sums of their squares overflow ``T``'s dtype (which would give silent NaN).
+
+    The bound is ``sqrt(finfo.max / numel)``: about 1.8e16 for a million
+    float32 entries, far above any spectrogram or envelope.
+    """
+    if T.numel() == 0 or not T.dtype.is_floating_point:
+        return
+    bound = float(np.sqrt(torch.finfo(T.dtype).max / T.numel()))
+    peak = float(T.abs().max())
+    if peak > bound:
+        raise DataError(
+            f"{name} has values up to {peak:.3g}, too large for {str(T.dtype).replace('torch.', '')} arithmetic "
+            f"(sums of squares overflow above {bound:.3g} for {T.numel()} entries); rescale {name} "
+            "(for example divide by its maximum) or pass float64"
+        )

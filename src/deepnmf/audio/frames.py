@@ -57,7 +57,11 @@ def _load_npy(paths: list[Path]) -> tuple[np.ndarray, dict[str, Any]]:
 def _load_audio_frames(paths: list[Path], *, sr: int, n_fft: int, hop: int, power: float):
     from deepnmf.audio.tf import magnitude, stft
 
+    from deepnmf.audio.io import warn_if_shorter
+
     signals, summary = load_signals(paths, sr=sr)
+    for x, name in zip(signals, summary["files"]):
+        warn_if_shorter(x, n_fft, name=name)
     frames = [magnitude(stft(x, n_fft=n_fft, hop=hop), power).numpy() for x in signals]  # (n_frames, n_bins) each
     summary.update(n_fft=n_fft, hop=hop, power=power)
     return np.concatenate(frames, axis=0).astype(np.float32), summary

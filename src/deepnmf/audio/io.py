@@ -124,6 +124,14 @@ def check_not_silent(x: np.ndarray, *, name: str = "signal", threshold: float = 
         raise DataError(f"{name} is silent (RMS {rms:.3g}); nothing to analyse")
 
 
+def warn_if_shorter(x: np.ndarray, n_fft: int, *, name: str = "signal") -> None:
+    """Warn when ``x`` (``(n_samples,)``) is shorter than one STFT frame of ``n_fft`` samples (legal but suspicious:
+    its one frame is mostly padding)."""
+    if 0 < np.asarray(x).shape[0] < n_fft:
+        warnings.warn(f"{name} has {np.asarray(x).shape[0]} samples, shorter than one STFT frame (n_fft={n_fft}); "
+                      "its spectrum is mostly padding", UserWarning, stacklevel=3)
+
+
 def list_audio_files(*paths: str | Path, recursive: bool = True) -> list[Path]:
     """Expand files and folders into a sorted list of audio files.
 

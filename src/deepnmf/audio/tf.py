@@ -67,7 +67,7 @@ def stft(
     t = _signal(x)
     if n_fft < 2:
         raise ParameterError(f"n_fft must be >= 2, got {n_fft}")
-    hop = hop or n_fft // 4
+    hop = n_fft // 4 if hop is None else hop  # 0 is an error, not the default
     if hop < 1 or hop > n_fft:
         raise ParameterError(f"hop must be in [1, n_fft], got {hop}")
     if center and t.numel() <= n_fft // 2:

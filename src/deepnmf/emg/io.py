@@ -163,11 +163,15 @@ def _read_text_table(path: Path, *, delimiter: str | None) -> tuple[list[str], n
             sep = delimiter or ("\t" if "\t" in header else ",")
             names = [h.strip().strip('"') for h in header.rstrip("\n").split(sep)]
             values = np.loadtxt(fh, delimiter=sep, ndmin=2)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a text table (binary content at byte {err.start})") from err
     except (OSError, ValueError, EOFError) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise DataError(f"{path}: could not read a numeric table with a header row: {err}") from err
-    if values.shape[0] == 0 or values.shape[1] != len(names):
+    if values.size == 0:
+        raise DataError(f"{path}: no samples under the header row ({', '.join(names)})")
+    if values.shape[1] != len(names):
         raise DataError(f"{path}: expected {len(names)} columns under the header, got shape {values.shape}")
     return names, values
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from deepnmf._utils import ArrayKind, as_tensor, check_finite_nonnegative, resolve_device, to_kind
+from deepnmf._utils import ArrayKind, as_tensor, check_finite_nonnegative, check_scale, resolve_device, to_kind
 from deepnmf.exceptions import DataError, ModelFileError, NotFittedError, ParameterError
 from deepnmf.io.model_files import check_tensors, read_model, write_model
 
@@ -49,6 +49,7 @@ class BaseNMF(TransformerMixin, BaseEstimator):
             dtype = dtype or self.dtype_
         T, kind = as_tensor(X, name=name, dtype=dtype, device=device)
         check_finite_nonnegative(T, name)
+        check_scale(T, name)
         if reset:
             self.n_features_in_ = int(T.shape[1])
             self.dtype_ = T.dtype

@@ -27,7 +27,7 @@ import torch
 
 from deepnmf._utils import (
     as_tensor, check_choice, check_finite_nonnegative, check_nonneg_float, check_positive_int,
-    make_generator, resolve_device, to_kind,
+    check_model_size, make_generator, resolve_device, to_kind,
 )
 from deepnmf.callbacks import Callback, EpochInfo, chain, print_every
 from deepnmf.divergences import EPS, IMPLICIT_EPS, loss_name, short_loss_name
@@ -263,6 +263,15 @@ class ImplicitNMF(BaseNMF):
             self._fit_points(X, callback, ckpt)
         return self
 
+    def _check_size(self, n: int, m: int, *, n_points: int, networks: int = 1) -> None:
+        """Refuse a fit that would not fit in memory (an estimate), warn about a rank above ``n`` frames."""
+        k, h, j2 = int(self.n_components), int(self.hidden), 2 * int(self.n_octaves)
+        weights = networks * k * (h * h + (j2 + 3) * h + 1)  # per network: one hidden layer of h x h and the edges
+        # weights with their gradient and two optimiser states; the networks' saved states at every
+        # coordinate; the factors; the data, the model and the gradient at every point
+        n_values = 4 * weights + networks * 4 * k * h * (n + m) + 3 * k * (n + m) + 4 * n_points
+        check_model_size("ImplicitNMF", k, n, m, n_values=n_values, device=resolve_device(self.device))
+
     def _checkpointer(self, ckpt: tuple, data: torch.Tensor):
         """The :class:`~deepnmf.checkpoints.Checkpointer` of ``fit``'s checkpoint arguments (None without a folder)."""
         from deepnmf.checkpoints import data_signature, make_checkpointer, run_signature
@@ -311,6 +320,7 @@ class ImplicitNMF(BaseNMF):
 
     def _fit_grid(self, X: Any, freqs: Any, sr: float | None, callback: Callback | None, ckpt: tuple) -> None:
         Xt, kind = self._prepare_X(X, reset=True, dtype=torch.float32)
+        self._check_size(*Xt.shape, n_points=Xt.numel())
         checkpoint = self._checkpointer(ckpt, Xt)
         f, self.nyquist_ = self._grid_frequencies(freqs, Xt.shape[1], sr)
         gen = make_generator(self.random_state)
@@ -359,6 +369,7 @@ class ImplicitNMF(BaseNMF):
         t_u, t_idx = unique_coordinates(tn)
         f_u, f_idx = unique_coordinates(fn)
         V = torch.as_tensor(points.value, dtype=torch.float32, device=device)
+        self._check_size(len(t_u), len(f_u), n_points=V.numel(), networks=2)
         checkpoint = self._checkpointer(ckpt, torch.cat([tn, fn, V.double().cpu()]))
         gen = make_generator(self.random_state)
         nets = torch.nn.ModuleDict({"W": self._new_factor(gen, device), "H": self._new_factor(gen, device)})
@@ -461,6 +472,10 @@ class ImplicitNMF(BaseNMF):
     def transform(self, X: Any) -> Any:
         """Activations of ``X`` ``(n_frames, n_features_in_)`` on the fitted bins ``freqs_``."""
         self._check_is_fitted()
+        n_features = as_tensor(X, name="X")[0].shape[1]
+        if n_features != self.n_features_in_:
+            raise DataError(f"X has {n_features} features, but ImplicitNMF is expecting {self.n_features_in_} "
+                            "features as input (its fitted bins); use fit_activations(X, freqs=) at another size")
         return self.fit_activations(X, freqs=self.freqs_)
 
     def inverse_transform(self, X: Any) -> Any:

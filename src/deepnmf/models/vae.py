@@ -24,6 +24,7 @@ from deepnmf._utils import (
     check_finite_nonnegative,
     check_nonneg_float,
     check_positive_int,
+    check_model_size,
     make_generator,
     resolve_device,
 )
@@ -283,6 +284,7 @@ class VAENMF(BaseNMF):
             raise DataError(f"X has {T.shape[0]} sample; VAENMF needs at least 2")
         if not bool((T.sum(1) > 0).any()):
             raise DataError("X is all zeros; there is nothing to factorise")
+        self._check_size(*T.shape, T.element_size())
         checkpoint = make_checkpointer(checkpoint_dir, checkpoint_every, resume,
                                        run_signature(self, data_signature(T)))
         gen = make_generator(self.random_state, self.device_)
@@ -305,6 +307,14 @@ class VAENMF(BaseNMF):
         )
         self._store_fit(module, result)
         return self
+
+    def _check_size(self, n: int, m: int, itemsize: int) -> None:
+        """Refuse a network that would not fit in memory (an estimate), warn about a rank above ``n``."""
+        k, widths = int(self.n_components), [m, *map(int, self.hidden), 2 * int(self.n_components)]
+        n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) + k * m
+        batch = min(int(self.batch_size), n) * (sum(widths) + 6 * k + 2 * m)
+        # weights, gradients, Adam's two moments and the best weights kept by early stopping
+        check_model_size("VAENMF", k, n, m, n_values=5 * n_params + batch, itemsize=itemsize, device=self.device_)
 
     def _epoch_callback(self, user: Callback | None) -> Callback | None:
         """The user's callback, chained after the ``verbose`` printer (every ``verbose`` epochs)."""

@@ -151,8 +151,9 @@ def load_training_data(inputs: Any, *, model: str = "vae-nmf", sr: int = 16000, 
         return _point_cloud(inputs, sr=sr, n_fft=n_fft, hop=hop, power=power)
     given = _in_memory(inputs)
     X, summary = given if given is not None else load_matrix(_paths(inputs), sr=sr, n_fft=n_fft, hop=hop, power=power)
-    if X.ndim != 2:
-        raise DataError(f"the training matrix must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.ndim != 2 or X.size == 0:
+        raise DataError(f"the training matrix must be a non-empty 2-D array (n_samples, n_features), got shape "
+                        f"{X.shape}")
     audio = summary["kind"] == "audio"
     if model == "implicit" and not audio:
         raise DataError(NEEDS_FREQUENCIES)
