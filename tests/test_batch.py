@@ -97,3 +97,27 @@ def test_bad_batches_are_refused(setup, tmp_path):
     listing = tmp_path / "files.txt"
     listing.write_text(f"{inputs / 'a.wav'}\n\n{inputs / 'sub' / 'c.wav'}\n")
     assert [d.name for _, d in plan_outputs([listing], tmp_path / "o")] == ["a.wav", "c.wav"]
+
+
+def test_cli_enhances_a_folder_and_exits_1_when_a_file_failed(setup, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepnmf.cli.main import app
+
+    root, inputs = setup
+    runner = CliRunner()
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["enhance", str(inputs), "-o", str(out), "--model", str(root / "enhancer"), "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == ["a.wav", "b.wav", "sub/c.wav"]
+    (tmp_path / "bad.wav").write_text("not audio")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{inputs / 'a.wav'}\n{tmp_path / 'bad.wav'}\n")
+    res = runner.invoke(app, ["enhance", str(listing), "-o", str(out), "--model", str(root / "enhancer"),
+                              "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 1
+    assert "failed: " in res.output and "bad.wav" in res.output and "Traceback" not in res.output
+    import json
+
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert summary["skipped"] == 1 and summary["n_failed"] == 1 and summary["written"] == 0

@@ -94,11 +94,29 @@ def enhancement_command(
     typer.echo((out / "results.md").read_text())
 
 
+def _enhance_many(inputs: List[Path], out: Path, jobs: int, sources: dict, report: Optional[Path]) -> None:
+    """``deepnmf enhance DIR -o OUTDIR``: every file, a progress bar, a failure summary; exit 1 if any failed."""
+    from deepnmf.cli.app import reporting
+    from deepnmf.pipelines.batch import enhance_folder
+
+    with reporting("enhance files") as callback:
+        result = enhance_folder(inputs, out, jobs=jobs, callback=callback, **sources)
+    echo(f"wrote {len(result.written)} files to {out} ({len(result.skipped)} already there, skipped; "
+         f"{len(result.failed)} failed) in {result.seconds:.1f} s")
+    if report is not None:
+        write_json(report, {"inputs": [str(p) for p in inputs], "out": str(out), "jobs": jobs, **result.summary()})
+    if result.failed:
+        for path, message in result.failed.items():
+            typer.secho(f"failed: {path}: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
 @app.command("enhance")
 @handle_errors
 def enhance_command(
-    noisy: Path = typer.Argument(..., help="Noisy speech file (any rate; resampled to the models' rate)."),
-    output: Path = typer.Option(..., "-o", "--out", "--output", help="Enhanced WAV file to write."),
+    noisy: List[Path] = typer.Argument(..., help="Noisy speech file (any rate; resampled to the models' rate), or folders / several files / .txt lists of files."),
+    output: Path = typer.Option(..., "-o", "--out", "--output", help="Enhanced WAV file to write; with a folder or several inputs, the output folder."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes for folders of files (each loads the models once)."),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Shipped speech dictionary: nmf (the default without model options) or vae-nmf."),
     speech_model: Optional[Path] = typer.Option(None, "--speech-model", help="Speech dictionary model folder."),
     noise_model: Optional[Path] = typer.Option(None, "--noise-model", help="Noise dictionary model folder."),
@@ -118,16 +136,20 @@ def enhance_command(
     With no model options, the shipped speech and noise models are used, and
     noise atoms are learned on the noisy file itself (semi-supervised NMF).
 
-    Example: deepnmf enhance noisy.wav -o clean.wav
+    Example: deepnmf enhance noisy.wav -o clean.wav   (folders: deepnmf enhance noisy/ -o clean/ --jobs 2)
     """
     import numpy as np
 
     from deepnmf.audio.io import save_audio
     from deepnmf.pipelines.enhancement import enhance_file
 
-    result = enhance_file(noisy, model=model, speech_model=speech_model, noise_model=noise_model, network=network,
-                          mask_network=mask_network, pretrained=pretrained, activations=activations, power=power,
-                          floor=floor, sparsity=sparsity, free_noise=free_noise)
+    sources = dict(model=model, speech_model=speech_model, noise_model=noise_model, network=network,
+                   mask_network=mask_network, pretrained=pretrained, activations=activations, power=power,
+                   floor=floor, sparsity=sparsity, free_noise=free_noise)
+    if len(noisy) > 1 or noisy[0].is_dir() or noisy[0].suffix.lower() in (".txt", ".lst"):
+        return _enhance_many(noisy, output, jobs, sources, report)
+    noisy = noisy[0]
+    result = enhance_file(noisy, **sources)
     save_audio(output, result.enhanced, result.sr)
     echo(f"wrote {output} ({len(result.noisy) / result.sr:.1f} s of audio enhanced in {result.seconds:.2f} s, "
          f"activations={result.settings['activations']})")
