@@ -62,7 +62,7 @@ class DeepNMFGroup(TyperGroup):
             else:
                 typer.secho(_one_line(err), fg=typer.colors.RED, err=True)
             code = err.exit_code
-        except _click.exceptions.Abort:
+        except typer.Abort:
             typer.secho("error: aborted", fg=typer.colors.RED, err=True)
             code = 1
         if standalone_mode:
