@@ -25,6 +25,7 @@ from deepnmf._utils import (
     as_tensor,
     check_choice,
     check_nonneg_float,
+    check_model_size,
     check_positive_int,
     make_generator,
     resolve_device,
@@ -232,6 +233,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
         """
         n, m = Xt.shape
         k = self._check_params(n, m)
+        if k != "auto":  # W, H and the solver's buffers of their sizes; the model and the ratio at every entry
+            check_model_size("NMF", k, n, m, n_values=3 * (n * k + k * m) + 2 * n * m,
+                             itemsize=Xt.element_size(), device=Xt.device)
         M = self._prepare_mask(mask, Xt)
         checks.check_zeros_for_beta(Xt, self.beta_, M)
         X_init = Xt if M is None else _fill_missing(Xt, M)  # missing entries must not steer the start either
