@@ -121,3 +121,31 @@ def test_cli_enhances_a_folder_and_exits_1_when_a_file_failed(setup, tmp_path):
 
     summary = json.loads((tmp_path / "r.json").read_text())
     assert summary["skipped"] == 1 and summary["n_failed"] == 1 and summary["written"] == 0
+
+
+def test_cli_separates_a_folder_like_one_file_at_a_time(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepnmf.cli.main import app
+
+    rng = np.random.default_rng(3)
+    a, b = _tone([220, 440], 1.5, rng), _tone([330, 990], 1.5, rng)
+    for name, x in (("a.wav", a), ("b.wav", b)):
+        sf.write(tmp_path / name, x.astype(np.float32), SR, subtype="FLOAT")
+    mixes = tmp_path / "mixes"
+    mixes.mkdir()
+    for i in range(2):
+        y = _tone([220, 440], 0.8, rng) + _tone([330, 990], 0.8, rng)
+        sf.write(mixes / f"m{i}.wav", y.astype(np.float32), SR, subtype="FLOAT")
+    common = ["--source-example", str(tmp_path / "a.wav"), "--source-example", str(tmp_path / "b.wav"),
+              "--sr", str(SR), "--n-fft", "256", "--rank", "4", "--iterations", "40"]
+    runner = CliRunner()
+    res = runner.invoke(app, ["separate", str(mixes), "-o", str(tmp_path / "out"), "--jobs", "2", *common])
+    assert res.exit_code == 0, res.output
+    res1 = runner.invoke(app, ["separate", str(mixes / "m1.wav"), "-o", str(tmp_path / "one"), *common])
+    assert res1.exit_code == 0, res1.output
+    for i in (1, 2):
+        folder, single = sf.read(tmp_path / "out" / "m1" / f"source_{i}.wav")[0], sf.read(tmp_path / "one" / f"source_{i}.wav")[0]
+        np.testing.assert_allclose(folder, single, atol=1e-4)
+    assert (tmp_path / "out" / "m0" / "source_2.wav").is_file()
+    assert not list((tmp_path / "out").glob(f"*{TMP_TAG}*"))

@@ -123,7 +123,7 @@ def test_cli_separate_writes_one_file_per_example(tmp_path, speakers, mixture):
     assert bad.exit_code == 2 and "NMF dictionaries only work at the size" in bad.output
     missing = runner.invoke(app, ["separate", str(tmp_path / "none.wav"), "--source-example", paths[0],
                                   "--source-example", paths[1], "--out", str(out)])
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert missing.exit_code == 1 and "does not exist" in missing.output
 
 
 @needs_cxx

@@ -38,7 +38,7 @@ def _check_separate_options(model: str, n_examples: int, n_fft: int, train_n_fft
 @app.command("separate")
 @handle_errors
 def separate_command(
-    mixture: Path = typer.Argument(..., help="Mono (or downmixed) recording of the mixture."),
+    mixture: List[Path] = typer.Argument(..., help="Mono (or downmixed) recording of the mixture, or folders / several files / .txt lists of mixtures (then OUT/<name>/source_i.wav each)."),
     source_example: List[Path] = typer.Option(..., "--source-example", help="Example recording of one source; give one per source, in output order."),
     model: str = typer.Option("nmf", "--model", help="Dictionary model: nmf (learned at --n-fft) or implicit (learned once at --train-n-fft, sampled at --n-fft)."),
     n_fft: int = typer.Option(2000, "--n-fft", help="STFT size of the separation (hop n_fft/2, sqrt-Hann)."),
@@ -53,6 +53,7 @@ def separate_command(
     save_models: Optional[Path] = typer.Option(None, "--save-models", help="Also save each learned dictionary model in this folder."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     compile_: bool = typer.Option(False, "--compile", help=COMPILE_HELP),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes for folders of mixtures (the dictionaries are learned once)."),
 ) -> None:
     """Separate a mixture with one dictionary per source learned from example recordings.
 
@@ -63,13 +64,16 @@ def separate_command(
 
     train_n_fft = train_n_fft or n_fft
     _check_separate_options(model, len(source_example), n_fft, train_n_fft)
-    x = _load(mixture, sr)
     examples = [_load(path, sr) for path in source_example]
+    learn = dict(sr=sr, model=model, rank=rank, power=power, random_state=seed, max_epochs=epochs, max_iter=iterations,
+                 device=device, compile=compile_)
+    if len(mixture) > 1 or mixture[0].is_dir() or mixture[0].suffix.lower() in (".txt", ".lst"):
+        return _separate_many(mixture, out, examples, learn, dict(sr=sr, n_fft=n_fft, power=power), train_n_fft, jobs)
+    mixture = mixture[0]
+    x = _load(mixture, sr)
     with reporting("source 1") as callback:
-        estimates, models = separate_with_examples(
-            x, examples, sr=sr, model=model, n_fft=n_fft, train_n_fft=train_n_fft, rank=rank, power=power,
-            random_state=seed, max_epochs=epochs, max_iter=iterations, device=device, compile=compile_,
-            callback=callback, return_models=True)
+        estimates, models = separate_with_examples(x, examples, n_fft=n_fft, train_n_fft=train_n_fft,
+                                                   callback=callback, return_models=True, **learn)
     for i, est in enumerate(models if save_models is not None else [], start=1):
         est.save(save_models / f"source_{i}")
     written = [str(save_audio(out / f"source_{i}.wav", est, sr)) for i, est in enumerate(estimates, start=1)]
@@ -81,6 +85,28 @@ def separate_command(
     })
     for path in written:
         typer.echo(path)
+
+
+def _separate_many(mixtures: List[Path], out: Path, examples: list, learn: dict, settings: dict, train_n_fft: int,
+                   jobs: int) -> None:
+    """Folder mode: learn the dictionaries once into OUT/models, then separate every mixture with them."""
+    from deepnmf.cli.app import echo
+    from deepnmf.pipelines.batch import separate_folder
+    from deepnmf.pipelines.separation import learn_source_models
+
+    with reporting("source 1") as callback:
+        models = learn_source_models(examples, n_fft=train_n_fft, callback=callback, **learn)
+    folders = [est.save(out / "models" / f"source_{i}") for i, est in enumerate(models, start=1)]
+    with reporting("separate files") as callback:
+        result = separate_folder(mixtures, out, folders, jobs=jobs, callback=callback, **settings)
+    echo(f"wrote {len(result.written)} separations to {out} ({len(result.skipped)} already there, skipped; "
+         f"{len(result.failed)} failed) in {result.seconds:.1f} s")
+    write_json(out / "separation.json", {"mixtures": [str(m) for m in mixtures], "models": [str(f) for f in folders],
+                                          **settings, "jobs": jobs, **result.summary()})
+    if result.failed:
+        for path, message in result.failed.items():
+            typer.secho(f"failed: {path}: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 def _protocol_config(rank, train_n_fft, sizes, epochs, iterations, seed, model_dir, device, compile_=False):

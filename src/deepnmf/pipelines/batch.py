@@ -6,11 +6,13 @@ torch's threads), writing each output to a temporary name beside it and
 renaming it into place, so an interrupted batch never leaves a half-written
 output, and a rerun skips the outputs that exist. A file that fails is
 recorded with its error and the batch goes on. :func:`enhance_folder` is the
-job of ``deepnmf enhance DIR -o OUTDIR --jobs N``.
+job of ``deepnmf enhance DIR -o OUTDIR --jobs N``, :func:`separate_folder` of
+``deepnmf separate DIR ... -o OUTDIR --jobs N`` (one output folder per mixture).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any, Callable, Sequence
 from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 
-__all__ = ["BatchResult", "plan_outputs", "run_batch", "enhance_folder"]
+__all__ = ["BatchResult", "plan_outputs", "run_batch", "enhance_folder", "separate_folder"]
 
 TMP_TAG = ".partial-"
 
@@ -96,14 +98,22 @@ def _temporary(dst: Path) -> Path:
     return dst.with_name(f"{dst.stem}{TMP_TAG}{os.getpid()}{dst.suffix}")
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _run_one(work: Callable[[Path, Path], None], src: Path, dst: Path) -> None:
+    """``work(src, tmp)`` then rename ``tmp`` (a file, or a folder of outputs) to ``dst``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(dst)
     try:
         work(src, tmp)
         os.replace(tmp, dst)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
 
 
 def _one_line(err: BaseException) -> str:
@@ -122,7 +132,7 @@ def _worker_init(initializer: Callable[..., None] | None, initargs: tuple) -> No
 def _remove_stale(plan: list[tuple[Path, Path]]) -> None:
     for folder in {dst.parent for _, dst in plan if dst.parent.is_dir()}:
         for stale in folder.glob(f"*{TMP_TAG}*"):
-            stale.unlink(missing_ok=True)
+            _remove(stale)
 
 
 def run_batch(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None], *, jobs: int = 1,
@@ -231,3 +241,59 @@ def enhance_folder(inputs: Sequence[str | Path], out_dir: str | Path, *, jobs: i
     _load_enhancer_once(sources)  # fail here, once, on bad model options rather than once per file
     return run_batch(plan, _enhance_one, jobs=jobs, initializer=_load_enhancer_once if jobs > 1 else None,
                      initargs=(sources,), callback=callback)
+
+
+# ------------------------------------------------------------- separation
+_SEPARATOR: dict[str, Any] = {}
+
+
+def _load_separator(model_dirs: list[str], settings: dict[str, Any]) -> None:
+    from deepnmf.io.model_files import load_model
+
+    _SEPARATOR.clear()
+    _SEPARATOR.update(models=[load_model(d) for d in model_dirs], settings=dict(settings))
+
+
+def _separate_one(src: Path, dst: Path) -> None:
+    from deepnmf.audio.io import check_not_silent, load_audio, save_audio
+    from deepnmf.pipelines.separation import separate
+
+    settings = _SEPARATOR["settings"]
+    x, _ = load_audio(src, sr=settings["sr"])
+    check_not_silent(x, name=str(src))
+    estimates = separate(x, _SEPARATOR["models"], **settings)
+    dst.mkdir(parents=True)
+    for i, est in enumerate(estimates, start=1):
+        save_audio(dst / f"source_{i}.wav", est, settings["sr"])
+
+
+def separate_folder(inputs: Sequence[str | Path], out_dir: str | Path, models: Sequence[str | Path], *,
+                    sr: int, n_fft: int, power: float = 0.5, jobs: int = 1,
+                    callback: Callback | None = None) -> BatchResult:
+    """Separate every mixture of folders/files/lists with saved source dictionaries.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Mixtures: folders (searched recursively), audio files or ``.txt`` lists.
+    out_dir : path
+        ``out_dir/<mixture name>/source_1.wav, source_2.wav, ...`` (a folder
+        per mixture, renamed into place when complete; existing ones skipped).
+    models : sequence of path
+        One dictionary model folder per source, in output order (NMF at
+        ``n_fft``, or iN-NMF at any size).
+    sr, n_fft, power
+        As :func:`deepnmf.pipelines.separation.separate`.
+    jobs : int
+        Worker processes; each loads the dictionaries once.
+
+    Returns
+    -------
+    BatchResult
+    """
+    plan = plan_outputs(inputs, out_dir, suffix="")
+    model_dirs = [str(m) for m in models]
+    settings = {"sr": int(sr), "n_fft": int(n_fft), "power": float(power)}
+    _load_separator(model_dirs, settings)  # bad model folders fail once, here
+    return run_batch(plan, _separate_one, jobs=jobs, initializer=_load_separator if jobs > 1 else None,
+                     initargs=(model_dirs, settings), callback=callback)

@@ -247,6 +247,22 @@ def source_seeds(random_state: Any, n_sources: int) -> list[int | None]:
     return [int(random_state) + i for i in range(1, n_sources + 1)]
 
 
+def learn_source_models(examples: Sequence[Any], *, sr: float, model: str = "nmf", n_fft: int = 2000, rank: int = 20,
+                        power: float = 0.5, random_state: Any = None, callback: Callback | None = None,
+                        **learn: Any) -> list[Any]:
+    """One dictionary per example recording (source ``i`` seeded ``random_state + i``).
+
+    The arguments are those of :func:`separate_with_examples` (``n_fft`` is
+    the size the dictionaries are learned at); returns the fitted models in
+    the order of ``examples``.
+    """
+    if learn.get("compile") and model == "implicit":
+        send_notice(callback, COMPILE_NOTICE)
+    return [learn_source_model(ex, sr=sr, model=model, n_fft=n_fft, rank=rank, power=power, random_state=seed,
+                               callback=stage_reporter(callback, f"source {i}"), **learn)
+            for i, (ex, seed) in enumerate(zip(examples, source_seeds(random_state, len(examples))), start=1)]
+
+
 def separate_with_examples(
     mixture: Any,
     examples: Sequence[Any],
@@ -301,10 +317,7 @@ def separate_with_examples(
         )
     if len(examples) < 2:
         raise ParameterError(f"separation needs at least two sources, got {len(examples)}")
-    if learn.get("compile") and model == "implicit":
-        send_notice(callback, COMPILE_NOTICE)
-    models = [learn_source_model(ex, sr=sr, model=model, n_fft=train_n_fft, rank=rank, power=power, random_state=seed,
-                                 callback=stage_reporter(callback, f"source {i}"), **learn)
-              for i, (ex, seed) in enumerate(zip(examples, source_seeds(random_state, len(examples))), start=1)]
+    models = learn_source_models(examples, sr=sr, model=model, n_fft=train_n_fft, rank=rank, power=power,
+                                 random_state=random_state, callback=callback, **learn)
     estimates = separate(mixture, models, sr=sr, n_fft=n_fft, power=power)
     return (estimates, models) if return_models else estimates
