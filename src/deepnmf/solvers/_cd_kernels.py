@@ -112,56 +112,67 @@ def masked_hals_rows(X, M, F, G, l1, l2, perm, active, lo, hi, R):  # pragma: no
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def kl_newton_rows(X, M, F, G, Gsum, l1, l2, perm, active, n_newton, eps, lo, hi, P):  # pragma: no cover
+def kl_newton_rows(X, M, F, G, Gsum, l1, l2, perm, active, n_newton, eps, lo, hi, P, Q, R):  # pragma: no cover
     """Cyclic projected-Newton passes (KL) over rows ``lo:hi``; returns the rows' ``sum M (P - X log P)``.
 
-    ``P`` (length m, one per thread) holds the row's model ``F[i] @ G``;
-    ``Gsum[t] = sum_j M[i, j] G[t, j]`` is precomputed when there is no mask
-    (``M`` is then a (1, 1) dummy). Each coordinate takes up to ``n_newton``
-    Newton steps ``s = max(-F[i, t], -g / h)``.
+    ``P`` (length m, one per thread) holds the row's model ``F[i] @ G`` and
+    ``Q`` ``X[i] / P`` (kept up to date: one division per entry and update,
+    none in the Newton statistics) and ``R`` ``1 / X[i]`` where ``X > 0``;
+    ``Gsum[t] = sum_j G[t, j]`` serves when there is no mask (``M`` is then
+    a (1, 1) dummy). Each coordinate takes up to ``n_newton`` Newton steps
+    ``s = max(-F[i, t], -g / h)``. Rows of the arrays are taken as views so
+    that the loops over ``j`` vectorise.
     """
     k, m = G.shape
     masked = M.shape[0] > 1
     value = 0.0
     for i in range(lo, hi):
+        x = X[i]
+        f = F[i]
+        mi = M[i] if masked else M[0]
         for j in range(m):
-            acc = 0.0
-            for r in range(k):
-                acc += F[i, r] * G[r, j]
-            P[j] = max(acc, eps)
+            P[j] = 0.0
+        for r in range(k):
+            fr = f[r]
+            g_r = G[r]
+            for j in range(m):
+                P[j] += fr * g_r[j]
+        for j in range(m):
+            P[j] = max(P[j], eps)
+            Q[j] = x[j] / P[j]
+            R[j] = 1.0 / x[j] if x[j] > 0 else 0.0
         for s in range(k):
             t = perm[s]
             if not active[t]:
                 continue
+            gt = G[t]
             for _ in range(n_newton):
-                g = l1 + l2 * F[i, t]
-                h = l2
+                grad = l1 + l2 * f[t]
+                hess = l2
                 if masked:
                     for j in range(m):
-                        q = M[i, j] * X[i, j] / P[j]
-                        g += G[t, j] * (M[i, j] - q)
-                        h += q * G[t, j] * G[t, j] / P[j]
+                        q = mi[j] * Q[j]
+                        grad += gt[j] * (mi[j] - q)
+                        hess += q * q * gt[j] * gt[j] * R[j]
                 else:
-                    g += Gsum[t]
+                    grad += Gsum[t]
                     for j in range(m):
-                        q = X[i, j] / P[j]
-                        g -= G[t, j] * q
-                        h += q * G[t, j] * G[t, j] / P[j]
-                old = F[i, t]
-                if h <= 0 or (old == 0 and g >= 0):
+                        q = Q[j] * gt[j]
+                        grad -= q
+                        hess += q * q * R[j]
+                old = f[t]
+                if hess <= 0 or (old == 0 and grad >= 0):
                     break
-                d = max(-old, -g / h)
+                d = max(-old, -grad / hess)
                 if d == 0:
                     break
-                F[i, t] = old + d
+                f[t] = old + d
                 for j in range(m):
-                    P[j] = max(P[j] + d * G[t, j], eps)
+                    P[j] = max(P[j] + d * gt[j], eps)
+                    Q[j] = x[j] / P[j]
                 if abs(d) <= 1e-12 * (old + d):
                     break
         for j in range(m):
-            w = M[i, j] if masked else 1.0
-            if X[i, j] > 0:
-                value += w * (P[j] - X[i, j] * np.log(P[j]))
-            else:
-                value += w * P[j]
+            w = mi[j] if masked else 1.0
+            value += w * (P[j] - x[j] * np.log(P[j])) if x[j] > 0 else w * P[j]
     return value

@@ -234,8 +234,9 @@ class _CompiledOps:
     def masked_hals(self, X, M, F, G, l1, l2, perm, active):
         Xv, Mv, Fv, Gv = X.numpy(), M.numpy(), F.numpy(), G.contiguous().numpy()
         parts = self._split(Fv.shape[0], Gv.size)
+        dt = Xv.dtype.type  # scalars in the data's dtype: the loops stay in one precision and vectorise
         out = run_parallel(self.kern.masked_hals_rows, [
-            (Xv, Mv, Fv, Gv, float(l1), float(l2), perm, active, a, b, np.empty(Gv.shape[1], Xv.dtype))
+            (Xv, Mv, Fv, Gv, dt(l1), dt(l2), perm, active, a, b, np.empty(Gv.shape[1], Xv.dtype))
             for a, b in parts])
         return math.fsum(o[0] for o in out), sum(o[1] for o in out)
 
@@ -244,9 +245,10 @@ class _CompiledOps:
         Mv = np.ones((1, 1), Xv.dtype) if M is None else M.numpy()
         gsum = Gv.sum(1)
         parts = self._split(Fv.shape[0], Gv.size)
+        dt = Xv.dtype.type  # scalars in the data's dtype keep the kernel's loops in one precision (they vectorise)
         out = run_parallel(self.kern.kl_newton_rows, [
-            (Xv, Mv, Fv, Gv, gsum, float(l1), float(l2), perm, active, self.s.n_newton, float(self.s.eps), a, b,
-             np.empty(Gv.shape[1], Xv.dtype)) for a, b in parts])
+            (Xv, Mv, Fv, Gv, gsum, dt(l1), dt(l2), perm, active, self.s.n_newton, dt(self.s.eps), a, b,
+             *np.empty((3, Gv.shape[1]), Xv.dtype)) for a, b in parts])
         return math.fsum(out)
 
 
@@ -328,6 +330,9 @@ def _run_rows(X, M, W, Ht, s: _Setup, ops) -> tuple[list[float], int]:
     Mt = None if M is None else M.T.contiguous()
     all_active = np.ones(k, dtype=bool)
 
+    if s.beta == 1.0 and s.update[0]:
+        _kl_rescale(X, M, W, Ht)
+
     def update(Xa, Ma, F, G, which, active):
         if s.beta == 2.0:
             return ops.masked_hals(Xa, Ma, F, G, s.l1[which], s.l2[which], s.perm(), active)[0]
@@ -344,6 +349,19 @@ def _run_rows(X, M, W, Ht, s: _Setup, ops) -> tuple[list[float], int]:
         if (s.hook is not None and s.hook(n_iter, losses[-1])) or _stop(losses, n_iter, s.tol):
             break
     return losses, n_iter
+
+
+def _kl_rescale(X, M, W, Ht) -> None:
+    """Scale ``W`` by ``sum X / sum W H`` (over observed entries), the best scale of the start for KL.
+
+    Coordinate Newton steps from a start whose scale is far off (nndsvda's
+    can be) take many passes just to shrink it; one closed-form scale
+    removes that.
+    """
+    model_sum = float((W.sum(0) @ Ht.T.sum(1)) if M is None else ((W @ Ht.T) * M).sum())
+    data_sum = float(X.sum())
+    if model_sum > 0 and data_sum > 0:
+        W.mul_(data_sum / model_sum)
 
 
 def _initial_value(X, M, W, Ht, s: _Setup) -> float:
