@@ -204,3 +204,23 @@ def test_cli_resume_without_a_checkpoint_is_one_line(wav, tmp_path):
     result = CliRunner().invoke(app, _train_args(wav, "vae-nmf", tmp_path, 3) + ["--resume"])
     assert result.exit_code != 0 and "holds no checkpoint" in result.output
     assert "Traceback" not in result.output
+
+
+def test_replace_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
+    """The enhancement experiment's model cache: a folder replaced whole, or not at all."""
+    from deepnmf.io.model_files import replace_folder
+
+    target = tmp_path / "cache"
+    replace_folder(lambda tmp: (tmp.mkdir(), (tmp / "a.txt").write_text("old")), target)
+
+    def fails(tmp: Path) -> None:
+        tmp.mkdir()
+        (tmp / "a.txt").write_text("half")
+        raise KeyboardInterrupt  # a kill in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        replace_folder(fails, target)
+    assert (target / "a.txt").read_text() == "old"
+    replace_folder(lambda tmp: (tmp.mkdir(), (tmp / "b.txt").write_text("new")), target)
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no temporary siblings left

@@ -262,9 +262,13 @@ def _make_dictionary(kind: str, V: np.ndarray, cfg: EnhancementConfig, seed: int
 
 def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any], load: Callable[[Path], Any] | None = None):
     """Load ``folder`` (with ``load``, default :func:`deepnmf.load_model`) if it was made by the same
-    ``recipe``, otherwise build, save and record it. Returns ``(model, loaded_from_cache)``."""
+    ``recipe``, otherwise build, save and record it. Returns ``(model, loaded_from_cache)``.
+
+    The folder is written atomically (:func:`deepnmf.io.model_files.replace_folder`: model and
+    ``recipe.json`` into a temporary sibling, then renamed), so a run killed while saving leaves the
+    previous cache entry or none, never a model without its recipe or a recipe beside half a model."""
     from deepnmf.exceptions import ModelFileError
-    from deepnmf.io.model_files import load_model
+    from deepnmf.io.model_files import load_model, replace_folder
 
     recipe_file = folder / "recipe.json"
     if recipe_file.is_file():
@@ -274,8 +278,12 @@ def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any]
         except (json.JSONDecodeError, ModelFileError):
             pass  # stale, damaged or old-layout cache: rebuild
     model = build()
-    model.save(folder)
-    recipe_file.write_text(json.dumps(recipe, indent=2) + "\n")
+
+    def write(tmp: Path) -> None:
+        model.save(tmp)
+        (tmp / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+
+    replace_folder(write, folder)
     return model, False
 
 
