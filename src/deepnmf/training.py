@@ -82,20 +82,91 @@ class _Accumulator:
         return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
 
 
-def _run_epoch(module, X, idx, optimizer, loss_fn, batch_size, generator) -> dict[str, float]:
+@dataclass
+class _Parallel:
+    """How one process takes part in training: its shard of the rows, the module the loss calls, its sampler.
+
+    Outside ``torch.distributed`` it is the identity (rank 0 of 1, the module
+    itself, the shared generator), so one-process training is unchanged.
+    """
+
+    rank: int = 0
+    world: int = 1
+    model: Any = None
+    sampler: torch.Generator | None = None
+
+    def step_module(self, module):
+        return module if self.model is None else self.model
+
+    def means(self, acc: "_Accumulator") -> dict[str, float]:
+        """Loss means over every rank's samples (all-reduced sums and counts)."""
+        if self.world == 1:
+            return acc.means()
+        from deepnmf.distributed import all_reduce_sum
+
+        keys = sorted(acc.sums)
+        packed = torch.stack([acc.sums[k].detach().to(torch.float64).reshape(()) for k in keys]
+                             + [torch.tensor(float(acc.count), dtype=torch.float64)])
+        packed = all_reduce_sum(packed.cpu())
+        return {k: float(v) / max(float(packed[-1]), 1.0) for k, v in zip(keys, packed[:-1])}
+
+
+def _parallel(module: torch.nn.Module, generator: torch.Generator) -> _Parallel:
+    """The :class:`_Parallel` of this process: DistributedDataParallel and a per-rank sampler inside a process group."""
+    from deepnmf.distributed import is_distributed, rank, world_size
+
+    if not is_distributed():
+        return _Parallel()
+    from torch.nn.parallel import DistributedDataParallel
+
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))  # same on every rank
+    sampler = torch.Generator(device=generator.device).manual_seed(seed + 1_000_003 * rank())
+    dev = next(module.parameters()).device
+    ddp = DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return _Parallel(rank(), world_size(), ddp, sampler)
+
+
+def _step(module, par: _Parallel, optimizer, loss_fn, batch, generator, acc: "_Accumulator") -> None:
+    terms = loss_fn(par.step_module(module), batch, par.sampler or generator)
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    optimizer.step()
+    if hasattr(module, "after_step"):
+        module.after_step()
+    acc.add(terms, batch.shape[0])
+
+
+def _run_epoch(module, X, idx, optimizer, loss_fn, batch_size, generator, par: _Parallel | None = None) -> dict[str, float]:
+    """One pass over the rows ``idx`` of ``X`` in a fresh random order (each rank: an equal share of it)."""
+    par = par or _Parallel()
     module.train()
     acc = _Accumulator()
     order = idx[torch.randperm(idx.numel(), generator=generator, device=generator.device).to(idx.device)]
+    if par.world > 1:  # the same order on every rank; equal shares keep the ranks' steps in lockstep
+        order = order[: order.numel() // par.world * par.world][par.rank :: par.world]
     for start in range(0, order.numel(), batch_size):
-        batch = X[order[start : start + batch_size]]  # (B, F)
-        terms = loss_fn(module, batch, generator)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        if hasattr(module, "after_step"):
-            module.after_step()
-        acc.add(terms, batch.shape[0])
-    return acc.means()
+        _step(module, par, optimizer, loss_fn, X[order[start : start + batch_size]], generator, acc)
+    return par.means(acc)
+
+
+def _run_stream_epoch(module, batches, optimizer, loss_fn, generator, par: _Parallel, epoch: int) -> dict[str, float]:
+    """One pass over an iterable of ``(B, F)`` batches (a :class:`~deepnmf.datasets.streaming.StreamingFrames`
+    or a ``DataLoader``); ranks whose shards run out early wait in DistributedDataParallel's ``join``."""
+    import contextlib
+
+    if hasattr(batches, "set_epoch"):
+        batches.set_epoch(epoch)
+    elif hasattr(getattr(batches, "dataset", None), "set_epoch"):
+        batches.dataset.set_epoch(epoch)
+    module.train()
+    acc = _Accumulator()
+    param = next(module.parameters())
+    with par.model.join() if par.model is not None else contextlib.nullcontext():
+        for batch in batches:
+            _step(module, par, optimizer, loss_fn, batch.to(param.device, param.dtype), generator, acc)
+    if acc.count == 0 and par.world == 1:
+        raise DataError("the stream yielded no frames")
+    return par.means(acc)
 
 
 @torch.no_grad()
@@ -150,8 +221,13 @@ def fit_module(
     module : torch.nn.Module
         Returns a dict of scalar terms with ``"loss"`` (through ``loss_fn``);
         an optional ``module.after_step()`` runs after every optimiser step.
-    X : torch.Tensor [shape=(n_samples, n_features)]
-        On the module's device and dtype.
+    X : torch.Tensor [shape=(n_samples, n_features)] or iterable of torch.Tensor [shape=(batch, n_features)]
+        On the module's device and dtype; or a stream of batches (a
+        :class:`~deepnmf.datasets.streaming.StreamingFrames` or a
+        ``DataLoader`` of one), moved to the module's device and dtype as
+        they come. A stream has no validation split: the training loss is
+        monitored, and ``batch_size`` / ``validation_fraction`` are the
+        stream's business.
     generator : torch.Generator
         Drives the split, the shuffling and the module's sampling.
     loss_fn : callable, optional
@@ -178,6 +254,12 @@ def fit_module(
         ends where an uninterrupted run with the same seed ends, bit for bit
         on CPU.
 
+    Inside a ``torch.distributed`` process group (:func:`deepnmf.distributed.setup`)
+    every rank takes an equal share of each epoch's rows (or its shard of
+    the stream), gradients are averaged by ``DistributedDataParallel``, the
+    loss terms are averaged over all ranks, and each rank samples with its
+    own generator; all ranks end with the same weights.
+
     Full-batch training (one step per epoch, as DiscriminativeNMF trains) is
     ``batch_size >= n_samples`` with ``validation_fraction=0`` and
     ``early_stopping=False``.
@@ -188,12 +270,16 @@ def fit_module(
     """
     _check_fit_args(max_epochs, batch_size, patience, lr, weight_decay)
     loss_fn = loss_fn or _default_loss
+    if not isinstance(X, torch.Tensor):
+        return _fit_stream(module, X, generator=generator, loss_fn=loss_fn, max_epochs=max_epochs, lr=lr,
+                           weight_decay=weight_decay, early_stopping=early_stopping, patience=patience, tol=tol,
+                           callback=callback, optimizer=optimizer, checkpoint=checkpoint)
     train_idx, val_idx = split_validation(X.shape[0], validation_fraction, generator)
     train_idx, val_idx = train_idx.to(X.device), val_idx.to(X.device)
     X_val = X[val_idx]
     val_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
-    params = list(module.parameters())
-    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    par = _parallel(module, generator)
+    opt = _optimizer(module, optimizer, lr, weight_decay, checkpoint, par)
     result = FitResult(n_train=int(train_idx.numel()), n_val=int(val_idx.numel()))
     best, best_state, since_best = math.inf, None, 0
     first = 1
@@ -205,7 +291,7 @@ def fit_module(
         first = max_epochs + 1 if result.stopped_early else restored["epoch"] + 1
     start = time.perf_counter()
     for epoch in range(first, max_epochs + 1):
-        train = _run_epoch(module, X, train_idx, opt, loss_fn, batch_size, generator)
+        train = _run_epoch(module, X, train_idx, opt, loss_fn, batch_size, generator, par)
         val = evaluate(module, X_val, loss_fn, batch_size=4096, seed=val_seed, device=generator.device) if X_val.shape[0] else {}
         _record(result.history, train, val)
         monitored = val.get("loss", train["loss"])
@@ -227,6 +313,49 @@ def fit_module(
                 "split": [train_idx, val_idx], "val_seed": val_seed, "history": result.history,
                 "best": [best, best_state, since_best, result.best_epoch], "stopped_early": stop})
         info = EpochInfo(epoch, max_epochs, train, val, time.perf_counter() - start, result.best_epoch)
+        if callback is not None and callback(info) is True:
+            break
+        if early_stopping and since_best >= patience:
+            result.stopped_early = True
+            break
+    if early_stopping and best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _optimizer(module, factory: OptimizerFactory | None, lr: float, weight_decay: float, checkpoint, par: _Parallel):
+    if par.world > 1 and checkpoint is not None:
+        raise ParameterError("checkpoints are not written in distributed training yet: drop --checkpoint-every/--resume")
+    params = list(module.parameters())
+    return factory(params) if factory is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def _fit_stream(module, batches, *, generator, loss_fn, max_epochs, lr, weight_decay, early_stopping, patience, tol,
+                callback, optimizer, checkpoint) -> FitResult:
+    """:func:`fit_module` on an iterable of batches: every epoch one pass over the stream; the training loss
+    (over every rank) is monitored for early stopping, as there is no held-out split of a stream."""
+    if checkpoint is not None:
+        raise ParameterError("checkpoints are not written for streamed training yet: drop --checkpoint-every/--resume")
+    par = _parallel(module, generator)
+    opt = _optimizer(module, optimizer, lr, weight_decay, None, par)
+    result, best, best_state, since_best = FitResult(), math.inf, None, 0
+    start = time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        train = _run_stream_epoch(module, batches, opt, loss_fn, generator, par, epoch - 1)
+        if not train:
+            raise DataError("the stream yielded no frames on any rank")
+        _record(result.history, train, {})
+        if not math.isfinite(train["loss"]):
+            raise DataError(f"training diverged at epoch {epoch} (loss {train['loss']}); lower lr or check the data's scale")
+        if _improved(train["loss"], best, tol):
+            best, since_best, result.best_epoch = train["loss"], 0, epoch
+            best_state = copy.deepcopy(module.state_dict()) if early_stopping else None
+        else:
+            since_best += 1
+        result.n_epochs = epoch
+        info = EpochInfo(epoch, max_epochs, train, {}, time.perf_counter() - start, result.best_epoch)
         if callback is not None and callback(info) is True:
             break
         if early_stopping and since_best >= patience:
