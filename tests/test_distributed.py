@@ -84,3 +84,46 @@ def test_setup_outside_torchrun_says_how_to_launch(monkeypatch):
     X, W0, H0 = _problem()
     with pytest.raises(ParameterError, match="shapes do not match"):
         data_parallel_mu(X, W0[:5], H0, beta=1.0)
+
+
+@pytest.mark.parametrize("inner", [1, None])
+def test_one_process_data_parallel_hals_is_the_packages_cd(inner):
+    from deepnmf.distributed import data_parallel_hals
+    from deepnmf.solvers.cd import coordinate_descent
+
+    X, W0, H0 = _problem()
+    ours = data_parallel_hals(X, W0.clone(), H0.clone(), n_samples=X.shape[0], max_iter=30, tol=0.0, inner=inner)
+    ref = coordinate_descent(X, W0.clone(), H0.clone(), beta=2.0, max_iter=30, tol=0.0, inner=inner)
+    np.testing.assert_allclose(ours.H, ref.H, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(ours.losses, ref.losses, rtol=1e-9)
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(ours.losses, ours.losses[1:]))
+
+
+def _hals_worker(rank: int, world: int, port: int, out: dict) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    from deepnmf.distributed import data_parallel_hals
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    setup("gloo")
+    X, W0, H0 = _problem()
+    rows = row_block(X.shape[0])
+    res = data_parallel_hals(X[rows].clone(), W0[rows].clone(), H0.clone(), n_samples=X.shape[0], max_iter=30,
+                             tol=0.0, inner=None)
+    out[rank] = (res.H.numpy(), res.losses)
+    dist.destroy_process_group()
+
+
+def test_two_gloo_processes_run_the_one_process_hals():
+    from deepnmf.distributed import data_parallel_hals
+
+    X, W0, H0 = _problem()
+    single = data_parallel_hals(X, W0.clone(), H0.clone(), n_samples=X.shape[0], max_iter=30, tol=0.0, inner=None)
+    out = mp.Manager().dict()
+    mp.spawn(_hals_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_allclose(out[0][0], single.H, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(out[0][1], single.losses, rtol=1e-10)

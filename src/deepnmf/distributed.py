@@ -26,7 +26,7 @@ from deepnmf.callbacks import Callback, Clock, report_epoch
 from deepnmf.exceptions import ParameterError
 
 __all__ = ["setup", "teardown", "is_distributed", "rank", "world_size", "is_main", "row_block",
-           "all_reduce_sum", "DistributedMUResult", "data_parallel_mu"]
+           "all_reduce_sum", "DistributedMUResult", "data_parallel_mu", "data_parallel_hals"]
 
 
 def is_distributed() -> bool:
@@ -175,4 +175,75 @@ def data_parallel_mu(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, *, beta:
             break
         if _stop(losses, n_iter, tol):
             break
+    return DistributedMUResult(W, H, n_iter, losses)
+
+
+def _reduced_scalars(*values: float) -> list[float]:
+    return [float(v) for v in all_reduce_sum(torch.tensor(values, dtype=torch.float64))]
+
+
+def _hals_passes(Ft: torch.Tensor, A: torch.Tensor, Bt: torch.Tensor, n_inner: int, *, local: bool) -> float:
+    """HALS passes over ``Ft`` (k, rows) as :func:`deepnmf.solvers.cd._hals_update` makes them; for a factor
+    split over the ranks (``local``) the violation and the pass-to-pass change are summed over the ranks."""
+    from deepnmf.solvers._cd_torch import hals
+    from deepnmf.solvers.cd import INNER_DECAY
+
+    k = Ft.shape[0]
+    order, active = list(range(k)), [True] * k
+    violation, first = hals(Ft.T, A, Bt.T, order, active)
+    if local:
+        violation, first = _reduced_scalars(violation, first)
+    for _ in range(n_inner - 1):
+        _, change = hals(Ft.T, A, Bt.T, order, active)
+        change = _reduced_scalars(change)[0] if local else change
+        if change <= INNER_DECAY * first:
+            break
+    return violation
+
+
+def data_parallel_hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, *, n_samples: int, max_iter: int = 200,
+                       tol: float = 1e-4, inner: int | None = None,
+                       callback: Callback | None = None) -> DistributedMUResult:
+    """Frobenius HALS (scikit-learn's ``cd``; ``inner=None``: accelerated) with the samples split over the ranks.
+
+    Parameters
+    ----------
+    X : torch.Tensor [shape=(n_local_samples, n_features)]
+    W : torch.Tensor [shape=(n_local_samples, n_components)]
+        This rank's block, updated in place.
+    H : torch.Tensor [shape=(n_components, n_features)]
+        Identical on every rank, updated in place.
+    n_samples : int
+        Samples over all ranks (the accelerated passes' count depends on it).
+    max_iter, tol, inner, callback
+        As :func:`deepnmf.solvers.cd.coordinate_descent`.
+
+    Returns
+    -------
+    DistributedMUResult
+        ``losses``: ``0.5 ||X - W H||^2`` over all samples, at the start and after each iteration.
+    """
+    from deepnmf.solvers.cd import inner_passes
+
+    k, m = H.shape
+    inner_W, inner_H = inner or inner_passes(n_samples, m, k), inner or inner_passes(m, n_samples, k)
+    clock = Clock()
+    Wt = W.T.contiguous()
+    const = _reduced_scalars(0.5 * float((X.double() ** 2).sum()))[0]
+    HHt = H @ H.T
+    WtW = all_reduce_sum(Wt @ Wt.T)
+    losses = [const - _reduced_scalars(float((Wt * (H @ X.T)).sum()))[0] + 0.5 * float((WtW * HHt).sum())]
+    violation_init, n_iter = None, 0
+    for n_iter in range(1, max_iter + 1):
+        violation = _hals_passes(Wt, HHt, H @ X.T, inner_W, local=True)
+        WtW, WtX = all_reduce_sum(Wt @ Wt.T), all_reduce_sum(Wt @ X)
+        violation += _hals_passes(H, WtW, WtX, inner_H, local=False)
+        HHt = H @ H.T
+        losses.append(const - float((H * WtX).sum()) + 0.5 * float((WtW * HHt).sum()))
+        if callback is not None and report_epoch(callback, n_iter, max_iter, losses[-1], clock):
+            break
+        violation_init = violation if violation_init is None else violation_init
+        if violation_init == 0 or (tol > 0 and violation / violation_init <= tol):
+            break
+    W.copy_(Wt.T)
     return DistributedMUResult(W, H, n_iter, losses)

@@ -146,3 +146,38 @@ class StreamingFrames(IterableDataset):
                 batch = []
         if batch:
             yield torch.from_numpy(np.stack(batch))
+
+
+def is_stream(X: object) -> bool:
+    """True for what :func:`deepnmf.training.fit_module` trains on as a stream of batches
+    (a :class:`StreamingFrames`, or a ``DataLoader``), not an in-memory matrix."""
+    from torch.utils.data import DataLoader
+
+    return isinstance(X, (StreamingFrames, DataLoader))
+
+
+def stream_sample(batches: object, n_frames: int = 8192) -> torch.Tensor:
+    """The first ``n_frames`` frames of a stream (fewer if it is shorter), for initialisation.
+
+    Parameters
+    ----------
+    batches : StreamingFrames or DataLoader
+        Yields ``(batch, n_features)`` tensors.
+    n_frames : int
+        Frames to keep; memory is bounded by this, not by the corpus.
+
+    Returns
+    -------
+    torch.Tensor [shape=(n, n_features)], float32
+    """
+    from deepnmf.exceptions import DataError
+
+    kept, count = [], 0
+    for batch in batches:  # type: ignore[attr-defined]
+        kept.append(batch[: n_frames - count])
+        count += kept[-1].shape[0]
+        if count >= n_frames:
+            break
+    if not kept:
+        raise DataError("the stream yielded no frames (every file shorter than one STFT frame?)")
+    return torch.cat(kept)

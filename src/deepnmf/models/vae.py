@@ -252,8 +252,12 @@ class VAENMF(BaseNMF):
 
         Parameters
         ----------
-        X : array-like or torch.Tensor [shape=(n_samples, n_features)]
-            Nonnegative, finite data.
+        X : array-like or torch.Tensor [shape=(n_samples, n_features)], or a stream
+            Nonnegative, finite data; or a
+            :class:`~deepnmf.datasets.streaming.StreamingFrames` (or a
+            ``DataLoader`` of one) for corpora larger than memory: its first
+            8192 frames initialise the model, every epoch is one pass over
+            the stream, and the training loss is monitored (no validation split).
         y : ignored
         callback : callable, optional
             Called with a :class:`deepnmf.callbacks.EpochInfo` after every
@@ -278,8 +282,12 @@ class VAENMF(BaseNMF):
 
         if callback is not None and not callable(callback):
             raise ParameterError("callback must be callable or None")
+        from deepnmf.datasets.streaming import is_stream, stream_sample
+
         self._check_params()
-        T, _ = self._prepare_X(X, reset=True, dtype=_DTYPES.get(self.dtype) if self.dtype else None)
+        stream = X if is_stream(X) else None  # a stream: initialise and check on its first frames, train on all
+        T, _ = self._prepare_X(X if stream is None else stream_sample(stream), reset=True,
+                               dtype=_DTYPES.get(self.dtype) if self.dtype else None)
         if T.shape[0] < 2:
             raise DataError(f"X has {T.shape[0]} sample; VAENMF needs at least 2")
         if not bool((T.sum(1) > 0).any()):
@@ -292,7 +300,7 @@ class VAENMF(BaseNMF):
         module.init_from_data(T, gen)
         result = fit_module(
             module,
-            T,
+            T if stream is None else stream,
             generator=gen,
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
