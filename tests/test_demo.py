@@ -1,4 +1,5 @@
-"""The demo job recovers the generated notes; synthetic generators; component matching."""
+"""The demo of the three systems and its report; the synthetic generators; component matching."""
+import io
 import itertools
 import json
 
@@ -7,20 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from deepnmf.cli.main import app
-from deepnmf.datasets.synthetic import harmonic_notes, planted_nmf
-from deepnmf.exceptions import DataError
+from deepnmf.datasets.synthetic import NOISE_KINDS, harmonic_notes, noise_signal, planted_nmf, speech_like
+from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.matching import match_components
-
-
-def test_demo_command_recovers_notes(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--n-notes", "3"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
-    assert summary["mean_atom_cosine"] > 0.95
-    assert min(summary["activation_correlation_to_truth"]) > 0.8
-    assert summary["objective"]["final"] < summary["objective"]["initial"]
-    for name in ("nmf.png", "notes.wav", "model/config.json", "model/weights.safetensors"):
-        assert (tmp_path / "d" / name).is_file()
 
 
 def test_harmonic_notes_ground_truth():
@@ -52,15 +42,99 @@ def test_match_components_equals_brute_force(rng):
         match_components(B, A)
 
 
-def test_run_demo_pipeline_writes_what_it_returns(tmp_path):
-    """The library call behind `deepnmf demo`: summary.json is the returned summary, the saved model reloads."""
-    from deepnmf import load_model
+@pytest.mark.slow
+def test_demo_command_runs_the_three_systems_and_writes_the_report(tmp_path):
+    """`deepnmf demo --quick` on generated data: every job's tables, figures and audio reach the page."""
+    from test_report import decode, parse
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "-o", str(out), "--quick", "--data", "synthetic", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"] == "synthetic" and summary["jobs"] == ["enhancement", "separation", "synergies"]
+    assert summary["environment"]["packages"]["torch"] and summary["environment"]["git_commit"]
+    page = parse(out / "report.html")
+    assert page.external == []
+    html = (out / "report.html").read_text()
+    for title in ("Speech enhancement", "Source separation across STFT sizes", "Muscle synergies"):
+        assert f"<h2>{title}</h2>" in html
+    sections = {job: json.loads((out / job / "section.json").read_text()) for job in summary["jobs"]}
+    n_images = sum(len(s.get("figures", [])) for s in sections.values())
+    n_audio = sum(len(s.get("audio", [])) for s in sections.values())
+    assert len(page.images) == n_images >= 8 and len(page.audio) == n_audio >= 10
+    import soundfile as sf
+
+    for uri in page.audio:
+        x, sr = sf.read(io.BytesIO(decode(uri, "audio/wav")))
+        assert sr == 16000 and x.size > 0 and np.all(np.isfinite(x))
+    enh = sections["enhancement"]["tables"][0]
+    assert [row[0] for row in enh["rows"]] == ["noisy", "NMF + MU", "VAE-NMF + MU", "VAE-NMF + DNN"]
+    assert enh["columns"] == ["method", "SDR", "SIR", "SAR", "PESQ", "STOI"]
+    sep = sections["separation"]["tables"][0]
+    assert [row[0] for row in sep["rows"]] == ["iN-NMF (trained at 512)", "NMF (refitted)"]
+    syn = sections["synergies"]["tables"][0]
+    assert [row[0] for row in syn["rows"]] == ["nmf", "vae-nmf"] and all(0 < row[1] <= 1 for row in syn["rows"])
+    assert (out / "report.md").read_text().count("## ") >= 4
+
+
+def test_demo_enhancement_beats_the_noisy_input(tmp_path):
+    """Full settings, enhancement only, generated data: every method raises SDR over the noisy mixture."""
+    from deepnmf.pipelines.demo import CONFIGS, enhancement_job
+    from deepnmf.pipelines._demo_data import synthetic_enhancement
+
+    data = synthetic_enhancement(0, quick=True)
+    cfg = {**CONFIGS[True]["enhancement"], "speech_rank": 16, "noise_rank": 8, "nmf_iter": 100}
+    section = enhancement_job(tmp_path, data, seed=0, cfg=cfg)
+    sdr = {row[0]: row[1] for row in section["tables"][0]["rows"]}
+    assert sdr["NMF + MU"] > sdr["noisy"] + 2.0, sdr
+
+
+def test_demo_refuses_bad_options(tmp_path):
     from deepnmf.pipelines.demo import run_demo
 
-    infos = []
-    summary = run_demo(tmp_path, seed=1, n_notes=2, max_iter=60, callback=infos.append)
-    assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    model = load_model(tmp_path / "model")
-    assert summary["model"]["n_iter"] == model.n_iter_ == len(infos) and {i.stage for i in infos} == {"demo"}
-    assert summary["objective"]["final"] == pytest.approx(infos[-1].train["loss"])
-    assert summary["data"]["shape"][1] == model.components_.shape[1] == 1024 // 2 + 1
+    with pytest.raises(ParameterError, match="data must be one of auto, synthetic, real"):
+        run_demo(tmp_path, data="imaginary")
+    with pytest.raises(ParameterError, match="jobs must be among"):
+        run_demo(tmp_path, jobs=("juggling",))
+
+
+def test_speech_like_follows_its_pitch_contour():
+    sig = speech_like(2.0, speaker=1, seed=3)
+    assert sig.audio.shape == (32000,) and np.abs(sig.audio).max() == pytest.approx(0.9, rel=1e-4)
+    voiced = sig.f0 > 0
+    assert 0.3 < voiced.mean() < 0.95  # syllables and pauses
+    assert 185 * 0.8 < np.median(sig.f0[voiced]) < 245 * 1.1  # an odd speaker: a high voice
+    # the strongest periodicity of a voiced stretch is at its pitch (autocorrelation, independent of the generator)
+    mid = np.flatnonzero(voiced)[len(np.flatnonzero(voiced)) // 2]
+    seg = sig.audio[mid - 400: mid + 400].astype(float)
+    ac = np.correlate(seg, seg, mode="full")[seg.size:]
+    lo, hi = int(16000 / 400), int(16000 / 80)
+    lag = lo + int(np.argmax(ac[lo:hi]))
+    assert 16000 / lag == pytest.approx(sig.f0[mid], rel=0.12)
+    low = speech_like(2.0, speaker=0, seed=3)
+    assert np.median(low.f0[low.f0 > 0]) < 150
+    np.testing.assert_array_equal(speech_like(1.0, seed=4).audio, speech_like(1.0, seed=4).audio)
+
+
+@pytest.mark.parametrize("kind, slope", [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_coloured_noise_has_its_spectral_slope(kind, slope):
+    from scipy.signal import welch
+
+    x = noise_signal(kind, 4.0, seed=0)
+    f, P = welch(x, fs=16000, nperseg=2048)
+    band = (f > 100) & (f < 4000)
+    fitted = np.polyfit(np.log10(f[band]), np.log10(P[band]), 1)[0]
+    assert fitted == pytest.approx(slope, abs=0.2)
+
+
+def test_every_noise_kind_is_finite_and_scaled():
+    for kind in NOISE_KINDS:
+        x = noise_signal(kind, 0.5, seed=1)
+        assert x.dtype == np.float32 and x.shape == (8000,) and np.abs(x).max() == pytest.approx(0.9, rel=1e-4)
+    hum = noise_signal("hum", 2.0, seed=0)
+    spectrum = np.abs(np.fft.rfft(hum))
+    assert np.argmax(spectrum) * 16000 / hum.size == pytest.approx(50, abs=1)
+    with pytest.raises(ParameterError, match="kind must be one of"):
+        noise_signal("traffic")
+    with pytest.raises(ParameterError, match="need duration > 0"):
+        speech_like(0.0)

@@ -48,7 +48,7 @@ def synthetic_synergies(seed: int, quick: bool) -> dict[str, Any]:
     from deepnmf.datasets.synthetic_emg import make_synthetic_emg
     from deepnmf.emg.preprocess import preprocess
 
-    syn = make_synthetic_emg(n_channels=8, n_synergies=4, n_repetitions=4, repetition_duration=1.5 if quick else 2.0,
+    syn = make_synthetic_emg(n_channels=8, n_synergies=4, n_repetitions=4, repetition_duration=1.0 if quick else 2.0,
                              random_state=seed)
     env = preprocess(syn.recording)
     truth = syn.expected_synergies(env.meta["preprocessing"].get("channel_scale"))
