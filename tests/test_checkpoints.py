@@ -171,7 +171,8 @@ def _train_args(wav: Path, model: str, out: Path, epochs: int) -> list[str]:
 
 def _final(out: Path) -> float:
     report = json.loads((out / "train.json").read_text())
-    return report["final"].get("val_loss", report["final"].get("loss"))
+    final = report["final"]
+    return final.get("val_loss", final.get("loss", final.get("objective")))
 
 
 @pytest.mark.parametrize("model,epochs", [("vae-nmf", 100), ("implicit", 600)])
@@ -224,3 +225,46 @@ def test_replace_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
     replace_folder(lambda tmp: (tmp.mkdir(), (tmp / "b.txt").write_text("new")), target)
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no temporary siblings left
+
+
+@pytest.mark.parametrize("beta,tol", [("kullback-leibler", 1e-3), ("frobenius", 0.0), ("itakura-saito", 0.0)])
+def test_nmf_resume_reaches_the_uninterrupted_factors(beta, tol, X, tmp_path):
+    """From the saved W, H and objective: the same factors, curve and stop (tol rescaled to the initial objective)."""
+    from deepnmf import NMF
+
+    def make(max_iter):
+        return NMF(3, solver="mu", beta_loss=beta, init="random", max_iter=max_iter, tol=tol, random_state=0)
+
+    full = make(300)
+    W_full = full.fit_transform(X)
+    make(40).fit(X, checkpoint_dir=tmp_path, checkpoint_every=20)
+    resumed = make(300)
+    W = resumed.fit_transform(X, checkpoint_dir=tmp_path, checkpoint_every=20, resume=True)
+    assert resumed.n_iter_ == full.n_iter_ and resumed.loss_curve_ == full.loss_curve_
+    np.testing.assert_array_equal(W, W_full)
+    np.testing.assert_array_equal(resumed.components_, full.components_)
+    if tol:
+        assert 40 < full.n_iter_ < 300  # the tolerance stopped both runs, at the same iteration
+
+
+def test_nmf_checkpoint_arguments_are_checked(X, tmp_path):
+    from deepnmf import NMF
+
+    with pytest.raises(ParameterError, match="multiples of 10"):
+        NMF(2, solver="mu", max_iter=5).fit(X, checkpoint_dir=tmp_path, checkpoint_every=7)
+    with pytest.raises(ParameterError, match="multiplicative updates only"):
+        NMF(2, solver="cd", max_iter=5).fit(X, checkpoint_dir=tmp_path, checkpoint_every=10)
+
+
+@pytest.mark.parametrize("model,epochs,every", [("nmf", 200, 10), ("implicit-points", 30, 5)])
+def test_cli_resume_after_a_shorter_run(model, epochs, every, wav, tmp_path):
+    """``deepnmf train --resume`` continues a run cut short to the uninterrupted run's train.json and weights."""
+    extra = ["--beta-loss", "kullback-leibler", "--tol", "1e-3"] if model == "nmf" else []
+    full, out = tmp_path / "full", tmp_path / "cut"
+    for folder, n, more in ((full, epochs, []), (out, epochs // 2, []), (out, epochs, ["--resume"])):
+        args = _train_args(wav, model, folder, n) + extra + ["--checkpoint-every", str(every), *more]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert _final(out) == pytest.approx(_final(full), rel=1e-6)
+    assert json.loads((out / "train.json").read_text())["n_iter"] == json.loads((full / "train.json").read_text())["n_iter"]
+    assert (out / "weights.safetensors").read_bytes() == (full / "weights.safetensors").read_bytes()

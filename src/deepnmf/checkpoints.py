@@ -242,3 +242,95 @@ def run_signature(estimator: Any, data: dict[str, Any], *, ignore: tuple[str, ..
     skip = {"max_epochs", "max_iter", "verbose", "device", "compile", *ignore}
     params = {k: v for k, v in estimator._json_params().items() if k not in skip}
     return {"model": type(estimator).__name__, "params": params, "data": data}
+
+
+def stops_at(losses: list[float], n_iter: int, tol: float) -> bool:
+    """Whether NMF's solvers stop after iteration ``n_iter`` with these objectives (their own rule)."""
+    from deepnmf.solvers._kernels import _stop
+
+    return _stop(losses, n_iter, tol)
+
+
+class FactorCheckpoints:
+    """Checkpoints of a solver that updates ``W`` and ``H`` in place and reports every iteration (NMF).
+
+    The solver itself is not touched: the checkpoints are written from its
+    callback (``W``, ``H``, the iteration count and the objective so far),
+    and a resume restarts it from the saved factors for the remaining
+    iterations, with the tolerance rescaled so that scikit-learn's stopping
+    rule (the decrease over 10 iterations relative to the *initial*
+    objective, checked every 10 iterations) decides as in the uninterrupted
+    run. Checkpoints fall on multiples of 10 iterations for that reason.
+
+    Parameters
+    ----------
+    checkpointer : Checkpointer
+    max_iter : int
+        Iterations of the whole run.
+    tol : float
+        Its tolerance.
+    """
+
+    KIND = "nmf"
+
+    def __init__(self, checkpointer: Checkpointer, max_iter: int, tol: float) -> None:
+        if checkpointer.every % 10:
+            raise ParameterError(f"NMF checkpoints fall on multiples of 10 iterations (its stopping rule is checked "
+                                 f"every 10); got checkpoint_every={checkpointer.every}")
+        self.checkpointer, self.max_iter, self.tol = checkpointer, int(max_iter), float(tol)
+        self.done, self.losses = 0, []
+
+    def start(self, W: torch.Tensor, H: torch.Tensor, initial: Any) -> tuple[int, float]:
+        """Restore ``W`` and ``H`` in place when resuming; the iterations left and the tolerance to run with.
+
+        ``initial()`` gives the objective at the starting factors (called on a fresh run only).
+        """
+        restored = self.checkpointer.restore(self.KIND)
+        if restored is None:
+            self.losses = [float(initial())]
+            return self.max_iter, self.tol
+        state = restored["state"]
+        for name, target in (("W", W), ("H", H)):
+            if tuple(state[name].shape) != tuple(target.shape):
+                raise ModelFileError(f"the checkpoint's {name} has shape {tuple(state[name].shape)}, this fit "
+                                     f"{tuple(target.shape)}; resume with the same data and n_components")
+            target.copy_(state[name])
+        self.done, self.losses = restored["epoch"], [float(v) for v in state["losses"]]
+        if state.get("converged"):  # the checkpointed run had stopped at its tolerance: nothing left to run
+            return 0, self.tol
+        err = lambda v: math.sqrt(max(2.0 * v, 0.0))  # noqa: E731 - the stopping rule's error
+        scale = err(self.losses[0]) / max(err(self.losses[-1]), 1e-300)
+        return max(self.max_iter - self.done, 0), self.tol * scale
+
+    def callback(self, W: torch.Tensor, H: torch.Tensor, user: Any) -> Any:
+        """The solver's callback: numbers iterations of the whole run, writes due checkpoints, then calls ``user``."""
+        def on_iteration(info: Any) -> Any:
+            info.epoch, info.max_epochs = info.epoch + self.done, self.max_iter
+            self.losses.append(float(info.train["loss"]))
+            converged = stops_at(self.losses, info.epoch, self.tol)  # the solver stops after this iteration
+            if self.checkpointer.due(info.epoch, self.max_iter) or converged:
+                self.checkpointer.save(self.KIND, info.epoch, {"W": W, "H": H, "losses": self.losses,
+                                                               "converged": converged})
+            return user(info) if user is not None else None
+
+        return on_iteration
+
+    def finish(self, n_iter: int) -> tuple[int, list[float]]:
+        """Iterations and objective curve of the whole run (``[initial, after 1, ...]``)."""
+        return self.done + int(n_iter), list(self.losses)
+
+
+def factor_checkpoints(estimator: Any, X: torch.Tensor, max_iter: int,
+                       checkpoint: tuple | None) -> FactorCheckpoints | None:
+    """The :class:`FactorCheckpoints` of an NMF fit's ``(checkpoint_dir, checkpoint_every, resume)`` (None: none)."""
+    if checkpoint is None:
+        return None
+    folder, every, resume = checkpoint
+    signature = run_signature(estimator, data_signature(X)) if folder is not None else {}
+    checkpointer = make_checkpointer(folder, every, resume, signature)
+    if checkpointer is None:
+        return None
+    if getattr(estimator, "_solver", "mu") != "mu":  # coordinate descent keeps state beyond W and H
+        raise ParameterError(f"NMF checkpoints resume exactly with the multiplicative updates only; this fit runs "
+                             f"solver {estimator._solver!r}: pass solver='mu'")
+    return FactorCheckpoints(checkpointer, max_iter, getattr(estimator, "tol", 0.0))

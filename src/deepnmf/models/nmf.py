@@ -31,6 +31,7 @@ from deepnmf._utils import (
     resolve_device,
 )
 from deepnmf.callbacks import Callback, chain, print_every
+from deepnmf.checkpoints import factor_checkpoints
 from deepnmf.divergences import beta_from_loss
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.init import INITS, default_init, initialize
@@ -186,6 +187,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
         mask: Any = None,
         fixed_components: Any = None,
         callback: Callback | None = None,
+        checkpoint_dir: Any = None,
+        checkpoint_every: int = 0,
+        resume: bool = False,
     ) -> Any:
         """Learn the dictionary and return the activations of ``X``.
 
@@ -208,6 +212,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
             Called with a :class:`deepnmf.callbacks.EpochInfo` after each
             iteration (``epoch`` = iteration, ``train={"loss": objective}``);
             returning ``True`` stops the fit.
+        checkpoint_dir, checkpoint_every, resume
+            Checkpoints of ``W``, ``H`` and the objective every
+            ``checkpoint_every`` iterations (a multiple of 10) in
+            ``checkpoint_dir``, and resuming from the last one
+            (:class:`deepnmf.checkpoints.FactorCheckpoints`).
 
         Returns
         -------
@@ -216,7 +225,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
         """
         Xt, kind = self._prepare_X(checks.densify(X), reset=True)
         W_out, H_out, result = self._fit_transform(Xt, W, H, update_H=True, mask=mask,
-                                                   fixed_components=fixed_components, callback=callback)
+                                                   fixed_components=fixed_components, callback=callback,
+                                                   checkpoint=(checkpoint_dir, checkpoint_every, resume))
         self._H = H_out
         self._input_kind = kind
         self.n_components_ = H_out.shape[0]
@@ -227,7 +237,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
         return self._output(W_out, kind)
 
     def _fit_transform(self, Xt, W, H, *, update_H, mask=None, fixed_components=None, callback=None,
-                       max_iter=None):
+                       max_iter=None, checkpoint=None):
         """The one solver call behind fit, transform and :func:`non_negative_factorization`.
 
         Returns ``(W, H, result)``: tensors like ``Xt`` and the solver's
@@ -248,15 +258,25 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
         common = dict(max_iter=max_iter, tol=self.tol, l1_reg_W=l1_W, l2_reg_W=l2_W, l1_reg_H=l1_H,
                       l2_reg_H=l2_H, update_H=update_H, fixed_components=fixed, mask=M,
                       callback=self._callback(callback))
-        if self._solver == "mu":
-            result = multiplicative_updates(Xt, W0, H0, beta=self.beta_, **common)
-        else:
-            # "cd" is scikit-learn's HALS pass for pass; "auto" adds the accelerated inner passes
-            result = coordinate_descent(Xt, W0, H0, beta=self.beta_, shuffle=self.shuffle,
-                                        inner=None if self.solver == "auto" else 1,
-                                        random_state=checks.numpy_random_state(self.random_state), **common)
+        saver = factor_checkpoints(self, Xt, max_iter, checkpoint)  # through the callback: the solver is untouched
+        if saver is not None:
+            initial = lambda: self._solve(Xt, W0.clone(), H0.clone(), {**common, "max_iter": 0}).losses[0]  # noqa: E731
+            common["max_iter"], common["tol"] = saver.start(W0, H0, initial)
+            common["callback"] = saver.callback(W0, H0, common["callback"])
+        result = self._solve(Xt, W0, H0, common)
+        if saver is not None:
+            result.n_iter, result.losses = saver.finish(result.n_iter)
         checks.warn_convergence(result.n_iter, max_iter, self.tol)
         return result.W, result.H, result
+
+    def _solve(self, Xt, W0, H0, common):
+        """The solver of ``solver`` from ``W0``, ``H0`` (updated in place) with the keyword arguments ``common``."""
+        if self._solver == "mu":
+            return multiplicative_updates(Xt, W0, H0, beta=self.beta_, **common)
+        # "cd" is scikit-learn's HALS pass for pass; "auto" adds the accelerated inner passes
+        return coordinate_descent(Xt, W0, H0, beta=self.beta_, shuffle=self.shuffle,
+                                  inner=None if self.solver == "auto" else 1,
+                                  random_state=checks.numpy_random_state(self.random_state), **common)
 
     def _initial_factors(self, Xt, k, W, H, fixed_components, update_H=True):
         """Starting ``W``, ``H`` and the boolean index of fixed atoms (scikit-learn's ``_check_w_h`` rules)."""
