@@ -195,6 +195,10 @@ TRAIN_ERRORS = {
     "mask-shape": ("matrix", ("--model", "nmf", "--mask", "WIDE"), ("mask",)),
     "resume-without-checkpoint": ("good", ("--resume",), ("no checkpoint",)),
     "absurd-rank-memory": ("matrix", ("--model", "nmf", "--rank", 10**9), ("memory",)),
+    "absurd-rank-memory-vae": ("matrix", ("--rank", 10**9), ("memory",)),
+    "points-cqt-at-8-khz": ("good", ("--model", "implicit-points", "--sr", 8000), ("constant-q",)),
+    "checkpoint-every-negative": ("good", ("--checkpoint-every", -1), ("checkpoint_every",)),
+    "nmf-checkpoint-not-10": ("matrix", ("--model", "nmf", "--checkpoint-every", 7), ("multiples of 10",)),
 }
 
 
@@ -370,7 +374,7 @@ _any_arrays = arrays(
 
 def _huge(X: np.ndarray) -> bool:
     """Values whose sum of squares overflows X's dtype (refused rather than turned into NaN)."""
-    return X.size > 0 and float(np.abs(X).max()) > np.sqrt(np.finfo(X.dtype).max / X.size)
+    return X.size > 0 and float(np.abs(X).max()) > np.sqrt(float(np.finfo(X.dtype).max) / X.size)
 
 
 def _refusable(X: np.ndarray) -> bool:

@@ -82,5 +82,8 @@ def cqt(
     if sig.ndim != 1 or sig.size == 0:
         raise DataError(f"signal must be a non-empty 1-D array, got shape {sig.shape}")
     _check_cqt_params(sr, hop, fmin, n_bins, bins_per_octave)
-    C = librosa.cqt(sig, sr=sr, hop_length=int(hop), fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
+    try:
+        C = librosa.cqt(sig, sr=sr, hop_length=int(hop), fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
+    except librosa.util.exceptions.ParameterError as err:  # its filters' bandwidth reaching Nyquist, for example
+        raise ParameterError(f"constant-Q transform at sr={sr:g} Hz: {err}") from err
     return np.ascontiguousarray(C.T)  # (n_frames, n_bins)

@@ -290,8 +290,8 @@ def learn_dictionary(
         raise ParameterError(f"{' and '.join(fit_arrays)} are NMF options; model {model!r} takes neither")
     if checkpoint_dir is not None:
         fit_arrays.update(checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
-        if model == "nmf":  # NMF checkpoints resume exactly with the multiplicative updates (FactorCheckpoints)
-            params.setdefault("solver", "mu")
+        if model == "nmf" and params.get("solver", "auto") == "auto":  # NMF checkpoints resume exactly with
+            params["solver"] = "mu"  # the multiplicative updates (FactorCheckpoints); an explicit cd is refused
     elif checkpoint_every or resume:
         raise ParameterError("checkpoint_every and resume need checkpoint_dir, the checkpoint folder")
     losses = loss_params(model, likelihood, params.pop("beta_loss", None))
