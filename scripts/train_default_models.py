@@ -168,6 +168,74 @@ def _git_commit() -> str:
         return "unknown"
 
 
+CARD_HEAD = """# Model card: deepnmf's shipped default models
+
+Written by `scripts/train_default_models.py` (do not edit by hand; rerun the script).
+
+| folder | model | atoms | trained on |
+| --- | --- | --- | --- |
+| `speech-nmf/` | KL-NMF (`deepnmf.NMF`, nndsvda, {nmf_max_iter} iterations at most) | {speech_rank} | speech |
+| `speech-vae-nmf/` | VAE-NMF (`deepnmf.VAENMF`, Gamma latents, {vae_likelihood} likelihood, encoder {vae_hidden}, {vae_max_epochs} epochs at most) | {speech_rank} | speech |
+| `noise-nmf/` | KL-NMF | {noise_rank} | noise |
+
+Every model is a model folder of the project's one format (`weights.safetensors` +
+`config.json`, read with `deepnmf.load_model`); atoms are over the 257 bins of the
+magnitude `|STFT|` of a 512-point Hamming STFT, hop 128, at 16 kHz.
+
+## Data and licences
+
+- Speech (near-silent frames, {silence_db} dB under the loudest, dropped): LibriSpeech
+  `198-209-0000`, `3436-172162-0000` (CC BY 4.0; derived models may be redistributed with
+  attribution: LibriSpeech ASR corpus, V. Panayotov et al., openslr.org/12) and CMU ARCTIC
+  `arctic_a0009`, `aew_a0001-3`, `axb_a0004-6` (CMU ARCTIC licence: free for any use).
+- Noise: the first {noise_pct} % of the Speech Commands background noises `doing_the_dishes`
+  and `exercise_bike` (CC BY 4.0, P. Warden, Speech Commands, 2018) and
+  {gen_seconds} s each of generated {generated} noise (`deepnmf.datasets.synthetic.noise_signal`).
+- Not used for training: TIMIT and NOISEX-92 (no redistribution rights); they serve for evaluation only.
+
+## Use
+
+`deepnmf enhance noisy.wav -o clean.wav` (no model options) or
+`deepnmf.pretrained.default_enhancer()`: the speech dictionary and the noise dictionary held fixed,
+{free_noise} more noise atoms learned on the noisy file (semi-supervised NMF, `activations="semi"`),
+L1 penalty {sparsity} (NMF speech; {vae_sparsity} with the VAE-NMF speech) on the activations (atoms scaled to unit mean, the learned noise atoms free of it), gain `max(S/(S+N), {floor})`,
+{max_iter} multiplicative updates. The settings were chosen on a subset of the evaluation
+below (TIMIT `dr1-fvmh0`, `dr4-maeb0`, `dr6-mbma1` and LibriSpeech `5703-47212-0000`);
+`tests/test_pretrained.py` checks the target on TIMIT speakers outside that subset.
+
+## Measured quality
+
+0 dB mixtures of {n_speech} unseen utterances (TIMIT {timit}; held-out LibriSpeech
+`5703-47212-0000` (first 5 s) and ARCTIC `arctic_a0010`) with the held-out last
+{test_pct} % of each Speech Commands noise and NOISEX-92 {noisex} excerpts; BSS Eval
+SDR/SIR/SAR (dB), PESQ (narrow band), STOI. Mean per noise:
+
+"""
+
+
+def model_card(info: dict) -> str:
+    """The Markdown model card of the shipped models from the record ``training.json`` holds."""
+    from deepnmf.pretrained import default_enhancer
+
+    st, enh = info["settings"], default_enhancer()
+    head = CARD_HEAD.format(
+        **st, noise_pct=round(100 * st["noise_train_fraction"]), test_pct=round(100 * (1 - st["noise_train_fraction"])),
+        gen_seconds=st["generated_noise_seconds"], generated=", ".join(st["generated_noise"]),
+        free_noise=enh.free_noise, sparsity=enh.sparsity, vae_sparsity=default_enhancer("vae-nmf").sparsity, floor=enh.floor, max_iter=enh.max_iter,
+        n_speech=len(info["eval_timit"]) + len(info["held_out_speech"]), timit=", ".join(info["eval_timit"]),
+        noisex=", ".join(info["eval_noisex"]))
+    lines = ["| method | noise | mixtures | SDR | SDR improvement | SIR | SAR | PESQ | STOI |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in info["summary"]:
+        lines.append(f"| {r['method']} | {r['noise']} | {r['n']} | {r['sdr']:.2f} | {r['sdr_improvement']:+.2f} | "
+                     f"{r['sir']:.2f} | {r['sar']:.2f} | {r['pesq']:.2f} | {r['stoi']:.3f} |")
+    train = "".join(f"- `{k}`: {v['frames']} frames, {v['n_iter']} iterations/epochs, {v['seconds']} s\n"
+                    for k, v in info["training"].items())
+    return (head + "\n".join(lines) + "\n\n## Training record\n\n" + train +
+            f"\nEvaluation took {info['evaluation_seconds']} s. deepnmf {info['deepnmf']}, Python {info['python']}, "
+            f"git commit {info['git_commit']}.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="real data root (default DEEPNMF_DATA / ../shared/data)")
@@ -175,7 +243,6 @@ def main() -> None:
     parser.add_argument("--evaluate", action="store_true", help="only evaluate the models already in --out")
     args = parser.parse_args()
     data = args.data or shared_data_dir()
-    from deepnmf import load_model
     from deepnmf.pretrained import default_enhancer
 
     record = {}
@@ -193,11 +260,11 @@ def main() -> None:
             "evaluation_seconds": round(time.perf_counter() - t0, 1), "summary": evaluation["summary"],
             "deepnmf": deepnmf.__version__, "python": platform.python_version(), "git_commit": _git_commit()}
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    (args.out / "MODEL_CARD.md").write_text(model_card(info))
     for row in evaluation["summary"]:
         if row["noise"] == "all" or row["method"] != "noisy":
             print(f"{row['method']:26s} {row['noise']:40s} SDR {row['sdr']:6.2f} (+{row['sdr_improvement']:.2f}) "
                   f"PESQ {row['pesq']:.2f} STOI {row['stoi']:.3f}")
-    _ = load_model  # the folders are read back by default_enhancer above (round trip)
 
 
 if __name__ == "__main__":

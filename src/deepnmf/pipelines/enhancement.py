@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -371,9 +372,13 @@ class Enhancer:
         from deepnmf.models.nmf import NMF
 
         fixed = torch.cat([self.H_speech, self.H_noise]).double()  # (n_speech + n_noise, n_bins)
+        # atoms scaled to unit mean, so the L1 penalty means the same for any dictionary (W absorbs the scale)
+        fixed = fixed / fixed.mean(dim=1, keepdim=True).clamp(min=_EPS)
         est = NMF(fixed.shape[0] + self.free_noise, beta_loss=self.beta_loss, max_iter=self.max_iter, tol=0.0,
-                  alpha_W=self.sparsity, l1_ratio=1.0, init="random", random_state=0)
-        W = est.fit_transform(magnitude.double(), fixed_components=fixed)  # (n_frames, k)
+                  alpha_W=self.sparsity, alpha_H=0.0, l1_ratio=1.0, init="random", random_state=0)
+        with warnings.catch_warnings():  # most atoms are fixed: more atoms than frames is no worry here
+            warnings.filterwarnings("ignore", message=".*more components than the")
+            W = est.fit_transform(magnitude.double(), fixed_components=fixed)  # (n_frames, k)
         H = est.components_  # (k, n_bins); the first rows are `fixed`
         S = W[:, : self.n_speech] @ H[: self.n_speech]
         N = W[:, self.n_speech :] @ H[self.n_speech :]

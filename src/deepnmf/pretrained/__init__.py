@@ -19,12 +19,14 @@ from typing import Any
 
 from deepnmf.exceptions import ModelFileError, ParameterError
 
-__all__ = ["PRETRAINED", "SPEECH_MODELS", "default_enhancer", "pretrained_path"]
+__all__ = ["PRETRAINED", "SPARSITY", "SPEECH_MODELS", "default_enhancer", "pretrained_path"]
 
 #: the shipped model folders
 PRETRAINED = ("speech-nmf", "speech-vae-nmf", "noise-nmf")
 #: ``--pretrained`` names -> speech model folder
 SPEECH_MODELS = {"nmf": "speech-nmf", "vae-nmf": "speech-vae-nmf"}
+#: L1 penalty on the activations (atoms scaled to unit mean) of each default enhancer
+SPARSITY = {"nmf": 0.3, "vae-nmf": 0.01}
 
 
 def pretrained_path(name: str) -> Path:
@@ -57,7 +59,8 @@ def default_enhancer(speech: str = "nmf", **settings: Any) -> Any:
     **settings
         :class:`~deepnmf.pipelines.enhancement.Enhancer` settings overriding
         the defaults (``activations="semi"``, ``power=1``, ``floor=0.1``,
-        ``free_noise=4``, ``max_iter=100``, chosen on held-out mixtures); ``None`` values are ignored.
+        ``free_noise=4``, ``max_iter=100``, ``sparsity`` of :data:`SPARSITY`, chosen on a subset of
+        the evaluation mixtures, see ``MODEL_CARD.md``); ``None`` values are ignored.
 
     Returns
     -------
@@ -68,6 +71,7 @@ def default_enhancer(speech: str = "nmf", **settings: Any) -> Any:
 
     if speech not in SPEECH_MODELS:
         raise ParameterError(f"pretrained speech model must be one of {', '.join(SPEECH_MODELS)}, got {speech!r}")
-    chosen = {"activations": "semi", "power": 1.0, "floor": 0.1, "free_noise": 4, "max_iter": 100}
+    chosen = {"activations": "semi", "power": 1.0, "floor": 0.1, "free_noise": 4, "max_iter": 100,
+              "sparsity": SPARSITY[speech]}
     chosen.update({k: v for k, v in settings.items() if v is not None})
     return Enhancer.from_folders(pretrained_path(SPEECH_MODELS[speech]), pretrained_path("noise-nmf"), **chosen)
