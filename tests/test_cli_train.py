@@ -100,31 +100,31 @@ def test_nmf_on_a_matrix(planted_npy, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "make,args,message",
+    "make,args,message,code",  # bad data exits 1, a wrong option 2
     [
-        (lambda p: np.save(p, -np.ones((5, 4))), ["--rank", 2], "negative values"),
-        (lambda p: np.save(p, np.ones((5, 4, 2))), ["--rank", 2], "3-D array"),
-        (lambda p: np.save(p, np.full((5, 4), np.nan)), ["--rank", 2], "NaN or infinite"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "pca"], "model must be one of"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 0], "rank and max_epochs must be >= 1"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "likelihood must be"),
-        (lambda p: None, ["--rank", 2], "does not exist"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit"], "needs the frequency"),
-        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit-points"], "needs the frequency"),
+        (lambda p: np.save(p, -np.ones((5, 4))), ["--rank", 2], "negative values", 1),
+        (lambda p: np.save(p, np.ones((5, 4, 2))), ["--rank", 2], "3-D array", 1),
+        (lambda p: np.save(p, np.full((5, 4), np.nan)), ["--rank", 2], "NaN or infinite", 1),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "pca"], "model must be one of", 2),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 0], "rank and max_epochs must be >= 1", 2),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--likelihood", "cauchy"], "likelihood must be", 2),
+        (lambda p: None, ["--rank", 2], "does not exist", 1),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit"], "needs the frequency", 1),
+        (lambda p: np.save(p, np.ones((5, 4))), ["--rank", 2, "--model", "implicit-points"], "needs the frequency", 1),
     ],
 )
-def test_bad_input_exits_with_a_message(tmp_path, make, args, message):
+def test_bad_input_exits_with_a_message(tmp_path, make, args, message, code):
     path = tmp_path / "X.npy"
     make(path)
     result = run(path, "--out", tmp_path / "m", "--max-epochs", 1, *args)
-    assert result.exit_code == 2
+    assert result.exit_code == code
     assert message.lower() in result.output.lower()
     assert "Traceback" not in result.output
 
 
 def test_missing_audio_folder_is_reported(tmp_path):
     result = run(tmp_path / "nowhere", "--rank", 2, "--out", tmp_path / "m")
-    assert result.exit_code == 2 and "neither an audio file nor a folder" in result.output
+    assert result.exit_code == 1 and "neither an audio file nor a folder" in result.output
 
 
 def test_nmf_options_reach_the_estimator(tmp_path):

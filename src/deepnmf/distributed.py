@@ -223,7 +223,7 @@ def data_parallel_hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, *, n_s
     DistributedMUResult
         ``losses``: ``0.5 ||X - W H||^2`` over all samples, at the start and after each iteration.
     """
-    from deepnmf.solvers.cd import inner_passes
+    from deepnmf.solvers.cd import _dot, inner_passes
 
     k, m = H.shape
     inner_W, inner_H = inner or inner_passes(n_samples, m, k), inner or inner_passes(m, n_samples, k)
@@ -232,14 +232,14 @@ def data_parallel_hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, *, n_s
     const = _reduced_scalars(0.5 * float((X.double() ** 2).sum()))[0]
     HHt = H @ H.T
     WtW = all_reduce_sum(Wt @ Wt.T)
-    losses = [const - _reduced_scalars(float((Wt * (H @ X.T)).sum()))[0] + 0.5 * float((WtW * HHt).sum())]
+    losses = [const - _reduced_scalars(_dot(Wt, H @ X.T))[0] + 0.5 * _dot(WtW, HHt)]
     violation_init, n_iter = None, 0
     for n_iter in range(1, max_iter + 1):
         violation = _hals_passes(Wt, HHt, H @ X.T, inner_W, local=True)
         WtW, WtX = all_reduce_sum(Wt @ Wt.T), all_reduce_sum(Wt @ X)
         violation += _hals_passes(H, WtW, WtX, inner_H, local=False)
         HHt = H @ H.T
-        losses.append(const - float((H * WtX).sum()) + 0.5 * float((WtW * HHt).sum()))
+        losses.append(const - _dot(H, WtX) + 0.5 * _dot(WtW, HHt))  # as solvers.cd computes it
         if callback is not None and report_epoch(callback, n_iter, max_iter, losses[-1], clock):
             break
         violation_init = violation if violation_init is None else violation_init

@@ -144,6 +144,7 @@ def _run_epoch(module, X, idx, optimizer, loss_fn, batch_size, generator, par: _
     order = idx[torch.randperm(idx.numel(), generator=generator, device=generator.device).to(idx.device)]
     if par.world > 1:  # the same order on every rank; equal shares keep the ranks' steps in lockstep
         order = order[: order.numel() // par.world * par.world][par.rank :: par.world]
+        batch_size = max(1, batch_size // par.world)  # the ranks' batches together make one batch of batch_size
     for start in range(0, order.numel(), batch_size):
         _step(module, par, optimizer, loss_fn, X[order[start : start + batch_size]], generator, acc)
     return par.means(acc)

@@ -16,6 +16,7 @@ Thin over :func:`deepnmf.pipelines.dictionary.learn_dictionary` and
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -97,6 +98,14 @@ def train(
                                               "(iterations for NMF); 0: none."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in OUT/checkpoint/ "
                                                         "(same inputs and options as the interrupted run)."),
+    stream: bool = typer.Option(False, "--stream", help="vae-nmf | nmf (as MiniBatchNMF): read the recordings file "
+                                                        "by file instead of loading the corpus into memory."),
+    batch_size: int = typer.Option(256, "--batch-size", help="--stream: frames per training step."),
+    shuffle_buffer: int = typer.Option(8192, "--shuffle-buffer", help="--stream: frames held for shuffling."),
+    workers: int = typer.Option(0, "--workers", help="--stream: DataLoader worker processes reading the files."),
+    distributed: bool = typer.Option(False, "--distributed", help="vae-nmf | nmf under torchrun "
+                                                                  "(torchrun --nproc_per_node=N -m deepnmf train ...): "
+                                                                  "the frames are split over the processes; rank 0 writes."),
 ) -> None:
     """Learn a dictionary from audio (magnitude STFT) or a matrix, save the model and train.json.
 
@@ -111,11 +120,44 @@ def train(
                "solver": solver}
     ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
         if checkpoint_every or resume else {}
+    common = dict(model=model, rank=_rank_option(rank), likelihood=likelihood, max_epochs=max_epochs,
+                  random_state=seed, device=device, sr=sr, n_fft=n_fft, hop=hop, power=power)
+    scale = {"stream": stream, "distributed": distributed, "batch_size": batch_size, "shuffle_buffer": shuffle_buffer,
+             "workers": workers}
+    if stream or distributed:
+        return _train_at_scale(list(inputs), out, figures, common, nmf, ckpt, scale)
     with reporting(model, max_epochs) as callback:
-        estimator, report = learn_dictionary(
-            list(inputs), model=model, rank=_rank_option(rank), ranks=_ranks_option(ranks), likelihood=likelihood,
-            max_epochs=max_epochs, random_state=seed,
-            device=device, compile=compile_, sr=sr, n_fft=n_fft, hop=hop, power=power, callback=callback,
-            **nmf, **ckpt)
+        estimator, report = learn_dictionary(list(inputs), ranks=_ranks_option(ranks), compile=compile_,
+                                             callback=callback, **common, **nmf, **ckpt)
     write_dictionary(estimator, report, out, figures=figures)
     echo(f"saved {model} model to {out} ({estimator.n_iter_} epochs/iterations, {report['seconds']:.1f} s)")
+
+
+def _train_at_scale(inputs: list, out: Path, figures: bool, common: dict, nmf: dict, ckpt: dict, scale: dict) -> None:
+    """``--stream`` / ``--distributed``: :mod:`deepnmf.pipelines.scale`; under torchrun rank 0 alone reports and writes."""
+    from deepnmf import distributed as D
+    from deepnmf.exceptions import ParameterError
+    from deepnmf.pipelines.dictionary import write_dictionary
+    from deepnmf.pipelines.scale import learn_dictionary_distributed, learn_dictionary_streamed
+
+    if ckpt:
+        raise ParameterError("--checkpoint-every/--resume do not combine with --stream or --distributed yet")
+    if common["rank"] == "auto":
+        raise ParameterError("--rank auto does not combine with --stream or --distributed: give a number of atoms")
+    kept = ("beta_loss", "init", "tol") + (() if scale["stream"] else ("solver",))  # MiniBatchNMF has one solver
+    extra = {k: v for k, v in nmf.items() if k in kept and v is not None}
+    if scale["distributed"]:
+        if scale["stream"]:
+            raise ParameterError("give --stream or --distributed, not both (yet)")
+        D.setup()
+    with reporting(common["model"], common["max_epochs"]) if D.is_main() else contextlib.nullcontext() as callback:
+        if scale["distributed"]:
+            estimator, report = learn_dictionary_distributed(inputs, callback=callback, **common, **extra)
+        else:
+            estimator, report = learn_dictionary_streamed(
+                inputs, callback=callback, batch_size=scale["batch_size"], shuffle_buffer=scale["shuffle_buffer"],
+                workers=scale["workers"], **common, **extra)
+    if D.is_main():
+        write_dictionary(estimator, report, out, figures=figures)
+        echo(f"saved {common['model']} model to {out} ({estimator.n_iter_} epochs/iterations, {report['seconds']:.1f} s)")
+    D.teardown()
