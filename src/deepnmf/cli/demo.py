@@ -22,9 +22,14 @@ def demo(
 
     Example: deepnmf demo -o demo-output   (then open demo-output/report.html)
     """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     from deepnmf.pipelines.demo import JOBS, run_demo
 
-    with reporting("demo") as callback:
+    with warnings.catch_warnings(), reporting("demo") as callback:
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the demo caps its iterations on purpose
         summary = run_demo(out, seed=seed, data=data, jobs=tuple(job or JOBS), quick=quick, callback=callback)
     echo(f"demo on {summary['data']} data: {summary['wall_seconds']} s wall, {summary['cpu_seconds']} s CPU")
     typer.echo(summary["report"]["html"])
