@@ -75,6 +75,14 @@ def test_demo_command_runs_the_three_systems_and_writes_the_report(tmp_path):
     syn = sections["synergies"]["tables"][0]
     assert [row[0] for row in syn["rows"]] == ["nmf", "vae-nmf"] and all(0 < row[1] <= 1 for row in syn["rows"])
     assert (out / "report.md").read_text().count("## ") >= 4
+    import shutil
+
+    if any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):  # the page in a browser
+        from test_report import chromium_check
+
+        seen = chromium_check(out / "report.html", tmp_path / "demo.png")
+        assert seen["images"] == [True] * n_images and len(seen["audio"]) == n_audio
+        assert all(d > 0.5 for d in seen["audio"]) and seen["tables"] >= 5
 
 
 def test_demo_enhancement_beats_the_noisy_input(tmp_path):
