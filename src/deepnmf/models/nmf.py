@@ -15,6 +15,7 @@ with ``rho = l1_ratio`` and the penalties scaled by the number of features
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -224,9 +225,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, BaseNMF):
             Same kind (numpy or torch) as ``X`` (numpy for sparse input).
         """
         Xt, kind = self._prepare_X(checks.densify(X), reset=True)
+        ckpt = {}
+        if checkpoint_dir is not None or checkpoint_every or resume:
+            if "checkpoint" not in inspect.signature(self._fit_transform).parameters:
+                raise ParameterError(f"{type(self).__name__} writes no checkpoints; use NMF(solver='mu')")
+            ckpt = {"checkpoint": (checkpoint_dir, checkpoint_every, resume)}
         W_out, H_out, result = self._fit_transform(Xt, W, H, update_H=True, mask=mask,
-                                                   fixed_components=fixed_components, callback=callback,
-                                                   checkpoint=(checkpoint_dir, checkpoint_every, resume))
+                                                   fixed_components=fixed_components, callback=callback, **ckpt)
         self._H = H_out
         self._input_kind = kind
         self.n_components_ = H_out.shape[0]
