@@ -142,7 +142,7 @@ def generic_section(folder: Path, root: Path) -> Section | None:
     known = [KNOWN[p.name] for p in jsons if p.name in KNOWN]
     title = " / ".join(dict.fromkeys(known)) or (folder.name if folder != root else "outputs")
     section = Section(title=title if folder == root else f"{folder.relative_to(root)}: {title}", folder=folder,
-                      what="Read from " + ", ".join(p.name for p in jsons + audio[:0]) if jsons else "", models=models)
+                      what=("Read from " + ", ".join(p.name for p in jsons) + ".") if jsons else "", models=models)
     for path in jsons:
         obj = read_json(path)
         section.tables += tables_of(obj, path.name)
@@ -167,11 +167,12 @@ def collect_sections(root: str | Path) -> list[Section]:
     folders += sorted(q for p in folders[1:] for q in p.iterdir()
                       if q.is_dir() and not _is_model(q) and q.name != "figures" and not (p / SECTION_FILE).is_file())
     sections = []
-    for folder in folders:
+    for folder in folders[1:] + folders[:1]:  # the folder's own files (a run summary) last
         section = explicit_section(folder) if (folder / SECTION_FILE).is_file() else generic_section(folder, root)
-        if section is not None and not (folder == root and (folder / "summary.json").is_file() and len(folders) > 1
-                                        and not section.figures and not section.audio and section.title == "summary"):
+        if section is not None:
             sections.append(section)
+    if len(sections) > 1 and sections[-1].folder == root and sections[-1].title == "summary":
+        sections[-1].title = "Run summary"
     if not sections:
         raise DataError(f"{root}: holds no JSON, PNG or WAV output of a deepnmf command")
     return sections
