@@ -88,3 +88,21 @@ def test_save_load_then_partial_fit_continues_identically(tmp_path, X):
 def test_bad_parameters(X, params, match):
     with pytest.raises(ParameterError, match=match):
         MiniBatchNMF(2, **params).fit(X)
+
+
+def test_partial_fit_on_the_streaming_frame_source(tmp_path, rng):
+    """Corpora larger than memory: batches of deepnmf.datasets.streaming.StreamingFrames go to partial_fit."""
+    import soundfile as sf
+
+    from deepnmf.datasets.streaming import StreamingFrames
+
+    t = np.arange(16000) / 16000
+    for i, f0 in enumerate((220.0, 330.0)):
+        sf.write(tmp_path / f"tone{i}.wav", 0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.standard_normal(t.size), 16000)
+    stream = StreamingFrames([tmp_path], n_fft=256, hop=128, batch_size=64, seed=0)
+    est = MiniBatchNMF(4, beta_loss="kullback-leibler", init="random", random_state=0)
+    for batch in stream:
+        est.partial_fit(batch + 1e-6)
+    assert est.n_steps_ == 4 and tuple(est.components_.shape) == (4, 129)
+    assert isinstance(est.components_, torch.Tensor) and bool((est.components_ >= 0).all())
+    assert est.loss_curve_[-1] < est.loss_curve_[0]
