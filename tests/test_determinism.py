@@ -15,6 +15,7 @@ from pathlib import Path
 
 SCRIPT = r'''
 import sys
+import warnings
 from pathlib import Path
 import numpy as np
 import soundfile as sf
@@ -25,6 +26,7 @@ from deepnmf.cli.app import app
 from deepnmf.datasets.synthetic import harmonic_notes
 from deepnmf.models import make_estimator
 
+warnings.simplefilter("ignore")  # convergence warnings of the short fits
 rng = np.random.default_rng(0)  # the data are the same in every run; only the models' seed varies
 X = rng.gamma(1.0, 1.0, (80, 3)) @ rng.uniform(size=(3, 12))
 audio = harmonic_notes(3, duration=1.0, sr=8000, seed=1).audio
@@ -36,6 +38,8 @@ noise = make_estimator("nmf", 2, max_iter=10, random_state=0).fit(np.concatenate
 def fit_all(out, seed):
     small = dict(max_epochs=5, random_state=seed)
     make_estimator("nmf", 3, init="random", max_iter=20, random_state=seed).fit(X).save(out / "nmf")
+    make_estimator("minibatch-nmf", 3, init="random", batch_size=16, max_iter=5, random_state=seed).fit(X).save(
+        out / "minibatch-nmf")
     make_estimator("vae-nmf", 3, hidden=(8,), **small).fit(X).save(out / "vae-nmf")
     make_estimator("implicit", 2, hidden=8, n_octaves=3, **small).fit(X).save(out / "implicit")
     make_estimator("implicit-points", 2, hidden=8, n_octaves=3, point_fraction=0.5, **small).fit(
@@ -55,7 +59,7 @@ for seed in map(int, sys.argv[2:]):
     fit_all(Path(sys.argv[1]) / f"seed{seed}", seed)
 '''
 
-MODELS = ("nmf", "vae-nmf", "implicit", "implicit-points", "dnmf", "cli")
+MODELS = ("nmf", "minibatch-nmf", "vae-nmf", "implicit", "implicit-points", "dnmf", "cli")
 
 
 def _run(out: Path, *seeds: int) -> subprocess.Popen:
