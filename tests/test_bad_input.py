@@ -428,3 +428,19 @@ def test_implicit_on_any_array_fits_or_refuses(X):
     assert X.size and np.isfinite(X).all() and (X >= 0).all()
     assert np.isfinite(est.components_).all() and (est.components_ >= 0).all()
     assert np.isfinite(est.loss_curve_).all()
+
+
+@pytest.mark.parametrize("name", ["stereo", "pcm24", "good.ogg", "sr8000", "sr96000"])
+def test_enhance_and_separate_read_every_format(name, files, folders, tmp_path):
+    """The other commands read the same formats: a finite output of the input's duration at the working rate."""
+    result = _cli("enhance", files[name], "--output", tmp_path / "enh.wav", "--speech-model", folders["nmf"],
+                  "--noise-model", folders["nmf"])
+    assert result.exit_code == 0, result.output
+    y, sr = sf.read(tmp_path / "enh.wav")
+    assert sr == SR and abs(y.size - SR // 2) <= 2 and np.isfinite(y).all()
+    result = _cli("separate", files[name], "--source-example", files["good"], "--source-example", files["pcm8"],
+                  "--rank", 2, "--iterations", 3, "--n-fft", 256, "--out", tmp_path / "sep")
+    assert result.exit_code == 0, result.output
+    for i in (1, 2):
+        y, sr = sf.read(tmp_path / "sep" / f"source_{i}.wav")
+        assert sr == SR and abs(y.size - SR // 2) <= 2 and np.isfinite(y).all()
