@@ -219,20 +219,10 @@ def make_checkpointer(checkpoint_dir: str | Path | None, checkpoint_every: int, 
     return Checkpointer(checkpoint_dir, checkpoint_every, resume, signature)
 
 
-def generator_state(gen: torch.Generator) -> torch.Tensor:
-    """The state of ``gen`` as a CPU byte tensor (what a checkpoint stores)."""
-    return gen.get_state()
-
-
-def set_generator_state(gen: torch.Generator, state: torch.Tensor) -> None:
-    """Restore a state from :func:`generator_state` (the same device type)."""
-    gen.set_state(state.to(torch.uint8))
-
-
 def data_signature(T: torch.Tensor) -> dict[str, Any]:
     """Shape, dtype and SHA-256 of a data tensor, so that a resume on other data is refused."""
     data = T.detach().to("cpu").contiguous()
-    digest = hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
+    digest = hashlib.sha256(data.numpy().data if data.numel() else b"").hexdigest()  # the buffer itself, no copy
     return {"shape": list(data.shape), "dtype": str(data.dtype), "sha256": digest}
 
 
