@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/deepnmf demo --out demo-output
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/deepnmf demo --out demo-output
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --durations=15 tests
