@@ -161,9 +161,14 @@ def kl_newton_rows(X, M, F, G, Gsum, l1, l2, perm, active, n_newton, eps, lo, hi
                         grad -= q
                         hess += q * q * R[j]
                 old = f[t]
-                if hess <= 0 or (old == 0 and grad >= 0):
+                if old == 0 and grad >= 0:
                     break
-                d = max(-old, -grad / hess)
+                if hess <= 0:  # no data term bends the function: linear in f[t]
+                    if grad <= 0:
+                        break
+                    d = -old  # increasing: the minimum is at 0
+                else:
+                    d = max(-old, -grad / hess)
                 if d == 0:
                     break
                 f[t] = old + d

@@ -63,8 +63,9 @@ def kl_newton(X, M, F, G, l1: float, l2: float, perm, active, n_newton: int, eps
             grad = base + l1 + l2 * F[:, t] - q @ g_t
             hess = (q / P) @ (g_t * g_t) + l2
             old = F[:, t]
-            d = torch.where(hess > 0, torch.maximum(-old, -grad / hess.clamp(min=torch.finfo(F.dtype).tiny)),
-                            torch.zeros_like(old))
+            newton = torch.maximum(-old, -grad / hess.clamp(min=torch.finfo(F.dtype).tiny))
+            # no data term bends the function (hess 0): linear, so to 0 when increasing
+            d = torch.where(hess > 0, newton, torch.where(grad > 0, -old, torch.zeros_like(old)))
             F[:, t] = old + d
             P.add_(d[:, None] * g_t[None, :]).clamp_(min=eps)
     logP = torch.where(X > 0, torch.log(P), torch.zeros_like(P))
