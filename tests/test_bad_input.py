@@ -409,7 +409,8 @@ def test_vae_on_any_array_fits_or_refuses(X):
             est = VAENMF(2, hidden=(4,), max_epochs=1, random_state=0).fit(X)
         except DeepNMFError as err:
             # besides bad data: fewer than 2 samples, or values whose squares overflow (named in the message)
-            assert _refusable(X) or X.shape[0] < 2 or ("too large" in str(err) and _huge(X)), f"refused good data: {err}"
+            assert (_refusable(X) or X.shape[0] < 2 or ("too large" in str(err) and _huge(X.astype(np.float32)))
+                    or ("too small" in str(err) and X.max() < 1e-18)), f"refused good data: {err}"
             return
     assert X.size and np.isfinite(X).all() and (X >= 0).all()
     assert np.isfinite(est.components_).all() and np.isfinite(est.transform(X)).all()
@@ -444,3 +445,11 @@ def test_enhance_and_separate_read_every_format(name, files, folders, tmp_path):
     for i in (1, 2):
         y, sr = sf.read(tmp_path / "sep" / f"source_{i}.wav")
         assert sr == SR and abs(y.size - SR // 2) <= 2 and np.isfinite(y).all()
+
+
+def test_vae_refuses_data_on_a_degenerate_scale():
+    """Below 1e-18 training gives NaN at any dtype: refused up front; 1e-12 still trains."""
+    with pytest.raises(DataError, match="too small for VAENMF"):
+        VAENMF(2, hidden=(4,), max_epochs=1, random_state=0).fit(_good * 1e-25)
+    est = VAENMF(2, hidden=(4,), max_epochs=1, random_state=0).fit(_good * 1e-12)
+    assert np.isfinite(est.components_).all()

@@ -41,6 +41,10 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _CHUNK = 8192  # rows per forward pass at inference
 
 
+#: smallest largest-value of X that VAENMF trains on (below it, at any dtype, training gives NaN)
+MIN_PEAK = 1e-18
+
+
 def _epoch_line(info) -> str:
     """The ``verbose`` line of one epoch."""
     val = f" val {info.val['loss']:.4g}" if info.val else ""
@@ -292,6 +296,9 @@ class VAENMF(BaseNMF):
             raise DataError(f"X has {T.shape[0]} sample; VAENMF needs at least 2")
         if not bool((T.sum(1) > 0).any()):
             raise DataError("X is all zeros; there is nothing to factorise")
+        if float(T.max()) < MIN_PEAK:  # the encoder's floors and the Gamma sampler then give NaN
+            raise DataError(f"X's largest value is {float(T.max()):.3g}, too small for VAENMF (below {MIN_PEAK:g}); "
+                            "rescale X, for example divide it by its maximum")
         self._check_size(*T.shape, T.element_size())
         checkpoint = make_checkpointer(checkpoint_dir, checkpoint_every, resume,
                                        run_signature(self, data_signature(T)))
