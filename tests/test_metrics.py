@@ -172,3 +172,18 @@ def test_vaf_matches_naive_formula(rng):
 def test_mean_ignoring_missing():
     assert metrics.mean_ignoring_missing([1.0, float("nan"), 3.0]) == 2.0
     assert math.isnan(metrics.mean_ignoring_missing([float("nan")]))
+
+
+def test_enhancement_scores_of_the_unprocessed_mixture_give_its_snr():
+    from deepnmf.metrics import enhancement_scores
+
+    rng = np.random.default_rng(4)
+    t = np.arange(16000) / 16000
+    clean = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    noise = rng.standard_normal(t.size)
+    noise *= np.sqrt(np.sum(clean**2) / np.sum(noise**2)) / 10 ** (5 / 20)  # 5 dB SNR
+    got = enhancement_scores(clean, noise, clean + noise, 16000)
+    assert set(got) == {"sdr", "sir", "sar", "pesq", "pesq_wb", "stoi"}
+    assert got["sdr"] == pytest.approx(5.0, abs=0.3)
+    better = enhancement_scores(clean, noise, clean + 0.1 * noise, 16000)
+    assert better["sdr"] > got["sdr"] + 10 and better["stoi"] > got["stoi"]

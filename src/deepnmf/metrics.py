@@ -30,7 +30,7 @@ import numpy as np
 
 from deepnmf.exceptions import DataError, ParameterError
 
-__all__ = ["MetricWarning", "PESQ_RATES", "bss_eval", "mean_ignoring_missing", "pesq", "stoi", "vaf"]
+__all__ = ["MetricWarning", "PESQ_RATES", "bss_eval", "enhancement_scores", "mean_ignoring_missing", "pesq", "stoi", "vaf"]
 
 #: sampling rates (Hz) the PESQ reference code accepts, per mode
 PESQ_RATES = {"nb": (8000, 16000), "wb": (16000,)}
@@ -317,3 +317,32 @@ def mean_ignoring_missing(values: Sequence[float]) -> float:
     arr = np.asarray(values, dtype=float)
     finite = arr[np.isfinite(arr)]
     return float(finite.mean()) if finite.size else math.nan
+
+
+def enhancement_scores(clean: Any, noise: Any, estimate: Any, sr: int) -> dict[str, float]:
+    """Every score of a speech estimate, as the enhancement experiment and the demo report them.
+
+    Parameters
+    ----------
+    clean, noise : array-like [shape=(n_samples,)]
+        The references: the clean speech and the noise that was added.
+    estimate : array-like [shape=(n_samples,)]
+        The enhanced (or unprocessed) signal.
+    sr : int
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    dict
+        ``sdr``, ``sir``, ``sar`` (BSS Eval with both references; the speech
+        estimate paired with the true noise), ``pesq`` (narrow band),
+        ``pesq_wb`` (wide band, 16 kHz only, else NaN), ``stoi``. Metrics that
+        cannot be computed are NaN (no warning: callers count them).
+    """
+    bss = bss_eval(np.stack([np.asarray(clean), np.asarray(noise)]), np.stack([np.asarray(estimate), np.asarray(noise)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        return {"sdr": float(bss["sdr"][0]), "sir": float(bss["sir"][0]), "sar": float(bss["sar"][0]),
+                "pesq": pesq(clean, estimate, sr, mode="nb"),
+                "pesq_wb": pesq(clean, estimate, sr, mode="wb") if sr == 16000 else math.nan,
+                "stoi": stoi(clean, estimate, sr)}

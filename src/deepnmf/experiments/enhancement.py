@@ -413,18 +413,11 @@ def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: lis
 
 # ------------------------------------------------------------ evaluation
 def score(clean: np.ndarray, noise: np.ndarray, estimate: np.ndarray, sr: int) -> dict[str, float]:
-    """SDR/SIR/SAR of the speech estimate (both references passed), PESQ nb/wb, STOI."""
-    import warnings
+    """SDR/SIR/SAR of the speech estimate (both references passed), PESQ nb/wb, STOI
+    (:func:`deepnmf.metrics.enhancement_scores`)."""
+    from deepnmf.metrics import enhancement_scores
 
-    from deepnmf import metrics
-
-    bss = metrics.bss_eval(np.stack([clean, noise]), np.stack([estimate, noise]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", metrics.MetricWarning)  # missing values are NaN, counted in the rows
-        return {"sdr": float(bss["sdr"][0]), "sir": float(bss["sir"][0]), "sar": float(bss["sar"][0]),
-                "pesq": metrics.pesq(clean, estimate, sr, mode="nb"),
-                "pesq_wb": metrics.pesq(clean, estimate, sr, mode="wb") if sr == 16000 else math.nan,
-                "stoi": metrics.stoi(clean, estimate, sr)}
+    return enhancement_scores(clean, noise, estimate, sr)
 
 
 def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: Callback | None = None) -> list[dict]:

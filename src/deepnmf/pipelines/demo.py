@@ -94,7 +94,7 @@ def _enhancers(models, speech, noise, cfg: dict, seed: int, callback: Callback |
 def _score_rows(enhancers: dict, tests: list, folder: Path) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Scores of the noisy input and of every method on every test mixture; the first mixture's signals."""
     from deepnmf.audio.mixing import mix_at_snr
-    from deepnmf.experiments.enhancement import score  # the protocol's one scoring rule
+    from deepnmf.metrics import enhancement_scores as score  # the experiment's one scoring rule
 
     rows, listen = [], {}
     for i, (name, clean, noise) in enumerate(tests):
