@@ -282,11 +282,11 @@ def fit_module(
     par = _parallel(module, generator)
     opt = _optimizer(module, optimizer, lr, weight_decay, checkpoint, par)
     result = FitResult(n_train=int(train_idx.numel()), n_val=int(val_idx.numel()))
-    best, best_state, since_best = math.inf, None, 0
+    mon = _Monitor(early_stopping, patience, tol)
     first = 1
     restored = checkpoint.restore(_KIND) if checkpoint is not None else None
     if restored is not None:
-        train_idx, val_idx, val_seed, (best, best_state, since_best) = _resume(
+        train_idx, val_idx, val_seed, (mon.best, mon.state, mon.since) = _resume(
             restored, module, opt, generator, result, X.device)
         X_val = X[val_idx]
         first = max_epochs + 1 if result.stopped_early else restored["epoch"] + 1
@@ -294,36 +294,16 @@ def fit_module(
     for epoch in range(first, max_epochs + 1):
         train = _run_epoch(module, X, train_idx, opt, loss_fn, batch_size, generator, par)
         val = evaluate(module, X_val, loss_fn, batch_size=4096, seed=val_seed, device=generator.device) if X_val.shape[0] else {}
-        _record(result.history, train, val)
-        monitored = val.get("loss", train["loss"])
-        if not math.isfinite(monitored):
-            raise DataError(
-                f"training diverged at epoch {epoch} (loss {monitored}); lower lr or check the data's scale"
-            )
-        if _improved(monitored, best, tol):
-            best, since_best, result.best_epoch = monitored, 0, epoch
-            if early_stopping:
-                best_state = copy.deepcopy(module.state_dict())
-        else:
-            since_best += 1
-        result.n_epochs = epoch
-        stop = early_stopping and since_best >= patience
+        stop = mon.update(epoch, train, val, module, result)
         if checkpoint is not None and (checkpoint.due(epoch, max_epochs) or stop):
             checkpoint.save(_KIND, epoch, {
                 "module": module.state_dict(), "optimizer": opt.state_dict(), "generator": generator.get_state(),
                 "split": [train_idx, val_idx], "val_seed": val_seed, "history": result.history,
-                "best": [best, best_state, since_best, result.best_epoch], "stopped_early": stop})
-        info = EpochInfo(epoch, max_epochs, train, val, time.perf_counter() - start, result.best_epoch)
-        if callback is not None and callback(info) is True:
+                "best": [mon.best, mon.state, mon.since, result.best_epoch], "stopped_early": stop})
+        if _epoch_end(callback, EpochInfo(epoch, max_epochs, train, val, time.perf_counter() - start,
+                                          result.best_epoch), stop, result):
             break
-        if early_stopping and since_best >= patience:
-            result.stopped_early = True
-            break
-    if early_stopping and best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    result.seconds = time.perf_counter() - start
-    return result
+    return mon.finish(module, result, start)
 
 
 def _optimizer(module, factory: OptimizerFactory | None, lr: float, weight_decay: float, checkpoint, par: _Parallel):
@@ -341,32 +321,61 @@ def _fit_stream(module, batches, *, generator, loss_fn, max_epochs, lr, weight_d
         raise ParameterError("checkpoints are not written for streamed training yet: drop --checkpoint-every/--resume")
     par = _parallel(module, generator)
     opt = _optimizer(module, optimizer, lr, weight_decay, None, par)
-    result, best, best_state, since_best = FitResult(), math.inf, None, 0
+    result, mon = FitResult(), _Monitor(early_stopping, patience, tol)
     start = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
         train = _run_stream_epoch(module, batches, opt, loss_fn, generator, par, epoch - 1)
         if not train:
             raise DataError("the stream yielded no frames on any rank")
-        _record(result.history, train, {})
-        if not math.isfinite(train["loss"]):
-            raise DataError(f"training diverged at epoch {epoch} (loss {train['loss']}); lower lr or check the data's scale")
-        if _improved(train["loss"], best, tol):
-            best, since_best, result.best_epoch = train["loss"], 0, epoch
-            best_state = copy.deepcopy(module.state_dict()) if early_stopping else None
+        stop = mon.update(epoch, train, {}, module, result)
+        if _epoch_end(callback, EpochInfo(epoch, max_epochs, train, {}, time.perf_counter() - start,
+                                          result.best_epoch), stop, result):
+            break
+    return mon.finish(module, result, start)
+
+
+@dataclass
+class _Monitor:
+    """Early stopping: the best monitored loss (validation, else training), its weights, epochs since."""
+
+    early_stopping: bool
+    patience: int
+    tol: float
+    best: float = math.inf
+    state: Any = None
+    since: int = 0
+
+    def update(self, epoch: int, train: dict, val: dict, module, result: FitResult) -> bool:
+        """Record the epoch; True when early stopping says stop."""
+        _record(result.history, train, val)
+        monitored = val.get("loss", train["loss"])
+        if not math.isfinite(monitored):
+            raise DataError(f"training diverged at epoch {epoch} (loss {monitored}); lower lr or check the data's scale")
+        if _improved(monitored, self.best, self.tol):
+            self.best, self.since, result.best_epoch = monitored, 0, epoch
+            if self.early_stopping:
+                self.state = copy.deepcopy(module.state_dict())
         else:
-            since_best += 1
+            self.since += 1
         result.n_epochs = epoch
-        info = EpochInfo(epoch, max_epochs, train, {}, time.perf_counter() - start, result.best_epoch)
-        if callback is not None and callback(info) is True:
-            break
-        if early_stopping and since_best >= patience:
-            result.stopped_early = True
-            break
-    if early_stopping and best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    result.seconds = time.perf_counter() - start
-    return result
+        return self.early_stopping and self.since >= self.patience
+
+    def finish(self, module, result: FitResult, start: float) -> FitResult:
+        """Restore the best weights (with early stopping), evaluation mode, the time."""
+        if self.early_stopping and self.state is not None:
+            module.load_state_dict(self.state)
+        module.eval()
+        result.seconds = time.perf_counter() - start
+        return result
+
+
+def _epoch_end(callback, info: EpochInfo, stop: bool, result: FitResult) -> bool:
+    """Send the epoch's record; True to end training (the callback asked, or early stopping)."""
+    if callback is not None and callback(info) is True:
+        return True
+    if stop:
+        result.stopped_early = True
+    return stop
 
 
 #: the kind of checkpoint :func:`fit_module` writes
