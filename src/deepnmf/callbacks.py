@@ -153,3 +153,37 @@ def report_epoch(callback: Optional[Callback], epoch: int, max_epochs: int, loss
     callback no record is built.
     """
     return callback is not None and notify(callback, epoch_record(epoch, max_epochs, loss, clock, **train))
+
+
+def stop_on_plateau(tol: float, window: int = 100) -> Callback:
+    """A callback asking to stop once the loss has stopped falling.
+
+    Every ``window`` epochs it compares the training loss with the one
+    ``window`` epochs earlier and stops when the relative decrease
+    ``(old - new) / |old|`` is below ``tol`` (a rise counts as no decrease).
+
+    Parameters
+    ----------
+    tol : float
+        Relative decrease per ``window`` epochs below which training stops (> 0).
+    window : int
+        Epochs between two comparisons.
+
+    Returns
+    -------
+    callable
+        ``callback(info) -> bool``.
+    """
+    if not tol > 0 or int(window) < 1:
+        raise ValueError(f"stop_on_plateau needs tol > 0 and window >= 1, got tol={tol!r}, window={window!r}")
+    marks: dict[int, float] = {}
+
+    def check(info: EpochInfo) -> bool:
+        loss = info.train.get("loss")
+        if loss is None or info.epoch % window:
+            return False
+        marks[info.epoch] = float(loss)
+        old = marks.get(info.epoch - window)
+        return old is not None and (old - loss) < tol * abs(old)
+
+    return check

@@ -121,6 +121,7 @@ class ProtocolConfig:
     sizes: tuple[int, ...] = SIZES
     power: float = 0.5
     max_epochs: int = 1000
+    tol: float = 0.0  # iN-NMF: stop on a plateau of the loss (0: exactly max_epochs)
     nmf_iter: int = 500
     refit_iter: int = 500
     train_seconds: float = 20.0
@@ -161,10 +162,12 @@ def speaker_models(name: str, x_train: np.ndarray, cfg: ProtocolConfig, *, kind:
     """
     from deepnmf.pipelines.separation import learn_source_model
 
-    key = f"{name}-{kind}-{n_fft}-r{cfg.rank}-" + (f"e{cfg.max_epochs}" if kind == "implicit" else f"i{cfg.nmf_iter}")
+    tol = f"-t{cfg.tol:g}" if cfg.tol else ""
+    key = f"{name}-{kind}-{n_fft}-r{cfg.rank}-" + (f"e{cfg.max_epochs}{tol}" if kind == "implicit" else f"i{cfg.nmf_iter}")
     return _cached_model(cfg, key, kind, lambda: learn_source_model(
         x_train, sr=sr, model=kind, n_fft=n_fft, rank=cfg.rank, power=cfg.power, max_iter=cfg.nmf_iter,
-        max_epochs=cfg.max_epochs, random_state=cfg.random_state + seed, device=cfg.device, compile=cfg.compile))
+        max_epochs=cfg.max_epochs, tol=cfg.tol, random_state=cfg.random_state + seed, device=cfg.device,
+        compile=cfg.compile))
 
 
 # ------------------------------------------------------ resolution transfer

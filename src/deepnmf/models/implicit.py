@@ -29,7 +29,7 @@ from deepnmf._utils import (
     as_tensor, check_choice, check_finite_nonnegative, check_nonneg_float, check_positive_int,
     check_model_size, make_generator, resolve_device, to_kind,
 )
-from deepnmf.callbacks import Callback, EpochInfo, chain, print_every
+from deepnmf.callbacks import Callback, EpochInfo, chain, print_every, stop_on_plateau
 from deepnmf.divergences import EPS, IMPLICIT_EPS, loss_name, short_loss_name
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
@@ -72,7 +72,11 @@ class ImplicitNMF(BaseNMF):
     lr : float
         Learning rate (Rprop's initial step).
     max_epochs : int
-        Exactly this many optimiser steps over the data.
+        Most optimiser steps over the data (exactly this many with ``tol=0``).
+    tol : float
+        Stop early once the training loss falls by less than ``tol``
+        (relative) over ``PLATEAU_WINDOW`` (100) epochs; 0 (default) runs every
+        epoch. Not combined with checkpoints.
     point_fraction : float in (0, 1]
         ``"points"`` mode: share of the points drawn at random each epoch.
     random_state : int, generator or None
@@ -139,6 +143,7 @@ class ImplicitNMF(BaseNMF):
         optimizer: str = "rprop",
         lr: float = 1e-3,
         max_epochs: int = 1000,
+        tol: float = 0.0,
         point_fraction: float = 1.0,
         random_state: Any = None,
         device: str = "cpu",
@@ -155,12 +160,16 @@ class ImplicitNMF(BaseNMF):
         self.optimizer = optimizer
         self.lr = lr
         self.max_epochs = max_epochs
+        self.tol = tol
         self.point_fraction = point_fraction
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
         self.compile = compile
         self.sr = sr
+
+    #: epochs between two comparisons of the ``tol`` rule
+    PLATEAU_WINDOW = 100
 
     #: floor of the model inside logs and ratios (see :data:`deepnmf.divergences.IMPLICIT_EPS`)
     eps = IMPLICIT_EPS
@@ -178,6 +187,7 @@ class ImplicitNMF(BaseNMF):
         check_positive_int(self.n_octaves, "n_octaves")
         check_positive_int(self.hidden, "hidden")
         check_positive_int(self.max_epochs, "max_epochs", minimum=0)
+        check_nonneg_float(self.tol, "tol")
         if not check_nonneg_float(self.lr, "lr") > 0:
             raise ParameterError(f"lr must be > 0, got {self.lr!r}")
         if not 0.0 < check_nonneg_float(self.point_fraction, "point_fraction") <= 1.0:
@@ -252,6 +262,9 @@ class ImplicitNMF(BaseNMF):
         """
         self._check_params()
         ckpt = (checkpoint_dir, checkpoint_every, resume)
+        if checkpoint_dir is not None and self.tol:
+            raise ParameterError("tol (stopping on a plateau) is not combined with checkpoints: use tol=0 with "
+                                 "checkpoint_dir=")
         if checkpoint_dir is not None and self.compile:
             raise ParameterError("checkpoints are written by the uncompiled training loops; use compile=False "
                                  "with checkpoint_dir=")
@@ -308,7 +321,10 @@ class ImplicitNMF(BaseNMF):
         return self.activations_at(np.unique(X.t))
 
     def _progress(self, callback: Callback | None) -> Callback | None:
-        """The user's callback, chained after the ``verbose`` printer (about 20 lines per fit)."""
+        """The user's callback, chained after the ``verbose`` printer (about 20 lines per fit), then the
+        plateau rule of ``tol``."""
+        if self.tol:
+            callback = chain(callback, stop_on_plateau(float(self.tol), self.PLATEAU_WINDOW))
         if not self.verbose:
             return callback
         line = lambda i: f"[ImplicitNMF] epoch {i.epoch:5d}  loss {i.loss:.6g}"  # noqa: E731
