@@ -406,3 +406,27 @@ def test_models_saved_before_beta_loss_and_sr_existed_still_load(tmp_path, grid_
     assert back.beta_loss is None and back.sr is None
     np.testing.assert_array_equal(back.components_, model.components_)
 
+
+
+def test_plateau_rule_stops_where_the_relative_decrease_falls_below_tol():
+    from deepnmf.callbacks import EpochInfo, stop_on_plateau
+
+    rule = stop_on_plateau(0.01, window=10)
+    losses = [100.0 * 0.98 ** min(e, 30) for e in range(1, 101)]  # falls 2% an epoch until epoch 30, then flat
+    stops = [e for e, loss in enumerate(losses, 1) if rule(EpochInfo(e, 100, {"loss": loss}))]
+    assert stops[0] == 40  # 30 -> 40 is the first window without a 1% fall (20 -> 30 fell 18%)
+    with pytest.raises(ValueError):
+        stop_on_plateau(0.0)
+
+
+def test_tol_stops_early_on_the_same_trajectory():
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 65))
+    full = ImplicitNMF(3, max_epochs=800, random_state=0).fit(X, sr=16000)
+    early = ImplicitNMF(3, max_epochs=800, tol=1e-2, random_state=0).fit(X, sr=16000)
+    assert early.n_iter_ < full.n_iter_ == 800 and early.n_iter_ % 100 == 0
+    np.testing.assert_array_equal(early.loss_curve_[:-1], full.loss_curve_[: len(early.loss_curve_) - 1])
+    old, new = full.loss_curve_[early.n_iter_ - 100], full.loss_curve_[early.n_iter_]
+    assert (old - new) < 1e-2 * old  # the rule held where it stopped
+    with pytest.raises(ParameterError, match="not combined with checkpoints"):
+        ImplicitNMF(3, max_epochs=10, tol=1e-2).fit(X, sr=16000, checkpoint_dir="unused", checkpoint_every=5)
