@@ -1,9 +1,10 @@
 """Discriminative NMF: training lowers the target divergence and helps on held-out mixtures."""
 import numpy as np
 import pytest
+import torch
 
 from deepnmf import NMF, DiscriminativeNMF
-from deepnmf.exceptions import DataError
+from deepnmf.exceptions import DataError, ParameterError
 
 
 def _sources(rng, n_frames):
@@ -108,3 +109,44 @@ def test_inverse_transform_takes_activations_named_X(rng):
     np.testing.assert_allclose(model.inverse_transform(X=W), W @ model.components_)
     with pytest.raises(DataError, match="X has 3 columns"):
         model.inverse_transform(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0, 0.5])
+def test_mu_terms_split_the_autograd_gradient(beta):
+    from deepnmf.divergences import beta_divergence
+    from deepnmf.models.dnmf import mu_terms, wiener_split
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(30, 9, generator=g, dtype=torch.float64) + 0.1
+    S = X * torch.rand(30, 9, generator=g, dtype=torch.float64)
+    W = torch.rand(30, 5, generator=g, dtype=torch.float64) + 0.1
+    R = (torch.rand(5, 9, generator=g, dtype=torch.float64) + 0.1).requires_grad_(True)
+    loss = beta_divergence(S, wiener_split(X, W, R, 3)[0], beta)
+    loss.backward()
+    num, den, value = mu_terms(X, W, S, R.detach(), 3, beta)
+    assert float(value) == pytest.approx(float(loss.detach()), rel=1e-10)
+    torch.testing.assert_close(den - num, R.grad, rtol=1e-8, atol=1e-10)  # gradient = den - num
+    assert bool((num >= 0).all()) and bool((den >= 0).all())
+
+
+def test_mu_solver_lowers_the_training_divergence(tmp_path):
+    from deepnmf import DiscriminativeNMF
+
+    g = torch.Generator().manual_seed(1)
+    Hs, Hn = torch.rand(4, 20, generator=g) + 0.05, torch.rand(3, 20, generator=g) + 0.05
+    Ws, Wn = torch.rand(200, 4, generator=g), torch.rand(200, 3, generator=g)
+    S, N = Ws @ Hs, Wn @ Hn
+    X = S + N
+    est = DiscriminativeNMF(solver="mu", max_epochs=30, random_state=0).fit(
+        X.numpy(), S.numpy(), target_components=(Hs * 1.3 + 0.1).numpy(), other_components=(Hn + 0.1).numpy())
+    curve = est.loss_curve_
+    assert len(curve) == 31 and curve[-1] < 0.8 * curve[0]
+    assert np.all(est.reconstruction_components_ >= 0)
+    est.save(tmp_path / "m")
+    from deepnmf import load_model
+
+    back = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(back.reconstruction_components_, est.reconstruction_components_)
+    with pytest.raises(ParameterError, match="solver"):
+        DiscriminativeNMF(solver="lbfgs").fit(X.numpy(), S.numpy(), target_components=Hs.numpy(),
+                                              other_components=Hn.numpy())

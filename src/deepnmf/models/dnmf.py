@@ -87,6 +87,66 @@ class _ReconstructionModule(torch.nn.Module):
         self.R.clamp_(min=0)
 
 
+def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor, k: int, beta: float,
+             eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Weninger et al.'s multiplicative-update terms for the reconstruction dictionary.
+
+    With :math:`A = W_s R_s`, :math:`N = W_n R_n`, :math:`B = A + N` and
+    :math:`\hat S = X A / B`, the gradient of :math:`d_\beta(S \mid \hat S)`
+    splits into nonnegative parts, ``grad = den - num``:
+
+    - target rows: ``num = W_s^T (S \hat S^{beta-2} X N / B^2)``,
+      ``den = W_s^T (\hat S^{beta-1} X N / B^2)``;
+    - interference rows: ``num = W_n^T (\hat S^{beta-1} X A / B^2)``,
+      ``den = W_n^T (S \hat S^{beta-2} X A / B^2)``;
+
+    and the update is ``R *= num / den``.
+
+    Parameters
+    ----------
+    X, S : torch.Tensor [shape=(n_frames, n_bins)]
+        Mixture and clean-target magnitudes.
+    W : torch.Tensor [shape=(n_frames, n_components)]
+        Analysis activations (fixed).
+    R : torch.Tensor [shape=(n_components, n_bins)]
+        Reconstruction dictionary; its first ``k`` rows are the target's.
+    k : int
+    beta : float
+    eps : float
+        Floor of ``B`` and of ``\hat S``.
+
+    Returns
+    -------
+    num, den : torch.Tensor [shape=(n_components, n_bins)]
+    loss : torch.Tensor
+        ``d_beta(S | \hat S)`` (sum) at ``R``.
+    """
+    A, N = W[:, :k] @ R[:k], W[:, k:] @ R[k:]
+    B = (A + N).clamp_min(eps)
+    S_hat = (X * A / B).clamp_min(eps)
+    up, down = S_hat.pow(beta - 1.0), S * S_hat.pow(beta - 2.0)  # the positive and negative parts of d'(S_hat)
+    XB2 = X / (B * B)
+    target, other = XB2 * N, XB2 * A
+    num = torch.cat([W[:, :k].T @ (down * target), W[:, k:].T @ (up * other)])
+    den = torch.cat([W[:, :k].T @ (up * target), W[:, k:].T @ (down * other)])
+    return num, den, beta_divergence(S, S_hat, beta)
+
+
+def _train_mu(R: torch.Tensor, X, W, S, k: int, beta: float, epochs: int, callback) -> list[float]:
+    """``epochs`` multiplicative updates of ``R`` (in place); ``d(S | S_hat)`` per element before each and at the end."""
+    from deepnmf.callbacks import Clock, report_epoch
+
+    clock, losses, scale = Clock(), [], 1.0 / X.numel()
+    for epoch in range(1, epochs + 1):
+        num, den, loss = mu_terms(X, W, S, R, k, beta)
+        losses.append(float(loss) * scale)
+        R.mul_(num / den.clamp_min(EPS))
+        if report_epoch(callback, epoch, epochs, losses[-1], clock):
+            break
+    losses.append(float(mu_terms(X, W, S, R, k, beta)[2]) * scale)
+    return losses
+
+
 class DiscriminativeNMF(BaseNMF):
     """Supervised separation with a discriminatively trained reconstruction dictionary.
 
@@ -100,8 +160,12 @@ class DiscriminativeNMF(BaseNMF):
         Multiplicative updates of the analysis step.
     max_epochs : int
         Full-batch optimisation steps on the reconstruction dictionary.
+    solver : {"adam", "mu"}
+        ``"mu"``: the multiplicative updates of Weninger et al. (2014)
+        (:func:`mu_terms`); ``"adam"``: projected Adam through
+        :func:`deepnmf.training.fit_module`.
     lr : float
-        Adam step size, relative to the mean magnitude of the dictionary.
+        Adam step size, relative to the mean magnitude of the dictionary (``"adam"`` only).
     random_state, device, verbose
         As for :class:`deepnmf.NMF`.
 
@@ -126,6 +190,7 @@ class DiscriminativeNMF(BaseNMF):
         sparsity: float = 0.0,
         n_transform_iter: int = 100,
         max_epochs: int = 200,
+        solver: str = "adam",
         lr: float = 1e-2,
         random_state: Any = None,
         device: str = "cpu",
@@ -135,6 +200,7 @@ class DiscriminativeNMF(BaseNMF):
         self.sparsity = sparsity
         self.n_transform_iter = n_transform_iter
         self.max_epochs = max_epochs
+        self.solver = solver
         self.lr = lr
         self.random_state = random_state
         self.device = device
@@ -145,6 +211,8 @@ class DiscriminativeNMF(BaseNMF):
         check_nonneg_float(self.sparsity, "sparsity")
         check_positive_int(self.n_transform_iter, "n_transform_iter")
         check_positive_int(self.max_epochs, "max_epochs", minimum=0)
+        if self.solver not in ("adam", "mu"):
+            raise ParameterError(f"solver must be 'adam' or 'mu', got {self.solver!r}")
         if check_nonneg_float(self.lr, "lr") == 0:
             raise ParameterError("lr must be > 0")
 
@@ -216,6 +284,11 @@ class DiscriminativeNMF(BaseNMF):
         H = self._dictionaries(target_components, other_components, Xt)
         module = _ReconstructionModule(H, Xt, self._analyse(Xt, H), St, beta_from_loss(self.beta_loss),
                                        self.n_target_components_)
+        if self.solver == "mu":
+            R = H.clone()
+            losses = _train_mu(R, Xt, module.W, St, self.n_target_components_, module.beta, int(self.max_epochs),
+                               self._progress(callback))
+            return self._store(H, R, losses, kind)
         if self.max_epochs > 0:
             frames = torch.arange(Xt.shape[0], device=Xt.device)  # the "data" rows: indices of the training frames
             fit_module(
@@ -226,7 +299,10 @@ class DiscriminativeNMF(BaseNMF):
         losses = [float(v) for v in module.trace]  # d(S | S_hat) before each step
         with torch.no_grad():
             losses.append(float(module()["loss"]))  # the divergence at the final dictionary
-        self._H, self._R = H, module.R.detach()
+        return self._store(H, module.R.detach(), losses, kind)
+
+    def _store(self, H: torch.Tensor, R: torch.Tensor, losses: list[float], kind: Any) -> "DiscriminativeNMF":
+        self._H, self._R = H, R
         self._input_kind = kind
         self.components_ = H.cpu().numpy()
         self.reconstruction_components_ = self._R.cpu().numpy()
