@@ -68,6 +68,8 @@ def enhancement_command(
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
+    dnmf_solver: str = typer.Option("adam", "--dnmf-solver", help="dnmf: adam (projected Adam) or mu (Weninger et al.'s multiplicative updates)."),
+    dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
     """Run the VAE-NMF paper's speech-enhancement experiment and write its tables.
@@ -86,7 +88,8 @@ def enhancement_command(
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
                             snrs=snrs, methods=method_names, n_test=n_test, pooled=pooled, n_components=rank,
                             power=power, floor=floor, sparsity=sparsity, vae_epochs=vae_epochs,
-                            dnn_epochs=dnn_epochs, random_state=seed)
+                            dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
+                            random_state=seed)
     progress, task = progress_bar(1, "enhancement")
     with progress:
         run_enhancement(cfg, progress=progress_callback(progress, task))

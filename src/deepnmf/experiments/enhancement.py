@@ -64,6 +64,8 @@ class EnhancementConfig:
     snrs: Sequence[float] = (-5.0, 0.0, 5.0, 10.0)
     methods: Sequence[str] = ("nmf+mu", "vae-nmf+dnn")
     n_test: int = 4
+    dnmf_solver: str = "adam"  # how DNMF's reconstruction dictionary trains: "adam" or "mu" (Weninger et al.)
+    dnmf_epochs: int = 200
     pooled: bool = False
     n_components: int = 40
     speech_frames: int = 10000
@@ -126,8 +128,10 @@ def _check_config(cfg: EnhancementConfig) -> None:
     from deepnmf._utils import check_positive_int
 
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs",
-                 "dnn_epochs", "dnn_copies", "babble_talkers"):
+                 "dnn_epochs", "dnn_copies", "babble_talkers", "dnmf_epochs"):
         check_positive_int(getattr(cfg, name), name)
+    if cfg.dnmf_solver not in ("adam", "mu"):
+        raise ParameterError(f"dnmf_solver must be 'adam' or 'mu', got {cfg.dnmf_solver!r}")
     if not cfg.snrs or not all(np.isfinite(float(s)) for s in cfg.snrs):
         raise ParameterError(f"snrs must be finite numbers of dB, got {list(cfg.snrs)}")
     if not cfg.noises:
@@ -397,9 +401,10 @@ def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: lis
     from deepnmf.pipelines.enhancement_baselines import DNMFEnhancer
 
     enh = DNMFEnhancer(models[("nmf", "speech")], models[("nmf", group)], floor=0.0 if cfg.floor is None else cfg.floor,
-                       sparsity=cfg.sparsity)
+                       sparsity=cfg.sparsity, max_epochs=cfg.dnmf_epochs, solver=cfg.dnmf_solver)
     recipe = {"dictionaries": [_fingerprint(enh.H_speech), _fingerprint(enh.H_noise)], "noises": names,
               "sparsity": cfg.sparsity, "epochs": enh.max_epochs, "snr_range": [min(cfg.snrs), max(cfg.snrs)],
+              **({"solver": cfg.dnmf_solver} if cfg.dnmf_solver != "adam" else {}),
               "random_state": cfg.random_state}
 
     def build():

@@ -129,6 +129,8 @@ class DNMFEnhancer:
         L1 weight on the activations of the analysis step.
     max_epochs : int
         Training steps of the reconstruction dictionary.
+    solver : {"adam", "mu"}
+        How the reconstruction dictionary is trained (:class:`deepnmf.DiscriminativeNMF`).
     stft : STFTSettings
 
     Attributes
@@ -142,9 +144,10 @@ class DNMFEnhancer:
     activations = "dnmf"
 
     def __init__(self, speech_model: Any, noise_model: Any, *, floor: float = 0.0, sparsity: float = 0.0,
-                 max_epochs: int = 200, stft: STFTSettings = STFTSettings()) -> None:
+                 max_epochs: int = 200, solver: str = "adam", stft: STFTSettings = STFTSettings()) -> None:
         wiener_gain(torch.ones(1), torch.ones(1), floor=floor)  # validates the floor
         self.stft, self.floor, self.sparsity, self.max_epochs = stft, float(floor), sparsity, max_epochs
+        self.solver = solver
         self.speech_model, self.noise_model = speech_model, noise_model
         self.H_speech = _dictionary(speech_model, stft, "speech")
         self.H_noise = _dictionary(noise_model, stft, "noise")
@@ -164,7 +167,7 @@ class DNMFEnhancer:
             keep = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(0))[:max_frames]
             Y, S = Y[keep], S[keep]
         self.model = make_estimator("dnmf", None, sparsity=self.sparsity, max_epochs=self.max_epochs,
-                                    random_state=random_state)
+                                    solver=self.solver, random_state=random_state)
         self.model.fit(Y.numpy(), S.numpy(), target_components=self.H_speech.double().numpy(),
                        other_components=self.H_noise.double().numpy())
         return self
@@ -188,7 +191,7 @@ class DNMFEnhancer:
     def config(self) -> dict[str, Any]:
         """Settings as JSON (without the models)."""
         return {"activations": "dnmf", "floor": self.floor, "sparsity": self.sparsity, "max_epochs": self.max_epochs,
-                "stft": asdict(self.stft), "fingerprints": self.fingerprints()}
+                "solver": self.solver, "stft": asdict(self.stft), "fingerprints": self.fingerprints()}
 
     def save(self, path: str | Path) -> Path:
         """Write one model folder of type ``"DNMFEnhancer"`` with ``speech/``, ``noise/`` and ``dnmf/`` model folders."""
@@ -197,7 +200,7 @@ class DNMFEnhancer:
         if self.model is None:
             raise ParameterError("nothing to save: the discriminative NMF is not trained")
         config = self.config()
-        params = {k: config[k] for k in ("floor", "sparsity", "max_epochs", "stft")}
+        params = {k: config[k] for k in ("floor", "sparsity", "max_epochs", "solver", "stft")}
         parts = {"speech": self.speech_model, "noise": self.noise_model, "dnmf": self.model}
         return write_composite(path, model="DNMFEnhancer", params=params, parts=parts,
                                state={"fingerprints": config["fingerprints"]})
@@ -213,7 +216,8 @@ class DNMFEnhancer:
             raise ModelFileError(f"{path}: the DNMF enhancer folder lacks its {', '.join(missing)} model")
         params = config["params"]
         enh = cls(parts["speech"], parts["noise"], floor=params.get("floor", 0.0), sparsity=params.get("sparsity", 0.0),
-                  max_epochs=params.get("max_epochs", 200), stft=_settings(params, path).get("stft", STFTSettings()))
+                  max_epochs=params.get("max_epochs", 200), solver=params.get("solver", "adam"),
+                  stft=_settings(params, path).get("stft", STFTSettings()))
         if enh.fingerprints() != config["state"].get("fingerprints"):
             raise ModelFileError(f"{path}: the speech/noise models are not the ones this enhancer was saved with")
         if not hasattr(parts["dnmf"], "separate"):
