@@ -68,7 +68,7 @@ def test_training_runs_in_fit_module_full_batch(monkeypatch, rng):
     calls = []
     real = training.fit_module
     monkeypatch.setattr(training, "fit_module", lambda *a, **k: calls.append(k) or real(*a, **k))
-    model = DiscriminativeNMF(max_epochs=6, n_transform_iter=10).fit(X, S, **dicts)
+    model = DiscriminativeNMF(solver="adam", max_epochs=6, n_transform_iter=10).fit(X, S, **dicts)
     assert len(calls) == 1 and calls[0]["batch_size"] == X.shape[0]
     assert calls[0]["validation_fraction"] == 0 and calls[0]["early_stopping"] is False
     assert model.n_iter_ == 6 and len(model.loss_curve_) == 7
@@ -77,7 +77,7 @@ def test_training_runs_in_fit_module_full_batch(monkeypatch, rng):
 def test_loss_curve_is_the_divergence_of_each_dictionary(rng):
     """The curve's entries are d(S | S_hat) per element at the start and after each projected Adam step."""
     X, S, dicts = _small_problem(rng)
-    curves = [DiscriminativeNMF(max_epochs=e, n_transform_iter=10).fit(X, S, **dicts) for e in (0, 3)]
+    curves = [DiscriminativeNMF(solver="adam", max_epochs=e, n_transform_iter=10).fit(X, S, **dicts) for e in (0, 3)]
     assert curves[0].loss_curve_[0] == curves[1].loss_curve_[0]
     model = curves[1]
     S_hat, _ = model.separate(X)

@@ -59,7 +59,7 @@ def enhancement_command(
     noise: List[str] = typer.Option(..., "--noise", help="Noise files, or 'babble' (constructed from training speakers)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: results.json/csv/md, sdr_improvement.png, run.json, models/."),
     snr: List[str] = typer.Option(["-5", "0", "5", "10"], "--snr", help="Input SNRs in dB."),
-    methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or the baselines dnn-mask (DNN mask) and dnmf (discriminative NMF), comma-separated."),
+    methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn,dnmf"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or the baselines dnn-mask (DNN mask) and dnmf (discriminative NMF), comma-separated."),
     n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell."),
     pooled: bool = typer.Option(False, "--pooled", help="One noise model from all noises pooled (the paper's Table 2)."),
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),
@@ -68,7 +68,7 @@ def enhancement_command(
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
-    dnmf_solver: str = typer.Option("adam", "--dnmf-solver", help="dnmf: adam (projected Adam) or mu (Weninger et al.'s multiplicative updates)."),
+    dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:

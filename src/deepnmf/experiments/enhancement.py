@@ -62,9 +62,9 @@ class EnhancementConfig:
     noises: Sequence[str | Path]
     out: str | Path
     snrs: Sequence[float] = (-5.0, 0.0, 5.0, 10.0)
-    methods: Sequence[str] = ("nmf+mu", "vae-nmf+dnn")
+    methods: Sequence[str] = ("nmf+mu", "vae-nmf+dnn", "dnmf")
     n_test: int = 4
-    dnmf_solver: str = "adam"  # how DNMF's reconstruction dictionary trains: "adam" or "mu" (Weninger et al.)
+    dnmf_solver: str = "mu"  # how DNMF's reconstruction dictionary trains: "mu" (Weninger et al.) or "adam"
     dnmf_epochs: int = 200
     pooled: bool = False
     n_components: int = 40
@@ -404,7 +404,7 @@ def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: lis
                        sparsity=cfg.sparsity, max_epochs=cfg.dnmf_epochs, solver=cfg.dnmf_solver)
     recipe = {"dictionaries": [_fingerprint(enh.H_speech), _fingerprint(enh.H_noise)], "noises": names,
               "sparsity": cfg.sparsity, "epochs": enh.max_epochs, "snr_range": [min(cfg.snrs), max(cfg.snrs)],
-              **({"solver": cfg.dnmf_solver} if cfg.dnmf_solver != "adam" else {}),
+              **({"solver": cfg.dnmf_solver} if cfg.dnmf_solver != "adam" else {}),  # adam caches keep their key
               "random_state": cfg.random_state}
 
     def build():

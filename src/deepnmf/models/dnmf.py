@@ -160,10 +160,10 @@ class DiscriminativeNMF(BaseNMF):
         Multiplicative updates of the analysis step.
     max_epochs : int
         Full-batch optimisation steps on the reconstruction dictionary.
-    solver : {"adam", "mu"}
-        ``"mu"``: the multiplicative updates of Weninger et al. (2014)
-        (:func:`mu_terms`); ``"adam"``: projected Adam through
-        :func:`deepnmf.training.fit_module`.
+    solver : {"mu", "adam"}
+        ``"mu"`` (default): the multiplicative updates of Weninger et al.
+        (2014) (:func:`mu_terms`); ``"adam"``: projected Adam through
+        :func:`deepnmf.training.fit_module` (the default before 0.2).
     lr : float
         Adam step size, relative to the mean magnitude of the dictionary (``"adam"`` only).
     random_state, device, verbose
@@ -190,7 +190,7 @@ class DiscriminativeNMF(BaseNMF):
         sparsity: float = 0.0,
         n_transform_iter: int = 100,
         max_epochs: int = 200,
-        solver: str = "adam",
+        solver: str = "mu",
         lr: float = 1e-2,
         random_state: Any = None,
         device: str = "cpu",

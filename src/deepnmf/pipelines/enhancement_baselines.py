@@ -144,7 +144,7 @@ class DNMFEnhancer:
     activations = "dnmf"
 
     def __init__(self, speech_model: Any, noise_model: Any, *, floor: float = 0.0, sparsity: float = 0.0,
-                 max_epochs: int = 200, solver: str = "adam", stft: STFTSettings = STFTSettings()) -> None:
+                 max_epochs: int = 200, solver: str = "mu", stft: STFTSettings = STFTSettings()) -> None:
         wiener_gain(torch.ones(1), torch.ones(1), floor=floor)  # validates the floor
         self.stft, self.floor, self.sparsity, self.max_epochs = stft, float(floor), sparsity, max_epochs
         self.solver = solver
@@ -216,7 +216,7 @@ class DNMFEnhancer:
             raise ModelFileError(f"{path}: the DNMF enhancer folder lacks its {', '.join(missing)} model")
         params = config["params"]
         enh = cls(parts["speech"], parts["noise"], floor=params.get("floor", 0.0), sparsity=params.get("sparsity", 0.0),
-                  max_epochs=params.get("max_epochs", 200), solver=params.get("solver", "adam"),
+                  max_epochs=params.get("max_epochs", 200), solver=params.get("solver", "adam"),  # folders saved before the solver was recorded
                   stft=_settings(params, path).get("stft", STFTSettings()))
         if enh.fingerprints() != config["state"].get("fingerprints"):
             raise ModelFileError(f"{path}: the speech/noise models are not the ones this enhancer was saved with")
