@@ -162,15 +162,17 @@ def data_parallel_mu(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, *, beta:
         raise ParameterError(f"shapes do not match: X {tuple(X.shape)}, W {tuple(W.shape)}, H {tuple(H.shape)}")
     beta, gamma, clock = float(beta), mm_gamma(float(beta)), Clock()
     Xf = X.clamp(min=eps) if beta <= 0 else X
-    losses = [_global_loss(Xf, W @ H, beta, eps)]
+    WH = W @ H  # the model after the last H update: scored, then the next W update's starting point
+    losses = [_global_loss(Xf, WH, beta, eps)]
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        num, den = _factor_terms(Xf, W @ H, beta, eps)
+        num, den = _factor_terms(Xf, WH, beta, eps)
         W.mul_((num @ H.T / (den @ H.T).clamp(min=eps)).pow(gamma))
         num, den = _factor_terms(Xf, W @ H, beta, eps)
         top, bottom = all_reduce_sum(W.T @ num), all_reduce_sum(W.T @ den)
         H.mul_((top / bottom.clamp(min=eps)).pow(gamma))
-        losses.append(_global_loss(Xf, W @ H, beta, eps))
+        WH = W @ H
+        losses.append(_global_loss(Xf, WH, beta, eps))
         if callback is not None and report_epoch(callback, n_iter, max_iter, losses[-1], clock):
             break
         if _stop(losses, n_iter, tol):

@@ -150,6 +150,14 @@ COMPILE_HELP = ("iN-NMF: compile each training epoch with torch.compile (faster 
                 "needs a C++ compiler, else trains uncompiled with a warning).")
 
 
+def exit_on_failures(failed: dict[str, str]) -> None:
+    """After a batch: one red line per failed file (``path: error``) and exit 1, or nothing when none failed."""
+    if failed:
+        for path, message in failed.items():
+            typer.secho(f"failed: {path}: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
 def echo(msg: str) -> None:
     """Print a status line to stderr (stdout stays for results); nothing with ``--quiet``."""
     if not STATE.quiet:

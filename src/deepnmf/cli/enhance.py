@@ -99,7 +99,7 @@ def enhancement_command(
 
 def _enhance_many(inputs: List[Path], out: Path, jobs: int, sources: dict, report: Optional[Path]) -> None:
     """``deepnmf enhance DIR -o OUTDIR``: every file, a progress bar, a failure summary; exit 1 if any failed."""
-    from deepnmf.cli.app import reporting
+    from deepnmf.cli.app import exit_on_failures, reporting
     from deepnmf.pipelines.batch import enhance_folder
 
     with reporting("enhance files") as callback:
@@ -108,10 +108,7 @@ def _enhance_many(inputs: List[Path], out: Path, jobs: int, sources: dict, repor
          f"{len(result.failed)} failed) in {result.seconds:.1f} s")
     if report is not None:
         write_json(report, {"inputs": [str(p) for p in inputs], "out": str(out), "jobs": jobs, **result.summary()})
-    if result.failed:
-        for path, message in result.failed.items():
-            typer.secho(f"failed: {path}: {message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+    exit_on_failures(result.failed)
 
 
 @app.command("enhance")

@@ -92,7 +92,7 @@ def separate_command(
 def _separate_many(mixtures: List[Path], out: Path, examples: list, learn: dict, settings: dict, train_n_fft: int,
                    jobs: int) -> None:
     """Folder mode: learn the dictionaries once into OUT/models, then separate every mixture with them."""
-    from deepnmf.cli.app import echo
+    from deepnmf.cli.app import echo, exit_on_failures
     from deepnmf.pipelines.batch import separate_folder
     from deepnmf.pipelines.separation import learn_source_models
 
@@ -105,10 +105,7 @@ def _separate_many(mixtures: List[Path], out: Path, examples: list, learn: dict,
          f"{len(result.failed)} failed) in {result.seconds:.1f} s")
     write_json(out / "separation.json", {"mixtures": [str(m) for m in mixtures], "models": [str(f) for f in folders],
                                           **settings, "jobs": jobs, **result.summary()})
-    if result.failed:
-        for path, message in result.failed.items():
-            typer.secho(f"failed: {path}: {message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+    exit_on_failures(result.failed)
 
 
 def _protocol_config(rank, train_n_fft, sizes, epochs, iterations, seed, model_dir, device, compile_=False, tol=0.0):

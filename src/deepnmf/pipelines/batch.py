@@ -151,8 +151,8 @@ def run_batch(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None],
     jobs : int
         Worker processes (1: in this process, no pool).
     initializer, initargs
-        Run once in each worker before any file (load models there), and once
-        here when ``jobs == 1``.
+        Run once in each worker before any file (load models there), or once
+        here when ``jobs == 1`` and there is work to do.
     callback : callable, optional
         Receives an :class:`~deepnmf.callbacks.EpochInfo` (``stage="files"``,
         ``epoch`` files done of ``max_epochs``, ``message`` the file) per file.
@@ -176,7 +176,7 @@ def run_batch(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None],
         notify(callback, EpochInfo(epoch=i, max_epochs=len(todo), stage="files", elapsed=time.perf_counter() - t0,
                                    message=f"{src.name}: {'failed' if err else 'done'}"))
 
-    if jobs == 1 or len(todo) <= 1:
+    if jobs == 1:
         if initializer is not None and todo:
             initializer(*initargs)
         for i, (src, dst) in enumerate(todo, 1):
@@ -238,9 +238,10 @@ def enhance_folder(inputs: Sequence[str | Path], out_dir: str | Path, *, jobs: i
     """
     plan = plan_outputs(inputs, out_dir, suffix=".wav")
     sources = {k: (str(v) if isinstance(v, Path) else v) for k, v in sources.items()}
-    _load_enhancer_once(sources)  # fail here, once, on bad model options rather than once per file
-    return run_batch(plan, _enhance_one, jobs=jobs, initializer=_load_enhancer_once if jobs > 1 else None,
-                     initargs=(sources,), callback=callback)
+    if jobs > 1:
+        _load_enhancer_once(sources)  # bad model options fail here with their message, not inside every worker
+    return run_batch(plan, _enhance_one, jobs=jobs, initializer=_load_enhancer_once, initargs=(sources,),
+                     callback=callback)
 
 
 # ------------------------------------------------------------- separation
@@ -294,6 +295,7 @@ def separate_folder(inputs: Sequence[str | Path], out_dir: str | Path, models: S
     plan = plan_outputs(inputs, out_dir, suffix="")
     model_dirs = [str(m) for m in models]
     settings = {"sr": int(sr), "n_fft": int(n_fft), "power": float(power)}
-    _load_separator(model_dirs, settings)  # bad model folders fail once, here
-    return run_batch(plan, _separate_one, jobs=jobs, initializer=_load_separator if jobs > 1 else None,
-                     initargs=(model_dirs, settings), callback=callback)
+    if jobs > 1:
+        _load_separator(model_dirs, settings)  # bad model folders fail here with their message, not in every worker
+    return run_batch(plan, _separate_one, jobs=jobs, initializer=_load_separator, initargs=(model_dirs, settings),
+                     callback=callback)

@@ -47,18 +47,15 @@ def _stream(inputs: Any, *, sr: int, n_fft: int, hop: int, power: float, batch_s
 
 
 def _minibatch_epochs(estimator: Any, frames: Any, loader: Any, max_epochs: int, callback: Callback | None) -> list[float]:
-    """MiniBatchNMF on the stream: ``partial_fit`` per batch; the mean batch divergence per epoch."""
-    from deepnmf.divergences import beta_divergence
-
+    """MiniBatchNMF on the stream: ``partial_fit`` per batch; per epoch the frame-weighted mean of the
+    batch costs ``partial_fit`` records (scikit-learn's: divergence and penalties per frame)."""
     clock, curve = Clock(), []
     for epoch in range(1, max_epochs + 1):
         frames.set_epoch(epoch - 1)
         total, count = 0.0, 0
         for batch in loader:
             estimator.partial_fit(batch.numpy())
-            W = torch.as_tensor(estimator.transform(batch.numpy()))
-            H = torch.as_tensor(estimator.components_)
-            total += float(beta_divergence(batch.to(H.dtype), W @ H, estimator.beta_loss))
+            total += float(estimator.loss_curve_[-1]) * batch.shape[0]
             count += batch.shape[0]
         curve.append(total / max(count, 1))
         if notify(callback, EpochInfo(epoch, max_epochs, {"loss": curve[-1]}, elapsed=clock())):
