@@ -79,5 +79,6 @@ def test_two_processes_reach_the_one_process_loss(corpus, tmp_path, model):
     two = json.loads((tmp_path / "two" / "train.json").read_text())
     assert two["distributed"]["world_size"] == 2 and two["distributed"]["backend"] == "gloo"
     key = "objective" if model == "nmf" else "train_loss"
-    tolerance = 0.02 if model == "nmf" else 0.15  # VAE-NMF: other minibatch noise in each run (see docs/scale.md)
-    assert two["final"][key] == pytest.approx(one["final"][key], rel=tolerance)
+    assert two["final"][key] == pytest.approx(one["final"][key], rel=0.02)  # the target
+    if model == "vae-nmf":  # the ranks replay the one-process random stream: the same run up to rounding
+        assert two["final"]["val_loss"] == pytest.approx(one["final"]["val_loss"], rel=1e-3)

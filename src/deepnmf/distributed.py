@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -26,7 +27,7 @@ from deepnmf.callbacks import Callback, Clock, report_epoch
 from deepnmf.exceptions import ParameterError
 
 __all__ = ["setup", "teardown", "is_distributed", "rank", "world_size", "is_main", "row_block",
-           "all_reduce_sum", "DistributedMUResult", "data_parallel_mu", "data_parallel_hals"]
+           "all_reduce_sum", "all_gather_rows", "DistributedMUResult", "data_parallel_mu", "data_parallel_hals"]
 
 
 def is_distributed() -> bool:
@@ -102,6 +103,29 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def all_gather_rows(t: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """Every rank's rows concatenated in rank order, on every rank (``t`` itself outside a process group).
+
+    Parameters
+    ----------
+    t : torch.Tensor [shape=(sizes[rank], ...)]
+        This rank's rows (none allowed); the other dimensions agree over the ranks.
+    sizes : sequence of int
+        Rows held by each rank.
+
+    Returns
+    -------
+    torch.Tensor [shape=(sum(sizes), ...)]
+    """
+    if not is_distributed():
+        return t
+    padded = t.new_zeros((max(sizes), *t.shape[1:]))  # all_gather wants one shape on every rank
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
 
 @dataclass

@@ -20,6 +20,8 @@ import torch
 from deepnmf.callbacks import EpochInfo  # noqa: F401 - the record lives in deepnmf.callbacks
 from deepnmf.checkpoints import Checkpointer
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.nn import global_batch
+from deepnmf.nn.global_batch import RowShard
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], dict]
 #: ``make_optimizer(parameters) -> torch.optim.Optimizer``
@@ -84,10 +86,12 @@ class _Accumulator:
 
 @dataclass
 class _Parallel:
-    """How one process takes part in training: its shard of the rows, the module the loss calls, its sampler.
+    """How one process takes part in training: its share of the rows, the module the loss calls, its sampler.
 
     Outside ``torch.distributed`` it is the identity (rank 0 of 1, the module
     itself, the shared generator), so one-process training is unchanged.
+    Over a matrix every rank keeps the shared generator (``sampler`` is
+    ``None``) and replays the one-process run: see :meth:`shard`.
     """
 
     rank: int = 0
@@ -97,6 +101,20 @@ class _Parallel:
 
     def step_module(self, module):
         return module if self.model is None else self.model
+
+    def shard(self, n_rows: int) -> RowShard | None:
+        """This rank's contiguous block of a global batch of ``n_rows`` (``None`` in one process).
+
+        Inside :func:`deepnmf.nn.global_batch.sharded` the module draws the
+        whole batch's random numbers from the shared generator and keeps its
+        rows, and batch statistics are over the whole batch.
+        """
+        if self.world == 1:
+            return None
+        from deepnmf.distributed import all_gather_rows, all_reduce_sum, row_block
+
+        sizes = tuple(len(range(n_rows)[row_block(n_rows, r, self.world)]) for r in range(self.world))
+        return RowShard(sizes, self.rank, all_gather_rows, all_reduce_sum)
 
     def means(self, acc: "_Accumulator") -> dict[str, float]:
         """Loss means over every rank's samples (all-reduced sums and counts)."""
@@ -111,42 +129,69 @@ class _Parallel:
         return {k: float(v) / max(float(packed[-1]), 1.0) for k, v in zip(keys, packed[:-1])}
 
 
-def _parallel(module: torch.nn.Module, generator: torch.Generator) -> _Parallel:
-    """The :class:`_Parallel` of this process: DistributedDataParallel and a per-rank sampler inside a process group."""
+def _parallel(module: torch.nn.Module, generator: torch.Generator, *, stream: bool = False) -> _Parallel:
+    """The :class:`_Parallel` of this process: DistributedDataParallel inside a process group, and for a
+    stream (each rank its own frames) a per-rank sampler."""
     from deepnmf.distributed import is_distributed, rank, world_size
 
     if not is_distributed():
         return _Parallel()
     from torch.nn.parallel import DistributedDataParallel
 
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))  # same on every rank
-    sampler = torch.Generator(device=generator.device).manual_seed(seed + 1_000_003 * rank())
+    sampler = None
+    if stream:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))  # same everywhere
+        sampler = torch.Generator(device=generator.device).manual_seed(seed + 1_000_003 * rank())
     dev = next(module.parameters()).device
     ddp = DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
     return _Parallel(rank(), world_size(), ddp, sampler)
 
 
-def _step(module, par: _Parallel, optimizer, loss_fn, batch, generator, acc: "_Accumulator") -> None:
-    terms = loss_fn(par.step_module(module), batch, par.sampler or generator)
+def _shared_loss(loss: torch.Tensor, shard: RowShard | None, module) -> torch.Tensor:
+    """The loss to differentiate on this rank: DistributedDataParallel's mean over the ranks of it is the
+    global batch's loss.
+
+    ``loss`` is this rank's batch mean of per-row terms plus terms the same
+    on every rank (penalties); weighted by ``W n_r / n`` (``n_r`` of the
+    ``n`` rows here), the mean over ranks is exactly the global batch mean,
+    unequal shares included. A rank without rows contributes zero gradients.
+    """
+    if shard is None:
+        return loss
+    n_here, n_rows = shard.sizes[shard.rank], sum(shard.sizes)
+    if n_here == 0:  # every parameter still gets a (zero) gradient, so DDP's all-reduce runs
+        return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
+    return loss * (len(shard.sizes) * n_here / n_rows)
+
+
+def _step(module, par: _Parallel, optimizer, loss_fn, batch, generator, acc: "_Accumulator",
+          shard: RowShard | None = None) -> None:
+    with global_batch.sharded(shard):
+        terms = loss_fn(par.step_module(module), batch, par.sampler or generator)
     optimizer.zero_grad(set_to_none=True)
-    terms["loss"].backward()
+    _shared_loss(terms["loss"], shard, module).backward()
     optimizer.step()
     if hasattr(module, "after_step"):
         module.after_step()
-    acc.add(terms, batch.shape[0])
+    if batch.shape[0]:
+        acc.add(terms, batch.shape[0])
 
 
 def _run_epoch(module, X, idx, optimizer, loss_fn, batch_size, generator, par: _Parallel | None = None) -> dict[str, float]:
-    """One pass over the rows ``idx`` of ``X`` in a fresh random order (each rank: an equal share of it)."""
+    """One pass over the rows ``idx`` of ``X`` in a fresh random order.
+
+    Over several ranks every rank draws the same order and the same batches
+    of ``batch_size`` rows, takes its block of each (:meth:`_Parallel.shard`)
+    and draws the whole batch's random numbers: the steps of one process.
+    """
     par = par or _Parallel()
     module.train()
     acc = _Accumulator()
     order = idx[torch.randperm(idx.numel(), generator=generator, device=generator.device).to(idx.device)]
-    if par.world > 1:  # the same order on every rank; equal shares keep the ranks' steps in lockstep
-        order = order[: order.numel() // par.world * par.world][par.rank :: par.world]
-        batch_size = max(1, batch_size // par.world)  # the ranks' batches together make one batch of batch_size
     for start in range(0, order.numel(), batch_size):
-        _step(module, par, optimizer, loss_fn, X[order[start : start + batch_size]], generator, acc)
+        rows = order[start : start + batch_size]
+        shard = par.shard(rows.numel())
+        _step(module, par, optimizer, loss_fn, X[rows if shard is None else rows[shard.rows]], generator, acc, shard)
     return par.means(acc)
 
 
@@ -254,10 +299,16 @@ def fit_module(
         on CPU.
 
     Inside a ``torch.distributed`` process group (:func:`deepnmf.distributed.setup`)
-    every rank takes an equal share of each epoch's rows (or its shard of
-    the stream), gradients are averaged by ``DistributedDataParallel``, the
-    loss terms are averaged over all ranks, and each rank samples with its
-    own generator; all ranks end with the same weights.
+    every rank holds the same split, draws the same order of each epoch and
+    the same batches of ``batch_size`` rows, and takes its block of each;
+    the module draws the whole batch's random numbers from the shared
+    generator and keeps its rows, and batch statistics are global
+    (:mod:`deepnmf.nn.global_batch`). Each rank's loss is weighted by its
+    share of the batch, so ``DistributedDataParallel``'s gradient average is
+    the one-process gradient: W processes replay the one-process run (up to
+    the order of floating-point sums). On a stream each rank trains on its
+    shard of the files with its own sampler. The reported loss terms are
+    means over all ranks' rows.
 
     Full-batch training (one step per epoch, as DiscriminativeNMF trains) is
     ``batch_size >= n_samples`` with ``validation_fraction=0`` and
@@ -317,7 +368,7 @@ def _fit_stream(module, batches, *, generator, loss_fn, max_epochs, lr, weight_d
     (over every rank) is monitored for early stopping, as there is no held-out split of a stream."""
     if checkpoint is not None:
         raise ParameterError("checkpoints are not written for streamed training yet: drop --checkpoint-every/--resume")
-    par = _parallel(module, generator)
+    par = _parallel(module, generator, stream=True)
     opt = _optimizer(module, optimizer, lr, weight_decay, None, par)
     result, mon = FitResult(), _Monitor(early_stopping, patience, tol)
     start = time.perf_counter()

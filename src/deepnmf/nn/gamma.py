@@ -39,6 +39,7 @@ import math
 import torch
 
 from deepnmf.exceptions import ParameterError
+from deepnmf.nn import global_batch
 
 #: shape augmentation used by the Marsaglia-Tsang sampler (a -> a + MT_BOOST)
 MT_BOOST = 1
@@ -99,16 +100,24 @@ def _mt_log_h(eps: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
     return torch.log(shape - 1.0 / 3.0) + 3.0 * torch.log1p(eps * torch.rsqrt(9.0 * shape - 3.0))
 
 
-def _log_standard_gamma(alpha: torch.Tensor, generator: torch.Generator | None, boost: int) -> torch.Tensor:
+def _mt_noise(boosted: torch.Tensor, generator: torch.Generator | None, boost: int) -> tuple[torch.Tensor, ...]:
+    """The random numbers of one boosted Marsaglia-Tsang draw per entry of ``boosted`` (detached):
+    the accepted ``eps``, then ``boost`` tensors of uniforms, each shaped like ``boosted``."""
+    eps = marsaglia_tsang_eps(boosted, generator)
+    return (eps, *(_uniform(boosted.shape, boosted, generator) for _ in range(boost)))
+
+
+def _log_standard_gamma(alpha: torch.Tensor, generator: torch.Generator | None, boost: int,
+                        rows_dim: int = 0) -> torch.Tensor:
     """Log of a ``Gamma(alpha, 1)`` draw, differentiable in ``alpha`` (Naesseth et al.).
 
-    ``alpha + boost`` must be ``>= 1``.
+    ``alpha + boost`` must be ``>= 1``. The noise is drawn through
+    :func:`deepnmf.nn.global_batch.draw` (rows along ``rows_dim``).
     """
     boosted = alpha + boost
-    eps = marsaglia_tsang_eps(boosted, generator)
+    eps, *uniforms = global_batch.draw(lambda a: _mt_noise(a, generator, boost), boosted.detach(), rows_dim)
     log_z = _mt_log_h(eps, boosted)
-    for i in range(boost):
-        u = _uniform(alpha.shape, alpha, generator)
+    for i, u in enumerate(uniforms):
         log_z = log_z + torch.log(u) / (alpha + i)
     return log_z
 
@@ -156,6 +165,10 @@ def rsample(
         Gradient estimator, see the module docstring.
     generator : torch.Generator, optional
         Source of randomness (torch's global generator when ``None``).
+        Inside :func:`deepnmf.nn.global_batch.sharded` (data-parallel
+        training) the first dimension after ``sample_shape`` is this rank's
+        rows of a global batch: the draws are those one process makes for the
+        whole batch, this rank's rows kept.
     sample_shape : tuple of int
         Extra leading dimensions of independent draws.
     validate : bool
@@ -174,12 +187,13 @@ def rsample(
         _check_params(concentration, rate)
     shape = torch.Size(sample_shape) + torch.broadcast_shapes(concentration.shape, rate.shape)
     alpha, beta = concentration.expand(shape), rate.expand(shape)
+    rows_dim = len(sample_shape)  # inside global_batch.sharded: the batch's rows (this rank's share)
     if method == "marsaglia-tsang":
-        log_z = _log_standard_gamma(alpha, generator, MT_BOOST) - torch.log(beta)
+        log_z = _log_standard_gamma(alpha, generator, MT_BOOST, rows_dim) - torch.log(beta)
         # like torch, keep draws at or above the smallest normal number of the dtype
         return torch.exp(log_z.clamp_min(math.log(torch.finfo(log_z.dtype).tiny)))
     with torch.no_grad():
-        z = _standard_gamma(alpha, generator).to(alpha.dtype)
+        z = global_batch.draw(lambda a: _standard_gamma(a, generator), alpha.detach(), rows_dim).to(alpha.dtype)
         z = z.clamp_min(torch.finfo(z.dtype).tiny)
     return _ImplicitGamma.apply(alpha, z) / beta
 

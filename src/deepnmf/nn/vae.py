@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from deepnmf.divergences import EPS, RELATIVE_EPS, beta_divergence, model_part
 from deepnmf.exceptions import ParameterError
 from deepnmf.nn import gamma as gamma_dist
+from deepnmf.nn import global_batch
 
 LIKELIHOODS = ("gaussian", "poisson", "exponential")
 NONNEG_MODES = ("penalty", "project", "softplus")
@@ -417,10 +418,10 @@ class VAENMFModule(nn.Module):
 
     @torch.no_grad()
     def _update_dispersion(self, x: torch.Tensor, x_hat: torch.Tensor) -> None:
-        if self.likelihood == "gaussian":
-            estimate = (x - x_hat).square().mean()
+        if self.likelihood == "gaussian":  # global_batch.mean: over every rank's rows in data-parallel training
+            estimate = global_batch.mean((x - x_hat).square())
         else:
-            estimate = 2.0 * generalised_kl(x, x_hat, self.mean_floor).mean()
+            estimate = 2.0 * global_batch.mean(generalised_kl(x, x_hat, self.mean_floor))
         new = torch.lerp(self.dispersion, estimate, self.noise_momentum)
         self.dispersion.copy_(torch.maximum(new, self.noise_floor))
 
