@@ -51,6 +51,18 @@ def _split(values: List[str]) -> List[str]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    from deepnmf.exceptions import ParameterError
+
+    try:
+        widths = tuple(int(v) for v in _split([text]))
+    except ValueError as err:
+        raise ParameterError(f"--dnn-hidden takes comma-separated layer widths, got {text!r}") from err
+    if not widths or min(widths) < 1:
+        raise ParameterError(f"--dnn-hidden needs at least one positive width, got {text!r}")
+    return widths
+
+
 @experiment_app.command("enhancement", cls=MultiValueCommand)
 @handle_errors
 def enhancement_command(
@@ -68,6 +80,13 @@ def enhancement_command(
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
+    dnn_copies: int = typer.Option(1, "--dnn-copies", help="Training mixtures per training utterance for the networks."),
+    dnn_hidden: str = typer.Option("256,256", "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
+    dnn_objective: str = typer.Option("activations", "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets) or signal (masked magnitudes through the dictionaries)."),
+    dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.)."),
+    dnn_discriminative: float = typer.Option(0.0, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
+    mask_objective: str = typer.Option("mask", "--mask-objective", help="dnn-mask: mask (ratio-mask error) or signal (Huang et al.)."),
+    mask_output: str = typer.Option("sigmoid", "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
     dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -89,7 +108,9 @@ def enhancement_command(
                             snrs=snrs, methods=method_names, n_test=n_test, pooled=pooled, n_components=rank,
                             power=power, floor=floor, sparsity=sparsity, vae_epochs=vae_epochs,
                             dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
-                            random_state=seed)
+                            dnn_copies=dnn_copies, dnn_hidden=_widths(dnn_hidden), dnn_objective=dnn_objective,
+                            dnn_recurrent=dnn_recurrent, dnn_discriminative=dnn_discriminative,
+                            mask_objective=mask_objective, mask_output=mask_output, random_state=seed)
     progress, task = progress_bar(1, "enhancement")
     with progress:
         run_enhancement(cfg, progress=progress_callback(progress, task))

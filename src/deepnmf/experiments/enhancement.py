@@ -84,6 +84,11 @@ class EnhancementConfig:
     dnn_copies: int = 1
     dnn_context: int = 2
     dnn_hidden: Sequence[int] = (256, 256)
+    dnn_objective: str = "activations"  # the activation networks: Kang et al.'s targets, or "signal" (through the dictionaries)
+    dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
+    dnn_discriminative: float = 0.0  # Huang et al.'s discriminative weight (signal objectives)
+    mask_objective: str = "mask"  # the dnn-mask baseline: "mask" (ratio-mask error) or "signal" (Huang et al.)
+    mask_output: str = "sigmoid"  # "sigmoid" or "joint" (Huang et al.'s joint mask layer)
     random_state: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -130,6 +135,13 @@ def _check_config(cfg: EnhancementConfig) -> None:
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs",
                  "dnn_epochs", "dnn_copies", "babble_talkers", "dnmf_epochs"):
         check_positive_int(getattr(cfg, name), name)
+    from deepnmf._utils import check_choice
+
+    check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal"))
+    check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal"))
+    check_choice(cfg.mask_output, "mask_output", ("sigmoid", "joint"))
+    if cfg.dnn_recurrent is not None:
+        check_choice(cfg.dnn_recurrent, "dnn_recurrent", ("gru", "lstm"))
     if cfg.dnmf_solver not in ("adam", "mu"):
         raise ParameterError(f"dnmf_solver must be 'adam' or 'mu', got {cfg.dnmf_solver!r}")
     if not cfg.snrs or not all(np.isfinite(float(s)) for s in cfg.snrs):
@@ -362,13 +374,13 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
     enh = _enhancer(cfg, models, kind, group, "dnn")
     recipe = {"fingerprints": enh.fingerprints(), "epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies,
               "context": cfg.dnn_context, "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)],
-              "sparsity": cfg.sparsity, "random_state": cfg.random_state, "noises": names}
+              "sparsity": cfg.sparsity, "random_state": cfg.random_state, "noises": names, **_network_recipe(cfg, "dnn")}
 
     def build():
         speech = [x for utts in corpus.train.values() for x in utts]
         enh.fit_network(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
                         n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
-                        epochs=cfg.dnn_epochs, random_state=cfg.random_state)
+                        epochs=cfg.dnn_epochs, random_state=cfg.random_state, **_network_recipe(cfg, "dnn"))
         enh.network.metadata["loss"] = enh.network_training_.val_loss
         return enh.network
 
@@ -377,19 +389,34 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
     return enh
 
 
+def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
+    """The settings of an activation (``"dnn"``) or mask (``"mask"``) network that differ from the
+    original MLP with its target loss (so caches made before these settings existed stay valid)."""
+    settings = {"objective": cfg.dnn_objective if which == "dnn" else cfg.mask_objective}
+    if which == "mask":
+        settings["output"] = cfg.mask_output
+    if cfg.dnn_recurrent is not None:
+        settings["recurrent"] = cfg.dnn_recurrent
+    if settings["objective"] == "signal":
+        settings["discriminative"] = cfg.dnn_discriminative
+    defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid"}
+    return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
+
+
 def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
     """The DNN mask baseline of a noise group, trained (or cached in ``dnn-mask/mask-GROUP``)."""
     from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
     recipe = {"train": sorted(corpus.train), "noises": names, "noise_samples": [int(corpus.noises[n][0].size) for n in names],
               "epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies, "context": cfg.dnn_context,
-              "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)], "random_state": cfg.random_state}
+              "hidden": list(cfg.dnn_hidden), "snr_range": [min(cfg.snrs), max(cfg.snrs)], "random_state": cfg.random_state,
+              **_network_recipe(cfg, "mask")}
 
     def build():
         speech = [x for utts in corpus.train.values() for x in utts]
         return MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
                                   n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
-                                  epochs=cfg.dnn_epochs, random_state=cfg.random_state)
+                                  epochs=cfg.dnn_epochs, random_state=cfg.random_state, **_network_recipe(cfg, "mask"))
 
     enh, _ = _cached_model(root / MASK_METHOD / f"mask-{group}", recipe, build, load=MaskEnhancer.load)
     return enh

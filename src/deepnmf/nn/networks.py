@@ -9,9 +9,16 @@ Orientation: spectrograms are ``(n_frames, n_bins)``; network outputs are
   ``[h_s, h_n]``; a softplus keeps them nonnegative. It is trained on
   pairs (noisy frame -> activations of the clean speech and of the noise
   against their own frozen dictionaries).
-- **Mask network** (a DNN mask baseline in the spirit of Huang et al. 2014):
-  the same MLP with a sigmoid output predicting the ratio mask
-  ``|S|^p / (|S|^p + |N|^p)`` per bin directly.
+- **Mask network** (the DNN mask baseline of Huang et al. 2014): the same
+  network with a sigmoid output predicting the ratio mask
+  ``|S|^p / (|S|^p + |N|^p)`` per bin directly, or with Huang et al.'s
+  *joint mask layer* (``output="joint"``): two softplus outputs per bin, a
+  speech and a noise magnitude estimate ``a`` and ``b``, turned into the
+  mask ``a / (a + b)`` inside the network.
+- **Recurrent variant** (``recurrent="gru"`` or ``"lstm"``, Huang et al.'s
+  deep recurrent network): the first hidden layer is dense, the following
+  ``hidden`` widths are recurrent layers running forward in time over the
+  frames of an utterance; training feeds chunks of consecutive frames.
 
 The loss compares square roots (activations) or plain values (masks):
 
@@ -40,7 +47,8 @@ from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
 __all__ = ["FrameNetwork", "stack_context", "log_features"]
 
-OUTPUTS = ("softplus", "sigmoid")
+OUTPUTS = ("softplus", "sigmoid", "joint")
+RECURRENT = ("gru", "lstm")
 LOG_FLOOR = 1e-4
 
 
@@ -94,8 +102,13 @@ class FrameNetwork(nn.Module):
         Neighbouring frames on each side fed with the current frame.
     hidden : sequence of int
         Hidden layer widths (ReLU).
-    output : {"softplus", "sigmoid"}
-        Nonnegative activations or a mask in ``(0, 1)``.
+    output : {"softplus", "sigmoid", "joint"}
+        Nonnegative activations, a mask in ``(0, 1)``, or a mask from the
+        joint mask layer (``n_outputs`` speech and ``n_outputs`` noise
+        magnitudes ``a``, ``b`` -> ``a / (a + b)``).
+    recurrent : {None, "gru", "lstm"}
+        Make every hidden layer after the first a recurrent layer (forward
+        in time); ``None`` is the MLP. Needs at least two hidden widths.
 
     Attributes
     ----------
@@ -115,6 +128,7 @@ class FrameNetwork(nn.Module):
         context: int = 2,
         hidden: Sequence[int] = (512, 512),
         output: str = "softplus",
+        recurrent: str | None = None,
     ) -> None:
         super().__init__()
         check_positive_int(n_bins, "n_bins")
@@ -122,15 +136,30 @@ class FrameNetwork(nn.Module):
         check_positive_int(context, "context", minimum=0)
         check_choice(output, "output", OUTPUTS)
         hidden = [check_positive_int(h, "hidden width") for h in hidden]
+        if recurrent is not None:
+            check_choice(recurrent, "recurrent", RECURRENT)
+            if len(hidden) < 2:
+                raise ParameterError(f"a recurrent network needs at least two hidden widths (dense, recurrent...), got {hidden}")
         self.config = {"n_bins": int(n_bins), "n_outputs": int(n_outputs), "context": int(context),
                        "hidden": list(hidden), "output": output}
+        if recurrent is not None:
+            self.config["recurrent"] = recurrent
         self.metadata: dict[str, Any] = {}
         n_in = n_bins * (2 * context + 1)
+        n_dense = 1 if recurrent else len(hidden)
         layers: list[nn.Module] = []
-        for width in hidden:
+        for width in hidden[:n_dense]:
             layers += [nn.Linear(n_in, width), nn.ReLU()]
             n_in = width
-        layers.append(nn.Linear(n_in, n_outputs))
+        self.rnn = nn.ModuleList()
+        for width in hidden[n_dense:]:
+            self.rnn.append((nn.GRU if recurrent == "gru" else nn.LSTM)(n_in, width, batch_first=True))
+            n_in = width
+        n_last = 2 * n_outputs if output == "joint" else n_outputs
+        if recurrent:
+            self.head = nn.Linear(n_in, n_last)
+        else:
+            layers.append(nn.Linear(n_in, n_last))
         self.mlp = nn.Sequential(*layers)
         self.register_buffer("in_mean", torch.zeros(n_bins * (2 * context + 1)))
         self.register_buffer("in_std", torch.ones(n_bins * (2 * context + 1)))
@@ -139,6 +168,11 @@ class FrameNetwork(nn.Module):
     @property
     def context(self) -> int:
         return self.config["context"]
+
+    @property
+    def is_recurrent(self) -> bool:
+        """Whether the network runs over sequences ``(batch, n_frames, n_in)``."""
+        return "recurrent" in self.config
 
     def features(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Standardised log features with context, ``(n_frames, n_bins * (2 context + 1))``."""
@@ -151,10 +185,23 @@ class FrameNetwork(nn.Module):
         return (x - self.in_mean) / self.in_std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs for standardised features ``x`` ``(batch, n_in)`` -> ``(batch, n_outputs)``."""
+        """Outputs for standardised features.
+
+        ``x`` is ``(batch, n_in)`` -> ``(batch, n_outputs)`` for the MLP, and
+        ``(batch, n_frames, n_in)`` -> ``(batch, n_frames, n_outputs)`` (frames
+        in time order) for a recurrent network.
+        """
         z = self.mlp(x)
-        if self.config["output"] == "sigmoid":
+        if self.is_recurrent:
+            for layer in self.rnn:
+                z, _ = layer(z)
+            z = self.head(z)
+        output = self.config["output"]
+        if output == "sigmoid":
             return torch.sigmoid(z)
+        if output == "joint":  # Huang et al.'s joint mask layer: speech / (speech + noise) magnitude estimates
+            speech, noise = nn.functional.softplus(z).chunk(2, dim=-1)
+            return speech / (speech + noise).clamp(min=1e-12)
         return nn.functional.softplus(z) * self.out_scale
 
     @torch.no_grad()
@@ -171,6 +218,8 @@ class FrameNetwork(nn.Module):
         """
         self.eval()
         x = self.features(magnitude.to(self.in_mean.device))
+        if self.is_recurrent:  # the whole utterance is one sequence
+            return self(x[None])[0]
         return torch.cat([self(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
 
     # ------------------------------------------------------------ files

@@ -420,15 +420,16 @@ class Enhancer:
         epochs: int = 12,
         batch_size: int = 128,
         lr: float = 1e-3,
+        objective: str = "activations",
+        recurrent: str | None = None,
+        discriminative: float = 0.0,
         random_state: Any = None,
         callback: Callback | None = None,
     ) -> "Enhancer":
         """Train the activation network on generated noisy mixtures.
 
         Each training utterance is mixed ``n_copies`` times with a random
-        excerpt of ``noise`` at an SNR drawn uniformly from ``snr_range``;
-        the targets are the activations of the clean speech and of the scaled
-        noise against their own frozen dictionaries.
+        excerpt of ``noise`` at an SNR drawn uniformly from ``snr_range``.
 
         Parameters
         ----------
@@ -436,6 +437,17 @@ class Enhancer:
             Clean training utterances (not the test speakers).
         noise : array-like [shape=(n_noise_samples,)] or sequence of them
             Training noise (the training part of each noise recording).
+        objective : {"activations", "signal"}
+            ``"activations"`` (Kang et al.): the targets are the activations
+            of the clean speech and of the scaled noise against their own
+            frozen dictionaries. ``"signal"``: the network's activations go
+            through the frozen dictionaries and this enhancer's gain
+            (``power``), and the masked noisy magnitudes are fitted to the
+            clean speech and the noise (signal approximation, with Huang et
+            al.'s ``discriminative`` term): the dictionaries become the
+            network's fixed output layer.
+        recurrent : {None, "gru", "lstm"}
+            A recurrent network (:class:`~deepnmf.nn.networks.FrameNetwork`).
         callback : callable, optional
             Receives :class:`~deepnmf.callbacks.EpochInfo` records: stage
             ``"pairs"`` while making the training pairs (``epoch`` pairs of
@@ -447,26 +459,35 @@ class Enhancer:
         self
         """
         from deepnmf.nn.networks import FrameNetwork
-        from deepnmf.pipelines.frame_networks import train_frame_network
+        from deepnmf.pipelines.frame_networks import signal_sources, train_frame_network
 
-        inputs, targets = self._training_pairs(speech, noise, snr_range, n_copies, random_state, callback)
-        net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden)
+        check_choice(objective, "objective", ("activations", "signal"))
+        mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                          random_state=random_state, callback=callback))
+        inputs = [Y for Y, _, _ in mixtures]
+        net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
+                           recurrent=recurrent)
+        if objective == "signal":
+            fit = {"sources": signal_sources(mixtures), "mask_fn": self._mask_of_activations,
+                   "discriminative": discriminative}
+        else:
+            fit = {"targets": [self.targets(S, N) for _, S, N in mixtures]}
+        del mixtures
         self.network_training_ = train_frame_network(
-            net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state,
-            callback=stage_reporter(callback, "network"),
+            net, inputs, epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state,
+            callback=stage_reporter(callback, "network"), **fit,
         )
         net.metadata["fingerprints"] = self.fingerprints()
+        net.metadata["objective"] = objective
         self.network = net
         self.activations = "dnn"
         return self
 
-    def _training_pairs(self, speech, noise, snr_range, n_copies, random_state, callback):
-        inputs, targets = [], []
-        for Y, S, N in training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                         random_state=random_state, callback=callback):
-            inputs.append(Y)
-            targets.append(self.targets(S, N))
-        return inputs, targets
+    def _mask_of_activations(self, W: torch.Tensor) -> torch.Tensor:
+        """This enhancer's gain (no floor) of activations ``(..., n_speech + n_noise)`` -> ``(..., n_bins)``."""
+        S = W[..., : self.n_speech] @ self.H_speech.to(W.dtype)
+        N = W[..., self.n_speech :] @ self.H_noise.to(W.dtype)
+        return wiener_gain(S, N, power=self.power)
 
     # -------------------------------------------------------------- files
     def config(self) -> dict[str, Any]:

@@ -50,21 +50,36 @@ class MaskEnhancer:
 
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
-            lr: float = 1e-3, random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
-        """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``."""
-        from deepnmf.nn.networks import FrameNetwork
-        from deepnmf.pipelines.frame_networks import train_frame_network
+            lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
+            discriminative: float = 0.0, random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
+        """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
-        p = self.mask_power
-        inputs, targets = [], []
-        for Y, S, N in training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                         random_state=random_state, callback=callback):
-            inputs.append(Y)
-            targets.append(wiener_gain(S, N, power=p))
-        net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output="sigmoid")
-        self.network_training_ = train_frame_network(net, inputs, targets, epochs=epochs, batch_size=batch_size, lr=lr,
+        ``objective="mask"`` fits the ratio mask ``|S|^p / (|S|^p + |N|^p)`` by squared error;
+        ``"signal"`` fits the masked noisy magnitudes to the clean speech and the noise (Huang et
+        al.'s signal approximation, with their ``discriminative`` term). ``output="joint"`` is their
+        joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network
+        (:class:`~deepnmf.nn.networks.FrameNetwork`).
+        """
+        from deepnmf._utils import check_choice
+        from deepnmf.nn.networks import FrameNetwork
+        from deepnmf.pipelines.frame_networks import signal_sources, train_frame_network
+
+        check_choice(objective, "objective", ("mask", "signal"))
+        check_choice(output, "output", ("sigmoid", "joint"))
+        mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                          random_state=random_state, callback=callback))
+        inputs = [Y for Y, _, _ in mixtures]
+        if objective == "signal":
+            fit = {"sources": signal_sources(mixtures), "discriminative": discriminative}
+        else:
+            fit = {"targets": [wiener_gain(S, N, power=self.mask_power) for _, S, N in mixtures]}
+        del mixtures
+        net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
+                           recurrent=recurrent)
+        self.network_training_ = train_frame_network(net, inputs, epochs=epochs, batch_size=batch_size, lr=lr,
                                                      random_state=random_state,
-                                                     callback=stage_reporter(callback, "network"))
+                                                     callback=stage_reporter(callback, "network"), **fit)
+        net.metadata.update(type="mask", objective=objective, discriminative=discriminative)
         self.network = net
         return self
 
@@ -103,9 +118,10 @@ class MaskEnhancer:
         else:
             config, parts = read_composite(path, model="MaskEnhancer")
             net, settings = parts.get("network"), config["params"]
-        if not isinstance(net, FrameNetwork) or net.config["output"] != "sigmoid" or not settings:
+        is_mask = isinstance(net, FrameNetwork) and net.config["output"] in ("sigmoid", "joint")
+        if not is_mask or not settings:
             what = ("it holds no frame network" if not isinstance(net, FrameNetwork) else
-                    f"it predicts {net.config['output']} outputs" if net.config["output"] != "sigmoid" else
+                    f"it predicts {net.config['output']} outputs" if not is_mask else
                     "it records no mask settings")
             raise ModelFileError(f"{path} is not a mask network ({what})")
         stft = _settings(settings, path).get("stft", STFTSettings())

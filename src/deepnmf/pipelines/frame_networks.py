@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import FrameNetwork, log_features, stack_context
 from deepnmf.training import fit_module
 
-__all__ = ["TrainingResult", "frame_network_loss", "train_frame_network"]
+__all__ = ["TrainingResult", "frame_network_loss", "signal_loss", "signal_sources", "train_frame_network"]
 
 
 @dataclass
@@ -45,24 +45,52 @@ class TrainingResult:
     n_val: int = 0
 
 
-def _stack_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor],
-                 targets: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log features with context ``(n, n_bins * (2 c + 1))`` and targets ``(n, n_outputs)`` of all pairs."""
+def _check_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], width: int,
+                 what: str) -> None:
+    """Every input ``(n_i, n_bins)`` has a target ``(n_i, width)``."""
     if len(inputs) != len(targets) or not inputs:
-        raise DataError(f"need as many input as target spectrograms (at least one), got {len(inputs)} and {len(targets)}")
-    feats, outs = [], []
+        raise DataError(f"need as many input as {what} spectrograms (at least one), got {len(inputs)} and {len(targets)}")
     for i, (mag, target) in enumerate(zip(inputs, targets)):
-        if mag.shape[0] != target.shape[0] or target.ndim != 2 or target.shape[1] != net.config["n_outputs"]:
+        if mag.ndim != 2 or mag.shape[1] != net.config["n_bins"] or target.ndim != 2 \
+                or mag.shape[0] != target.shape[0] or target.shape[1] != width:
             raise DataError(
-                f"pair {i}: input {tuple(mag.shape)} and target {tuple(target.shape)} do not match "
-                f"(frames must agree, targets need {net.config['n_outputs']} columns)"
+                f"pair {i}: input {tuple(mag.shape)} and {what} {tuple(target.shape)} do not match "
+                f"(frames must agree, inputs need {net.config['n_bins']} bins, {what} {width} columns)"
             )
-        feats.append(stack_context(log_features(mag.float()), net.context))  # context never crosses pairs
-        outs.append(target.float())
+
+
+def _stack_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
+                 sequence_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log features with context and what the loss needs, one row per frame or per chunk of frames.
+
+    Returns ``X`` ``(n, n_bins * (2 c + 1))`` and ``Y`` ``(n, n_extra)``; with
+    ``sequence_length`` L > 0 (recurrent networks) the rows are chunks of L
+    consecutive frames of one pair, flattened: ``(n_chunks, L * width)``.
+    """
+    feats, outs = [], []
+    for mag, target in zip(inputs, targets):
+        x = stack_context(log_features(mag.float()), net.context)  # context never crosses pairs
+        feats.append(_chunks(x, sequence_length))
+        outs.append(_chunks(target.float(), sequence_length))
     X, Y = torch.cat(feats), torch.cat(outs)
     if not (torch.isfinite(X).all() and torch.isfinite(Y).all()) or bool((Y < 0).any()):
         raise DataError("training pairs contain NaN/inf or negative targets")
     return X, Y
+
+
+def _chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+    """``(n, d)`` -> ``(ceil(n / L), L * d)`` consecutive chunks (the last one ends at frame n, overlapping
+    its predecessor; a pair shorter than L is repeated at its last frame); ``length`` 0 returns ``x``."""
+    if length <= 0:
+        return x
+    n = x.shape[0]
+    if n < length:
+        x = torch.cat([x, x[-1:].expand(length - n, -1)])
+        n = length
+    starts = list(range(0, n - length + 1, length))
+    if starts[-1] != n - length:
+        starts.append(n - length)
+    return torch.stack([x[s : s + length] for s in starts]).reshape(len(starts), -1)
 
 
 def frame_network_loss(net: FrameNetwork, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -71,23 +99,73 @@ def frame_network_loss(net: FrameNetwork, pred: torch.Tensor, target: torch.Tens
     Parameters
     ----------
     net : FrameNetwork
-    pred, target : torch.Tensor [shape=(batch, n_outputs)]
+    pred, target : torch.Tensor [shape=(..., n_outputs)]
 
     Returns
     -------
     loss : torch.Tensor (scalar)
     """
-    if net.config["output"] == "sigmoid":
+    if net.config["output"] != "softplus":
         return (pred - target).pow(2).mean()
     scale = net.out_scale
     return ((pred / scale).clamp(min=1e-12).sqrt() - (target / scale).sqrt()).pow(2).mean()
 
 
+def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float = 0.0) -> torch.Tensor:
+    r"""Signal approximation with Huang et al.'s discriminative term.
+
+    .. math::
+
+        L = \|M Y - S\|^2 + \|(1 - M) Y - N\|^2 - \gamma \big(\|M Y - N\|^2 + \|(1 - M) Y - S\|^2\big)
+
+    per element, averaged; ``Y = S + N`` in magnitude is *not* assumed: ``Y`` is given.
+
+    Parameters
+    ----------
+    mask : torch.Tensor [shape=(..., n_bins)]
+        The speech mask ``M`` in ``[0, 1]``.
+    sources : torch.Tensor [shape=(..., 3 * n_bins)]
+        ``[|Y|, |S|, |N|]`` of the same frames: noisy, clean speech and noise magnitudes.
+    discriminative : float
+        ``gamma``, the weight of the discriminative term (0: plain signal approximation).
+
+    Returns
+    -------
+    loss : torch.Tensor (scalar)
+    """
+    Y, S, N = sources.chunk(3, dim=-1)
+    speech, noise = mask * Y, (1 - mask) * Y
+    loss = (speech - S).pow(2).mean() + (noise - N).pow(2).mean()
+    if discriminative:
+        loss = loss - discriminative * ((speech - N).pow(2).mean() + (noise - S).pow(2).mean())
+    return loss
+
+
+def signal_sources(mixtures: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """``[|Y|, |S|, |N|]`` ``(n_frames, 3 n_bins)`` per mixture, in units of the mixture's RMS magnitude.
+
+    Each mixture is scaled so that ``mean(|Y|^2) = 1`` (for the loss only: the network's inputs
+    keep their level), so loud and quiet training utterances count alike.
+    """
+    out = []
+    for Y, S, N in mixtures:
+        scale = Y.float().pow(2).mean().sqrt().clamp(min=1e-12)
+        out.append(torch.cat([Y.float(), S.float(), N.float()], dim=1) / scale)
+    return out
+
+
+MaskFn = Callable[[torch.Tensor], torch.Tensor]
+
+
 def train_frame_network(
     net: FrameNetwork,
     inputs: Sequence[torch.Tensor],
-    targets: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor] | None = None,
     *,
+    sources: Sequence[torch.Tensor] | None = None,
+    mask_fn: MaskFn | None = None,
+    discriminative: float = 0.0,
+    sequence_length: int = 100,
     epochs: int = 30,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -97,20 +175,33 @@ def train_frame_network(
     random_state: Any = None,
     callback: Callback | None = None,
 ) -> TrainingResult:
-    """Fit ``net`` on pairs of noisy magnitude spectrograms and targets (in place).
+    """Fit ``net`` on noisy magnitude spectrograms (in place), against targets or by signal approximation.
 
     Parameters
     ----------
     net : FrameNetwork
     inputs : sequence of torch.Tensor [shape=(n_frames_i, n_bins)]
         Noisy magnitude spectrograms, one per training mixture (context
-        frames never cross from one mixture into the next).
-    targets : sequence of torch.Tensor [shape=(n_frames_i, n_outputs)]
-        Activations (softplus network) or masks (sigmoid network).
+        frames and recurrent chunks never cross from one mixture into the next).
+    targets : sequence of torch.Tensor [shape=(n_frames_i, n_outputs)], optional
+        Activations (softplus network) or masks (sigmoid / joint network):
+        the loss is :func:`frame_network_loss`.
+    sources : sequence of torch.Tensor [shape=(n_frames_i, 3 * n_bins)], optional
+        Instead of ``targets``: ``[|Y|, |S|, |N|]`` per mixture (see
+        :func:`signal_sources`); the loss is :func:`signal_loss` of the mask
+        ``mask_fn(outputs)``.
+    mask_fn : callable, optional
+        Network outputs ``(..., n_outputs)`` -> speech mask ``(..., n_bins)``
+        (for an activation network: the Wiener gain of its dictionaries);
+        default: the outputs are the mask.
+    discriminative : float
+        Weight of the discriminative term of :func:`signal_loss`.
+    sequence_length : int
+        Frames per training chunk of a recurrent network (ignored by the MLP).
     epochs, batch_size, lr, weight_decay :
-        Adam training settings.
+        Adam training settings (``batch_size`` counts chunks for a recurrent network).
     validation_fraction : float
-        Share of frames held out for early stopping (0 trains on all frames
+        Share of rows held out for early stopping (0 trains on all rows
         for ``epochs`` epochs).
     patience : int
         Epochs without validation improvement before stopping; the best
@@ -127,21 +218,37 @@ def train_frame_network(
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
+    length = check_positive_int(sequence_length, "sequence_length") if net.is_recurrent else 0
     if not 0 <= validation_fraction < 1:
         raise ParameterError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if (targets is None) == (sources is None):
+        raise ParameterError("give either targets (what the network predicts) or sources (signal approximation)")
+    signal = sources is not None
+    width = 3 * net.config["n_bins"] if signal else net.config["n_outputs"]
+    _check_pairs(net, inputs, sources if signal else targets, width, "sources" if signal else "target")
     gen = make_generator(random_state)
-    X, Y = _stack_pairs(net, inputs, targets)
-    _set_normalisation(net, X, Y)
+    X, Y = _stack_pairs(net, inputs, sources if signal else targets, length)
+    _set_normalisation(net, X, Y, length, None if signal else width)
     _reset_parameters(net, gen)
-    Xn = (X - net.in_mean) / net.in_std
-    d = Xn.shape[1]
+    d = net.in_mean.numel()
+    Xn = ((X.reshape(-1, d) - net.in_mean) / net.in_std).reshape(X.shape)
+    mask_fn = mask_fn or (lambda out: out)
 
     def loss_fn(module: FrameNetwork, batch: torch.Tensor, _gen: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"loss": frame_network_loss(module, module(batch[:, :d]), batch[:, d:])}
+        if length:
+            batch = batch.reshape(batch.shape[0], length, -1)
+        out = module(batch[..., :d])
+        if signal:
+            return {"loss": signal_loss(mask_fn(out), batch[..., d:], discriminative)}
+        return {"loss": frame_network_loss(module, out, batch[..., d:])}
 
     # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
+    if length:
+        rows = torch.cat([Xn.reshape(Xn.shape[0], length, -1), Y.reshape(Y.shape[0], length, -1)], 2).flatten(1)
+    else:
+        rows = torch.cat([Xn, Y], dim=1)
     fit = fit_module(
-        net, torch.cat([Xn, Y], dim=1), generator=gen, loss_fn=loss_fn, max_epochs=epochs, batch_size=batch_size,
+        net, rows, generator=gen, loss_fn=loss_fn, max_epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, validation_fraction=validation_fraction,
         early_stopping=validation_fraction > 0, patience=patience, tol=1e-6, callback=callback,
     )
@@ -152,19 +259,31 @@ def train_frame_network(
     )
 
 
-def _set_normalisation(net: FrameNetwork, X: torch.Tensor, Y: torch.Tensor) -> None:
-    """Input mean and deviation ``(n_in,)`` and (softplus) output scale ``(n_outputs,)`` from the training pairs."""
-    net.in_mean.copy_(X.mean(0))
-    net.in_std.copy_(X.std(0).clamp(min=1e-5))
-    if net.config["output"] == "softplus":
-        net.out_scale.copy_(Y.mean(0).clamp(min=1e-8))
+def _set_normalisation(net: FrameNetwork, X: torch.Tensor, Y: torch.Tensor, length: int,
+                       n_targets: int | None) -> None:
+    """Input mean and deviation ``(n_in,)`` and (softplus) output scale ``(n_outputs,)`` from the training rows.
+
+    Rows are frames, or chunks of ``length`` frames; ``n_targets`` is the target width (``None``: no
+    targets, signal approximation, where the scale is left at 1 and the mask function sets the units).
+    """
+    d = net.in_mean.numel()
+    frames = X.reshape(-1, d)
+    net.in_mean.copy_(frames.mean(0))
+    net.in_std.copy_(frames.std(0).clamp(min=1e-5))
+    if net.config["output"] == "softplus" and n_targets is not None:
+        net.out_scale.copy_(Y.reshape(-1, n_targets).mean(0).clamp(min=1e-8))
 
 
 def _reset_parameters(net: FrameNetwork, gen: torch.Generator) -> None:
-    """He-uniform weights and zero biases drawn from ``gen`` (never the global generator)."""
+    """He-uniform dense weights, zero biases, recurrent weights uniform in ``±1/sqrt(width)`` (torch's
+    rule), all drawn from ``gen`` (never the global generator)."""
     with torch.no_grad():
-        for layer in net.mlp:
+        for layer in [*net.mlp, getattr(net, "head", None)]:
             if isinstance(layer, nn.Linear):
                 bound = math.sqrt(6.0 / layer.in_features)
                 layer.weight.uniform_(-bound, bound, generator=gen)
                 layer.bias.zero_()
+        for rnn in net.rnn:
+            bound = 1.0 / math.sqrt(rnn.hidden_size)
+            for weight in rnn.parameters():
+                weight.uniform_(-bound, bound, generator=gen)

@@ -1,0 +1,125 @@
+"""Choose the enhancement networks' settings on validation data from the training side.
+
+Protocol (never touches the test speakers dr6-*): TIMIT sample speakers
+dr1-dr4 train, dr5 validates (every other utterance, 10); noises factory2
+and babble constructed from six training speakers, each cut like the
+experiment (its training part: the first 70 %) and then split again: the
+first 60 % of that part trains, the rest gives the validation excerpts.
+Validation mixtures at -5/0/5/10 dB; the score is BSS Eval SDR (dB) of the
+speech estimate, averaged over utterances, SNRs and noises.
+
+Each variant is one JSON line appended to ``--out``::
+
+    python benchmarks/tune_enhancement_networks.py --method dnn-mask --objective signal --output joint
+    python benchmarks/tune_enhancement_networks.py --method nmf+dnn --objective signal
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepnmf.audio.io import list_audio_files, load_audio
+from deepnmf.audio.mixing import babble, mix_at_snr, noise_excerpt
+from deepnmf.metrics import bss_eval
+from deepnmf.models.factory import make_estimator
+from deepnmf.pipelines.enhancement import Enhancer, STFTSettings
+from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+DATA = Path(os.environ.get("DEEPNMF_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+TRAIN = ["dr1-fvmh0", "dr1-mcpm0", "dr2-faem0", "dr2-marc0", "dr3-falk0", "dr3-madc0", "dr4-falr0", "dr4-maeb0"]
+VALID = ["dr5-ftlg0", "dr5-mbgt0"]
+SNRS = (-5.0, 0.0, 5.0, 10.0)
+
+
+def _speaker(name: str) -> list[np.ndarray]:
+    return [load_audio(f, sr=16000, dtype=np.float64)[0] for f in list_audio_files(DATA / "speech" / "timit-sample" / name)]
+
+
+def load(noises: list[str]) -> dict:
+    """Training and validation speech, and per noise its (train, validation) parts."""
+    train = {s: _speaker(s) for s in TRAIN}
+    valid = [x for s in VALID for x in _speaker(s)][::2]
+    parts = {}
+    for name in noises:
+        if name == "babble":
+            x = babble([np.concatenate(v) for v in list(train.values())[:6]], 60 * 16000, random_state=0)
+        else:
+            x = load_audio(DATA / "noise" / "noisex-excerpts" / f"{name}.wav", sr=16000, dtype=np.float64)[0]
+        x = x[: int(0.7 * x.size)]
+        cut = int(0.6 * x.size)
+        parts[name] = (x[:cut], x[cut:])
+    return {"train": [u for v in train.values() for u in v], "valid": valid, "noises": parts}
+
+
+def dictionaries(data: dict, noise: str, seed: int = 0):
+    """KL-NMF speech (10000 random training frames) and noise dictionaries, rank 40."""
+    stft = STFTSettings()
+    V = torch.cat([stft.stft(x).abs() for x in data["train"]]).numpy()
+    V = V[np.sort(np.random.default_rng(seed).choice(V.shape[0], min(10000, V.shape[0]), replace=False))]
+    speech = make_estimator("nmf", 40, beta_loss="kullback-leibler", max_iter=200, random_state=seed).fit(V)
+    N = stft.stft(data["noises"][noise][0]).abs().numpy()
+    return speech, make_estimator("nmf", 40, beta_loss="kullback-leibler", max_iter=200, random_state=seed + 1).fit(N)
+
+
+def validate(enhancer, data: dict, noise: str) -> dict[float, float]:
+    """Mean SDR per SNR of ``enhancer`` on the validation mixtures."""
+    out = {}
+    for snr in SNRS:
+        sdrs = []
+        for j, s in enumerate(data["valid"]):
+            y, s2, n = mix_at_snr(s, noise_excerpt(data["noises"][noise][1], s.size, random_state=1000 + j), snr)
+            est = enhancer.enhance(y)
+            sdrs.append(float(bss_eval(np.stack([s2, n]), np.stack([est, n]))["sdr"][0]))
+        out[snr] = float(np.mean(sdrs))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--method", default="dnn-mask", choices=["dnn-mask", "nmf+dnn"])
+    p.add_argument("--noises", nargs="+", default=["factory2", "babble"])
+    p.add_argument("--objective", default=None, help="dnn-mask: mask|signal; nmf+dnn: activations|signal")
+    p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
+    p.add_argument("--recurrent", default=None)
+    p.add_argument("--hidden", default="256,256")
+    p.add_argument("--context", type=int, default=2)
+    p.add_argument("--copies", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--discriminative", type=float, default=0.0)
+    p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
+    a = p.parse_args()
+    data = load(a.noises)
+    hidden = tuple(int(h) for h in a.hidden.split(","))
+    common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
+                  lr=a.lr, recurrent=a.recurrent, discriminative=a.discriminative, random_state=0)
+    scores, seconds = {}, {}
+    for noise in a.noises:
+        t0 = time.perf_counter()
+        if a.method == "dnn-mask":
+            enh = MaskEnhancer().fit(data["train"], data["noises"][noise][0], objective=a.objective or "mask",
+                                     output=a.output, **common)
+        else:
+            speech, noise_model = dictionaries(data, noise)
+            enh = Enhancer(speech, noise_model, power=1.0).fit_network(
+                data["train"], data["noises"][noise][0], objective=a.objective or "activations", **common)
+        seconds[noise] = round(time.perf_counter() - t0, 1)
+        scores[noise] = {str(k): round(v, 2) for k, v in validate(enh, data, noise).items()}
+    avg = float(np.mean([v for s in scores.values() for v in s.values()]))
+    line = {"args": vars(a), "train_s": seconds, "sdr": scores, "avg_sdr": round(avg, 2),
+            "epochs_run": len(enh.network_training_.train_loss)}
+    print(json.dumps(line), flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+if __name__ == "__main__":
+    main()

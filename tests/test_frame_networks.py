@@ -1,0 +1,129 @@
+"""Huang et al.'s pieces of the frame networks: the joint mask layer, recurrent layers, signal approximation
+with the discriminative term; on generated data (no ../shared needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.nn.networks import FrameNetwork
+from deepnmf.pipelines.frame_networks import _chunks, signal_loss, signal_sources, train_frame_network
+
+F = 24
+
+
+def _mixtures(n: int = 6, frames: int = 120, seed: int = 0):
+    """Speech in the low half of the bins, noise everywhere (weaker); magnitudes (Y, S, N), Y = S + N."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        S = torch.rand(frames, F, generator=g, dtype=torch.float64) * (torch.arange(F) < F // 2)
+        N = 0.3 * torch.rand(frames, F, generator=g, dtype=torch.float64)
+        out.append((S + N, S, N))
+    return out
+
+
+def test_signal_loss_matches_naive_formula():
+    rng = np.random.default_rng(0)
+    M, Y, S, N = (rng.random((5, 7)) for _ in range(4))
+    gamma = 0.05
+    naive = (np.mean((M * Y - S) ** 2) + np.mean(((1 - M) * Y - N) ** 2)
+             - gamma * (np.mean((M * Y - N) ** 2) + np.mean(((1 - M) * Y - S) ** 2)))
+    got = signal_loss(torch.tensor(M), torch.tensor(np.concatenate([Y, S, N], axis=1)), gamma)
+    assert float(got) == pytest.approx(naive, rel=1e-12)
+    plain = signal_loss(torch.tensor(M), torch.tensor(np.concatenate([Y, S, N], axis=1)))
+    assert float(plain) == pytest.approx(np.mean((M * Y - S) ** 2) + np.mean(((1 - M) * Y - N) ** 2), rel=1e-12)
+
+
+def test_signal_sources_scale_each_mixture_to_unit_power():
+    mixes = _mixtures(2)
+    mixes[1] = tuple(10 * m for m in mixes[1])
+    sources = signal_sources(mixes)
+    for (Y, S, N), src in zip(mixes, sources):
+        assert src.shape == (Y.shape[0], 3 * F)
+        assert float(src[:, :F].pow(2).mean()) == pytest.approx(1.0, rel=1e-5)
+        np.testing.assert_allclose(src[:, F : 2 * F] * Y.pow(2).mean().sqrt(), S, rtol=1e-5)
+
+
+def test_joint_mask_layer_is_the_ratio_of_two_softplus_outputs():
+    net = FrameNetwork(F, F, context=0, hidden=(16,), output="joint").double()
+    x = torch.randn(9, F, dtype=torch.float64)
+    with torch.no_grad():
+        z, out = net.mlp(x), net(x)
+    a, b = torch.nn.functional.softplus(z[:, :F]), torch.nn.functional.softplus(z[:, F:])
+    np.testing.assert_allclose(out, a / (a + b), rtol=1e-12)
+    assert float(out.min()) > 0 and float(out.max()) < 1
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_recurrent_network_is_causal_and_runs_whole_utterances(kind):
+    torch.manual_seed(0)
+    net = FrameNetwork(F, F, context=1, hidden=(16, 12), output="sigmoid", recurrent=kind).eval()
+    mag = torch.rand(50, F)
+    out = net.predict(mag)
+    assert out.shape == (50, F)
+    changed = mag.clone()
+    changed[40:] *= 5.0
+    later = net.predict(changed)
+    # frame t sees frames up to t + context: outputs before 39 cannot change
+    np.testing.assert_array_equal(out[:39], later[:39])
+    assert not torch.equal(out[39:], later[39:])
+
+
+def test_chunks_cover_every_frame_in_order():
+    x = torch.arange(23.0)[:, None].repeat(1, 2)
+    c = _chunks(x, 10).reshape(-1, 10, 2)
+    assert c.shape == (3, 10, 2)
+    assert c[:, :, 0].flatten().unique().numel() == 23  # every frame, the last chunk overlaps its predecessor
+    np.testing.assert_array_equal(c[-1, :, 0], torch.arange(13.0, 23.0))
+    short = _chunks(x[:4], 10).reshape(-1, 10, 2)
+    np.testing.assert_array_equal(short[0, :, 0], torch.tensor([0, 1, 2, 3] + [3] * 6, dtype=torch.float32))
+    assert _chunks(x, 0) is x
+
+
+@pytest.mark.parametrize("recurrent,output", [(None, "sigmoid"), (None, "joint"), ("gru", "joint")])
+def test_signal_training_learns_where_the_speech_is(recurrent, output):
+    mixes = _mixtures()
+    net = FrameNetwork(F, F, context=1, hidden=(32, 32), output=output, recurrent=recurrent)
+    result = train_frame_network(net, [m[0] for m in mixes], sources=signal_sources(mixes), discriminative=0.05,
+                                 epochs=25, batch_size=16, sequence_length=20, validation_fraction=0, random_state=0)
+    assert result.train_loss[-1] < 0.5 * result.train_loss[0]
+    mask = net.predict(mixes[0][0].float())
+    assert float(mask[:, : F // 2].mean()) > 0.6 > 0.2 > float(mask[:, F // 2 :].mean())
+
+
+def test_save_load_round_trip_of_recurrent_joint_network(tmp_path):
+    mixes = _mixtures(2)
+    net = FrameNetwork(F, F, context=1, hidden=(8, 8), output="joint", recurrent="lstm")
+    train_frame_network(net, [m[0] for m in mixes], sources=signal_sources(mixes), epochs=2, random_state=1)
+    net.save(tmp_path / "net")
+    back = FrameNetwork.load(tmp_path / "net")
+    assert back.config == net.config and back.is_recurrent
+    np.testing.assert_array_equal(back.predict(mixes[0][0]), net.predict(mixes[0][0]))
+
+
+def test_training_is_reproducible_with_a_seed():
+    mixes = _mixtures(3)
+    preds = []
+    for _ in range(2):
+        net = FrameNetwork(F, F, context=1, hidden=(8, 8), output="joint", recurrent="gru")
+        train_frame_network(net, [m[0] for m in mixes], sources=signal_sources(mixes), epochs=2, random_state=7)
+        preds.append(net.predict(mixes[0][0]))
+    np.testing.assert_array_equal(*preds)
+
+
+def test_bad_settings_are_refused():
+    mixes = _mixtures(2)
+    inputs = [m[0] for m in mixes]
+    net = FrameNetwork(F, F, hidden=(8,), output="sigmoid")
+    with pytest.raises(ParameterError, match="either targets"):
+        train_frame_network(net, inputs, epochs=1)
+    with pytest.raises(ParameterError, match="either targets"):
+        train_frame_network(net, inputs, [m[1] for m in mixes], sources=signal_sources(mixes), epochs=1)
+    with pytest.raises(DataError, match="do not match"):
+        train_frame_network(net, inputs, sources=[s[:, :F] for s in signal_sources(mixes)], epochs=1)
+    with pytest.raises(ParameterError, match="at least two hidden"):
+        FrameNetwork(F, F, hidden=(8,), recurrent="gru")
+    with pytest.raises(ParameterError, match="recurrent must be one of"):
+        FrameNetwork(F, F, hidden=(8, 8), recurrent="rnn")
