@@ -166,3 +166,46 @@ def test_two_gloo_processes_replay_the_one_process_vae_nmf(case):
     assert out[0][1] == out[1][1]
     for key, curve in single_history.items():
         np.testing.assert_allclose(out[0][1][key], curve, rtol=1e-9, err_msg=key)
+
+
+def _innmf_grid(loss: str, rank: int = 0, world: int = 1, reduce=None):
+    """iN-NMF's grid loop in float64 on this rank's block of 37 frames (all of them in one process)."""
+    from deepnmf.models._implicit_training import train_grid
+    from deepnmf.nn.implicit import ImplicitFactor
+
+    X = torch.as_tensor(_vae_problem(37)) + 0.05  # (frames, bins), positive
+    g = torch.Generator().manual_seed(5)
+    net = ImplicitFactor(3, n_octaves=4, hidden=8, n_layers=2, generator=g, dtype=torch.float64)
+    F = net.features(torch.linspace(0.0, 1.0, X.shape[1], dtype=torch.float64))
+    H = torch.rand(X.shape[0], 3, generator=g, dtype=torch.float64) + 0.1
+    rows = row_block(X.shape[0], rank, world)
+    losses = train_grid(net, F, H[rows], X[rows], loss=loss, eps=1e-10, optimizer="rprop", lr=1e-2, epochs=30,
+                        reduce=reduce)
+    return net.theta.detach().numpy().copy(), H[rows].numpy().copy(), losses
+
+
+def _innmf_worker(rank: int, world: int, port: int, loss: str, out: dict) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    from deepnmf.distributed import all_reduce_sum
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    setup("gloo")
+    out[rank] = _innmf_grid(loss, rank, world, all_reduce_sum)
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("loss", ["kl", "is"])
+def test_two_gloo_processes_replay_the_one_process_implicit_nmf(loss):
+    theta, H, losses = _innmf_grid(loss)
+    out = mp.Manager().dict()
+    mp.spawn(_innmf_worker, args=(2, _free_port(), loss, out), nprocs=2, join=True)
+    np.testing.assert_array_equal(out[0][0], out[1][0])  # one set of atom networks on every rank
+    assert out[0][2] == out[1][2]
+    np.testing.assert_allclose(out[0][0], theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([out[0][1], out[1][1]]), H, rtol=1e-9)
+    np.testing.assert_allclose(out[0][2], losses, rtol=1e-10)
+    assert losses[-1] < losses[0]

@@ -27,7 +27,7 @@ from deepnmf.callbacks import Callback, Clock, report_epoch
 from deepnmf.exceptions import ParameterError
 
 __all__ = ["setup", "teardown", "is_distributed", "rank", "world_size", "is_main", "row_block",
-           "all_reduce_sum", "all_gather_rows", "DistributedMUResult", "data_parallel_mu", "data_parallel_hals"]
+           "block_sizes", "all_reduce_sum", "all_gather_rows", "DistributedMUResult", "data_parallel_mu", "data_parallel_hals"]
 
 
 def is_distributed() -> bool:
@@ -96,6 +96,12 @@ def row_block(n_rows: int, rank_: int | None = None, world: int | None = None) -
     base, extra = divmod(n_rows, w)
     start = r * base + min(r, extra)
     return slice(start, start + base + (1 if r < extra else 0))
+
+
+def block_sizes(n_rows: int, world: int | None = None) -> list[int]:
+    """Rows of every rank's :func:`row_block` of ``n_rows``, in rank order."""
+    w = world_size() if world is None else world
+    return [len(range(n_rows)[row_block(n_rows, r, w)]) for r in range(w)]
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

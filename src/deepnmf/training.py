@@ -111,10 +111,9 @@ class _Parallel:
         """
         if self.world == 1:
             return None
-        from deepnmf.distributed import all_gather_rows, all_reduce_sum, row_block
+        from deepnmf.distributed import all_gather_rows, all_reduce_sum, block_sizes
 
-        sizes = tuple(len(range(n_rows)[row_block(n_rows, r, self.world)]) for r in range(self.world))
-        return RowShard(sizes, self.rank, all_gather_rows, all_reduce_sum)
+        return RowShard(tuple(block_sizes(n_rows, self.world)), self.rank, all_gather_rows, all_reduce_sum)
 
     def means(self, acc: "_Accumulator") -> dict[str, float]:
         """Loss means over every rank's samples (all-reduced sums and counts)."""

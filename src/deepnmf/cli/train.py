@@ -103,7 +103,7 @@ def train(
     batch_size: int = typer.Option(256, "--batch-size", help="--stream: frames per training step."),
     shuffle_buffer: int = typer.Option(8192, "--shuffle-buffer", help="--stream: frames held for shuffling."),
     workers: int = typer.Option(0, "--workers", help="--stream: DataLoader worker processes reading the files."),
-    distributed: bool = typer.Option(False, "--distributed", help="vae-nmf | nmf under torchrun "
+    distributed: bool = typer.Option(False, "--distributed", help="vae-nmf | implicit | nmf under torchrun "
                                                                   "(torchrun --nproc_per_node=N -m deepnmf train ...): "
                                                                   "the frames are split over the processes; rank 0 writes."),
 ) -> None:

@@ -22,6 +22,7 @@ the 2-core machine, and not kept (``docs/implicit-nmf.md``).
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 
@@ -37,6 +38,8 @@ from deepnmf.nn.optim import ETAS, STEP_SIZES, FlatRprop, rprop_update
 
 #: Features are padded with zero columns up to a multiple of this many points.
 PAD_MULTIPLE = 16
+#: ``reduce(t) -> t``: sums a tensor over the processes of a data-parallel fit, in place
+Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
@@ -149,9 +152,24 @@ def pad_points(F: torch.Tensor) -> torch.Tensor:
     return F if extra == 0 else torch.nn.functional.pad(F, (0, extra))
 
 
+def _summed(value: torch.Tensor, reduce: Reduce | None) -> float:
+    """``value`` (a sum over this process's frames) summed over the processes, as a float."""
+    if reduce is None:
+        return float(value)
+    return float(reduce(value.detach().to(torch.float64).reshape(1)))
+
+
+def _mean_over(mean: float | torch.Tensor, n: int, reduce: Reduce | None) -> float:
+    """The mean over every process's entries of per-process means ``mean`` over ``n`` entries."""
+    if reduce is None:
+        return float(mean)
+    total = reduce(torch.tensor([float(mean) * n, float(n)], dtype=torch.float64))
+    return float(total[0] / total[1])
+
+
 def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.Tensor, *, loss: str, eps: float,
                optimizer: str, lr: float, epochs: int, callback: Callback | None = None,
-               checkpoint: Checkpointer | None = None) -> list[float]:
+               checkpoint: Checkpointer | None = None, reduce: Reduce | None = None) -> list[float]:
     """Full-batch training of the atom networks and the activation matrix on a grid.
 
     Each epoch takes one optimiser step on the network weights (gradient of
@@ -177,6 +195,13 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
         Write the weights, ``H``, the optimiser's state and the losses every
         ``checkpoint.every`` epochs; with ``checkpoint.resume`` start from
         the last one (the same trajectory as an uninterrupted run).
+    reduce : callable, optional
+        Frames split over processes (:func:`deepnmf.distributed.all_reduce_sum`):
+        ``X`` and ``H`` are this process's block of frames, and
+        ``reduce(t)`` sums ``t`` over the processes in place. The networks'
+        gradient (a sum over frames) and the losses are then those of all
+        frames, so every process takes the one-process step; ``H`` is
+        updated locally (its update is row by row).
 
     Returns
     -------
@@ -192,14 +217,18 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
     gW_pad = X.new_zeros(F.shape[0], F.shape[2])
     gW = gW_pad[:, :n_bins]  # the padding's gradient stays zero
     workspace = Workspace()  # the networks' large states reuse the same memory at every epoch
-    scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
+    n_entries = X.numel() if reduce is None else int(_summed(torch.tensor(float(X.numel())), reduce))
+    scale, const = 1.0 / n_entries, _mean_over(data_term(X, loss, eps), X.numel(), reduce)
     first, losses = resume_loop(checkpoint, GRID, {"theta": theta, "H": H}, opt)
     clock = Clock()
     for epoch in range(first, epochs + 1):
         W_pad, saved = stacked_forward(w, F, workspace=workspace)
         value, factor, G = grid_objective(W_pad[:, :n_bins], H, X, loss, eps)
-        torch.mm(H.T, G, out=gW).mul_(scale)
-        losses.append(float(value) * scale + const)
+        torch.mm(H.T, G, out=gW)
+        if reduce is not None:  # the sum over every process's frames (the padding's zeros stay zero)
+            reduce(gW_pad)
+        gW.mul_(scale)
+        losses.append(_summed(value, reduce) * scale + const)
         stacked_backward(w, gw, gW_pad, saved, workspace=workspace)
         opt.step()
         H.mul_(factor)  # the activation update with the atoms of this epoch
@@ -208,7 +237,8 @@ def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.T
             break
     net.theta.grad = None
     with torch.no_grad():  # the final value without cancellation: full formula in float64
-        losses.append(float(pointwise_loss(X.double(), (H @ net(F)[:, :n_bins]).double(), loss, eps=eps)))
+        final = pointwise_loss(X.double(), (H @ net(F)[:, :n_bins]).double(), loss, eps=eps)
+    losses.append(_mean_over(final, X.numel(), reduce))
     return losses
 
 

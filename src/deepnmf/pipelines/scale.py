@@ -8,8 +8,10 @@
   each batch. Memory holds one recording per worker, the shuffle buffer and
   the model, whatever the corpus size.
 - **Distributed** (:func:`learn_dictionary_distributed`, under ``torchrun``):
-  VAE-NMF trains with ``DistributedDataParallel`` (each rank an equal share
-  of every epoch's frames); NMF is data-parallel
+  VAE-NMF trains with ``DistributedDataParallel`` (each rank its block of
+  every batch, replaying the one-process run); iN-NMF (grid) keeps a block
+  of the frames per rank, the atom networks' gradient all-reduced; NMF is
+  data-parallel
   (:func:`deepnmf.distributed.data_parallel_mu`: each rank holds a block of
   frames, the dictionary update's sums are all-reduced). Every rank returns
   the same dictionary; rank 0 alone writes it.
@@ -28,7 +30,7 @@ from deepnmf.pipelines._common import send_notice
 from deepnmf.pipelines.dictionary import DEFAULT_LIKELIHOOD, _paths, check_options, learn_dictionary, loss_params
 
 STREAM_MODELS = ("vae-nmf", "nmf")
-DISTRIBUTED_MODELS = ("vae-nmf", "nmf")
+DISTRIBUTED_MODELS = ("vae-nmf", "implicit", "nmf")
 
 
 def _stream(inputs: Any, *, sr: int, n_fft: int, hop: int, power: float, batch_size: int, shuffle_buffer: int,
@@ -151,8 +153,9 @@ def learn_dictionary_distributed(inputs: Any, *, rank: int, model: str = "vae-nm
 
     Joins the process group (:func:`deepnmf.distributed.setup`) when it is
     not joined yet. VAE-NMF: ``learn_dictionary`` itself, whose training
-    loop splits every epoch's frames over the ranks
-    (``DistributedDataParallel``). NMF: each rank keeps a block of the
+    loop splits every batch over the ranks (``DistributedDataParallel``).
+    iN-NMF: ``learn_dictionary`` too, each rank training on a block of the
+    frames (:class:`~deepnmf.models.implicit.ImplicitNMF` in a process group). NMF: each rank keeps a block of the
     frames and the dictionary updates are all-reduced. Each rank reads the
     inputs (give the ranks the same files); every rank returns the same
     dictionary and a report with ``distributed.world_size``.
@@ -167,12 +170,12 @@ def learn_dictionary_distributed(inputs: Any, *, rank: int, model: str = "vae-nm
     from deepnmf.pipelines.dictionary import _run_params, load_training_data
 
     if model not in DISTRIBUTED_MODELS:
-        raise ParameterError(f"--distributed trains {' or '.join(DISTRIBUTED_MODELS)}; got model {model!r}")
+        raise ParameterError(f"--distributed trains {', '.join(DISTRIBUTED_MODELS)}; got model {model!r}")
     if options.get("checkpoint_dir") is not None:
         raise ParameterError("checkpoints are not written in distributed training yet: drop --checkpoint-every/--resume")
     D.setup()
     info = {"world_size": D.world_size(), "backend": str(torch.distributed.get_backend())}
-    if model == "vae-nmf":
+    if model != "nmf":  # the estimators split the frames themselves inside the process group
         est, report = learn_dictionary(inputs, rank=rank, model=model, max_epochs=max_epochs,
                                        random_state=random_state, callback=callback, **options)
         return est, {**report, "distributed": info}
