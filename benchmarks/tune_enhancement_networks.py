@@ -94,12 +94,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--discriminative", type=float, default=0.0)
+    p.add_argument("--gain-range", type=float, nargs=2, default=(0.0, 0.0))
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
-                  lr=a.lr, recurrent=a.recurrent, discriminative=a.discriminative, random_state=0)
+                  lr=a.lr, recurrent=a.recurrent, discriminative=a.discriminative,
+                  gain_range=tuple(a.gain_range), random_state=0)
     scores, seconds = {}, {}
     for noise in a.noises:
         t0 = time.perf_counter()

@@ -80,13 +80,13 @@ def enhancement_command(
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
-    dnn_copies: int = typer.Option(1, "--dnn-copies", help="Training mixtures per training utterance for the networks."),
-    dnn_hidden: str = typer.Option("256,256", "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
-    dnn_objective: str = typer.Option("activations", "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets) or signal (masked magnitudes through the dictionaries)."),
+    dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the networks (default: the experiment's)."),
+    dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
+    dnn_objective: Optional[str] = typer.Option(None, "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets) or signal (masked magnitudes through the dictionaries)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.)."),
-    dnn_discriminative: float = typer.Option(0.0, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
-    mask_objective: str = typer.Option("mask", "--mask-objective", help="dnn-mask: mask (ratio-mask error) or signal (Huang et al.)."),
-    mask_output: str = typer.Option("sigmoid", "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
+    dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
+    mask_objective: Optional[str] = typer.Option(None, "--mask-objective", help="dnn-mask: mask (ratio-mask error) or signal (Huang et al.)."),
+    mask_output: Optional[str] = typer.Option(None, "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
     dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -104,13 +104,15 @@ def enhancement_command(
         raise ParameterError(f"--snr takes numbers of dB, got {snr}") from err
     method_names = _split(methods)
     parse_methods(method_names)  # fail fast, before reading any audio
+    given = {"dnn_copies": dnn_copies, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
+             "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
+             "mask_objective": mask_objective, "mask_output": mask_output}
+    networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
                             snrs=snrs, methods=method_names, n_test=n_test, pooled=pooled, n_components=rank,
                             power=power, floor=floor, sparsity=sparsity, vae_epochs=vae_epochs,
                             dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
-                            dnn_copies=dnn_copies, dnn_hidden=_widths(dnn_hidden), dnn_objective=dnn_objective,
-                            dnn_recurrent=dnn_recurrent, dnn_discriminative=dnn_discriminative,
-                            mask_objective=mask_objective, mask_output=mask_output, random_state=seed)
+                            random_state=seed, **networks)
     progress, task = progress_bar(1, "enhancement")
     with progress:
         run_enhancement(cfg, progress=progress_callback(progress, task))

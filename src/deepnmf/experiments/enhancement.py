@@ -80,15 +80,17 @@ class EnhancementConfig:
     nmf_iter: int = 200
     vae_epochs: int = 30
     vae_likelihood: str = "gaussian"
+    # the networks (activation networks of +dnn, the dnn-mask baseline); defaults chosen on validation speakers
+    # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md)
     dnn_epochs: int = 12
-    dnn_copies: int = 1
+    dnn_copies: int = 3  # training mixtures per training utterance (random noise excerpt and SNR each)
     dnn_context: int = 2
     dnn_hidden: Sequence[int] = (256, 256)
-    dnn_objective: str = "activations"  # the activation networks: Kang et al.'s targets, or "signal" (through the dictionaries)
+    dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
-    dnn_discriminative: float = 0.0  # Huang et al.'s discriminative weight (signal objectives)
-    mask_objective: str = "mask"  # the dnn-mask baseline: "mask" (ratio-mask error) or "signal" (Huang et al.)
-    mask_output: str = "sigmoid"  # "sigmoid" or "joint" (Huang et al.'s joint mask layer)
+    dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
+    mask_objective: str = "signal"  # the dnn-mask baseline: "signal" (Huang et al.) or "mask" (ratio-mask error)
+    mask_output: str = "joint"  # "joint" (Huang et al.'s joint mask layer) or "sigmoid"
     random_state: int = 0
     extra: dict = field(default_factory=dict)
 

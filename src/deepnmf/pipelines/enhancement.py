@@ -423,6 +423,7 @@ class Enhancer:
         objective: str = "activations",
         recurrent: str | None = None,
         discriminative: float = 0.0,
+        gain_range: tuple[float, float] = (0.0, 0.0),
         random_state: Any = None,
         callback: Callback | None = None,
     ) -> "Enhancer":
@@ -446,6 +447,9 @@ class Enhancer:
             clean speech and the noise (signal approximation, with Huang et
             al.'s ``discriminative`` term): the dictionaries become the
             network's fixed output layer.
+        gain_range : (float, float)
+            Random level of each training mixture, in dB
+            (:func:`training_mixtures`).
         recurrent : {None, "gru", "lstm"}
             A recurrent network (:class:`~deepnmf.nn.networks.FrameNetwork`).
         callback : callable, optional
@@ -463,7 +467,7 @@ class Enhancer:
 
         check_choice(objective, "objective", ("activations", "signal"))
         mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                          random_state=random_state, callback=callback))
+                                          gain_range=gain_range, random_state=random_state, callback=callback))
         inputs = [Y for Y, _, _ in mixtures]
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
                            recurrent=recurrent)
@@ -599,12 +603,15 @@ def _apply_gain(stft: STFTSettings, noisy: Any, gain_fn: Callable, return_gain: 
 
 def training_mixtures(
     speech: Sequence[Any], noise: Any, stft: STFTSettings, *, snr_range: tuple[float, float] = (-5.0, 10.0),
-    n_copies: int = 1, random_state: Any = None, callback: Callback | None = None,
+    n_copies: int = 1, gain_range: tuple[float, float] = (0.0, 0.0), random_state: Any = None,
+    callback: Callback | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Generate magnitude spectrograms ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, of training mixtures.
 
     Each utterance is mixed ``n_copies`` times with a random excerpt of a
-    random noise at an SNR drawn uniformly from ``snr_range``. ``callback``
+    random noise at an SNR drawn uniformly from ``snr_range``, and the
+    mixture (speech and noise alike) is scaled by a gain drawn uniformly from
+    ``gain_range`` dB (``(0, 0)``, the default, draws nothing). ``callback``
     receives an :class:`~deepnmf.callbacks.EpochInfo` (stage ``"pairs"``,
     ``epoch`` mixtures of ``max_epochs`` done) after each mixture.
     """
@@ -617,13 +624,17 @@ def training_mixtures(
         raise ParameterError(f"snr_range must be (low, high) with low <= high, got {snr_range}")
     if len(speech) == 0 or not noises:
         raise DataError("training needs at least one clean utterance and one noise signal")
+    g_lo, g_hi = map(float, gain_range)
+    if not (np.isfinite(g_lo) and np.isfinite(g_hi) and g_lo <= g_hi):
+        raise ParameterError(f"gain_range must be (low, high) dB with low <= high, got {gain_range}")
     rng = _numpy_rng(random_state)
     total = len(speech) * check_positive_int(n_copies, "n_copies")
     for i in range(total):
         s = np.asarray(speech[i % len(speech)], dtype=np.float64)
         n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
         y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
-        yield tuple(stft.stft(v).abs() for v in (y, s, n))
+        gain = 10.0 ** (rng.uniform(g_lo, g_hi) / 20.0) if (g_lo, g_hi) != (0.0, 0.0) else 1.0
+        yield tuple(stft.stft(gain * v).abs() for v in (y, s, n))
         notify(callback, EpochInfo(i + 1, total, stage="pairs"))
 
 
