@@ -33,7 +33,7 @@ from deepnmf.nn.implicit import (
     ImplicitFactor, Workspace, dense_pairs, paired_model, pointwise_loss, stacked_backward, stacked_forward,
     weight_views,
 )
-from deepnmf.exceptions import ModelFileError
+from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.nn.optim import ETAS, STEP_SIZES, FlatRprop, rprop_update
 
 #: Features are padded with zero columns up to a multiple of this many points.
@@ -165,6 +165,27 @@ def _mean_over(mean: float | torch.Tensor, n: int, reduce: Reduce | None) -> flo
         return float(mean)
     total = reduce(torch.tensor([float(mean) * n, float(n)], dtype=torch.float64))
     return float(total[0] / total[1])
+
+
+def frame_block(n_frames: int, *, compiled: bool, checkpoint: Checkpointer | None) -> tuple[slice, dict]:
+    """This process's frames and :func:`train_grid`'s extra arguments (``checkpoint`` or ``reduce``).
+
+    Inside a ``torch.distributed`` process group (``torchrun ...
+    --distributed``) each process trains on a block of the frames (its rows
+    of ``X`` and of the activations) and the networks' gradient and the
+    losses are summed over the processes: every process starts from the same
+    initialisation and takes the one-process steps. Outside one: every frame.
+    """
+    from deepnmf.distributed import all_reduce_sum, is_distributed, row_block, world_size
+
+    if not is_distributed():
+        return slice(None), ({"checkpoint": checkpoint} if checkpoint is not None else {})
+    if compiled or checkpoint is not None:
+        raise ParameterError("distributed iN-NMF trains uncompiled and without checkpoints: drop --compile, "
+                             "--checkpoint-every and --resume")
+    if n_frames < world_size():
+        raise DataError(f"X has {n_frames} frames for {world_size()} processes: give each process a frame")
+    return row_block(n_frames), {"reduce": all_reduce_sum}
 
 
 def train_grid(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X: torch.Tensor, *, loss: str, eps: float,

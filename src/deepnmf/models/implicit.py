@@ -33,7 +33,9 @@ from deepnmf.callbacks import Callback, EpochInfo, chain, print_every, stop_on_p
 from deepnmf.divergences import EPS, IMPLICIT_EPS, loss_name, short_loss_name
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.models._base import BaseNMF
-from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points, train_points_compiled
+from deepnmf.models._implicit_training import (
+    frame_block, train_grid, train_grid_compiled, train_points, train_points_compiled,
+)
 from deepnmf.nn.implicit import paired_model
 
 MODES = ("grid", "points")
@@ -259,6 +261,10 @@ class ImplicitNMF(BaseNMF):
         resume : bool
             Continue from the checkpoint in ``checkpoint_dir``, to the state an
             uninterrupted fit with the same seed reaches (bit for bit on CPU).
+
+        Inside a ``torch.distributed`` process group, ``"grid"`` mode trains
+        each process on a block of the frames and sums the networks' gradient
+        over the processes: every process ends with the one-process fit.
         """
         self._check_params()
         ckpt = (checkpoint_dir, checkpoint_every, resume)
@@ -343,7 +349,7 @@ class ImplicitNMF(BaseNMF):
         net = self._new_factor(gen, Xt.device)
         F = net.features(self._norm_f(f, Xt.device))  # (K, 2J, n_bins), constant on the grid
         H = self._initial_activations(Xt, net, F, gen)
-        rows, extra = self._frame_block(Xt.shape[0], checkpoint)
+        rows, extra = frame_block(Xt.shape[0], compiled=self.compile, checkpoint=checkpoint)
         trainer = train_grid_compiled if self.compile else train_grid
         losses = trainer(net, F, H[rows], Xt[rows], loss=self._loss(), eps=self.eps, optimizer=self.optimizer,
                          lr=self.lr, epochs=self.max_epochs, callback=self._progress(callback), **extra)
@@ -354,26 +360,6 @@ class ImplicitNMF(BaseNMF):
         self.module_ = torch.nn.ModuleDict({"W": net})
         self._input_kind, self.freqs_ = kind, f
         self._finish(losses, net(F).detach(), H.detach())
-
-    def _frame_block(self, n_frames: int, checkpoint) -> tuple[slice, dict[str, Any]]:
-        """This process's frames and the grid trainer's extra arguments.
-
-        Inside a ``torch.distributed`` process group (``torchrun ...
-        --distributed``) each process trains on a block of the frames (its
-        rows of ``X`` and of the activations) and the networks' gradient and
-        the losses are summed over the processes: every process starts from
-        the same initialisation and takes the one-process steps.
-        """
-        from deepnmf.distributed import all_reduce_sum, is_distributed, row_block, world_size
-
-        if not is_distributed():
-            return slice(None), ({"checkpoint": checkpoint} if checkpoint is not None else {})
-        if self.compile or checkpoint is not None:
-            raise ParameterError("distributed iN-NMF trains uncompiled and without checkpoints: drop --compile, "
-                                 "--checkpoint-every and --resume")
-        if n_frames < world_size():
-            raise DataError(f"X has {n_frames} frames for {world_size()} processes: give each process a frame")
-        return row_block(n_frames), {"reduce": all_reduce_sum}
 
     def _initial_activations(self, Xt, net, F, gen) -> torch.Tensor:
         """Uniform random activations scaled so that ``H @ W`` has the mean of ``X``."""
