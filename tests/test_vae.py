@@ -90,6 +90,39 @@ def test_exact_epoch_count_and_history(small_data):
     assert not any(k.startswith("val_") for k in no_val.history_)
 
 
+def test_kl_warmup_weights_the_kl_term_then_trains_the_elbo(small_data):
+    X, _ = small_data
+    n_epochs = 6
+    model = VAENMF(4, random_state=0, early_stopping=False, validation_fraction=0.2, kl_warmup=3,
+                   **{**SMALL, "max_epochs": n_epochs}).fit(X)
+    h = {k: np.asarray(v) for k, v in model.history_.items()}
+    full = h["train_nll"] + h["train_kl"] + h["train_penalty"]
+    # 240 training rows, batch 64: 4 steps per epoch, 12 warm-up steps with KL weights 0, 1/12, ..., 11/12
+    assert np.all(h["train_loss"][:3] < full[:3] - 1e-3 * np.abs(full[:3]))
+    np.testing.assert_allclose(h["train_loss"][3:], full[3:], rtol=1e-5)
+    np.testing.assert_allclose(h["val_loss"], h["val_nll"] + h["val_kl"] + h["val_penalty"], rtol=1e-5)
+    assert model.get_params()["kl_warmup"] == 3
+
+
+def test_kl_warmup_loss_weights_by_step():
+    from deepnmf.models.vae import kl_warmup_loss
+
+    module = torch.nn.Module()
+    module.forward = lambda batch, generator: {"nll": torch.tensor(1.0), "kl": torch.tensor(2.0),
+                                               "penalty": torch.tensor(0.5), "loss": torch.tensor(3.5)}
+    loss_fn = kl_warmup_loss(4)
+    losses = [float(loss_fn(module, None, None)["loss"]) for _ in range(6)]
+    np.testing.assert_allclose(losses, [1.5, 2.0, 2.5, 3.0, 3.5, 3.5])
+    module.eval()
+    assert float(kl_warmup_loss(4)(module, None, None)["loss"]) == 3.5  # evaluation: the full ELBO
+
+
+def test_kl_warmup_refuses_resume(small_data, tmp_path):
+    X, _ = small_data
+    with pytest.raises(ParameterError, match="kl_warmup needs X in memory and a fresh fit"):
+        VAENMF(4, kl_warmup=2, **SMALL).fit(X, checkpoint_dir=tmp_path, resume=True)
+
+
 def test_callback_sees_every_epoch_and_can_stop(small_data):
     X, _ = small_data
     seen = []
@@ -298,6 +331,7 @@ def test_bad_input_gets_clear_errors(fitted, small_data):
         (dict(lr=0.0), "lr must be > 0"),
         (dict(prior_shape=-1.0), "prior_shape must be a finite number >= 0"),
         (dict(max_epochs=0), "max_epochs must be an integer >= 1"),
+        (dict(kl_warmup=-1), "kl_warmup must be an integer >= 0"),
         (dict(device="tpu"), "unsupported device type|device must be"),
     ],
 )

@@ -52,6 +52,26 @@ def _epoch_line(info) -> str:
             f" (nll {info.train['nll']:.4g}, kl {info.train['kl']:.4g}){val} {info.elapsed:.1f}s")
 
 
+def kl_warmup_loss(steps: int):
+    r"""A :func:`deepnmf.training.fit_module` loss with KL annealing over ``steps`` optimiser steps.
+
+    At training step ``t`` (counted from 0) the loss is
+    ``nll + min(t / steps, 1) kl + penalty``; evaluation (the module in
+    ``eval`` mode: validation) gets the module's own terms, the full negative ELBO.
+    """
+    done = [0]
+
+    def loss_fn(module, batch: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        terms = module(batch, generator)
+        if module.training and done[0] < steps:
+            weight = done[0] / steps
+            done[0] += 1
+            terms = {**terms, "loss": terms["nll"] + weight * terms["kl"] + terms["penalty"]}
+        return terms
+
+    return loss_fn
+
+
 class VAENMF(BaseNMF):
     r"""VAE-NMF: a Gamma-latent VAE whose decoder is a nonnegative dictionary.
 
@@ -115,6 +135,13 @@ class VAENMF(BaseNMF):
         Relative improvement that counts for early stopping.
     min_concentration : float
         Floor on the posterior shapes.
+    kl_warmup : int
+        Epochs over which the weight of the KL term in the training loss
+        rises linearly from 0 to 1 (KL annealing; 0: the ELBO from the first
+        step). Without it most atoms of a speech dictionary collapse to the
+        prior (unused); see the enhancement section of ``docs/vae-nmf.md``.
+        Validation and early stopping always monitor the full ELBO. Needs
+        ``X`` in memory and a fresh fit (not ``resume``).
     dtype : {"float32", "float64", None}
         Training precision; ``None`` follows the input.
 
@@ -125,7 +152,7 @@ class VAENMF(BaseNMF):
     module_ : deepnmf.nn.vae.VAENMFModule
         The trained torch module (encoder ``module_.encoder``, decoder ``module_.decoder``).
     loss_curve_ : list of float
-        Training loss (negative ELBO per sample plus penalty) per epoch.
+        Training loss (negative ELBO per sample plus penalty; KL-weighted during ``kl_warmup``) per epoch.
     history_ : dict of str -> list of float
         Per-epoch ``train_loss``, ``train_nll``, ``train_kl``, ``train_penalty``
         and the same with ``val_`` when validating.
@@ -165,6 +192,7 @@ class VAENMF(BaseNMF):
         tol: float = 1e-4,
         min_concentration: float = 0.05,
         dtype: str | None = "float32",
+        kl_warmup: int = 0,
     ) -> None:
         self.n_components = n_components
         self.likelihood = likelihood
@@ -188,6 +216,7 @@ class VAENMF(BaseNMF):
         self.tol = tol
         self.min_concentration = min_concentration
         self.dtype = dtype
+        self.kl_warmup = kl_warmup
 
     # ------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -205,6 +234,7 @@ class VAENMF(BaseNMF):
             raise ParameterError(f"hidden must be a sequence of positive integers, got {hidden!r}")
         for name in ("max_epochs", "batch_size", "patience"):
             check_positive_int(getattr(self, name), name)
+        check_positive_int(self.kl_warmup, "kl_warmup", minimum=0)
         for name in ("prior_shape", "prior_rate", "lr", "min_concentration"):
             if check_nonneg_float(getattr(self, name), name) == 0.0:
                 raise ParameterError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -302,6 +332,7 @@ class VAENMF(BaseNMF):
         self._check_size(*T.shape, T.element_size())
         checkpoint = make_checkpointer(checkpoint_dir, checkpoint_every, resume,
                                        run_signature(self, data_signature(T)))
+        loss_fn = self._training_loss(T.shape[0], stream is not None, resume)
         gen = make_generator(self.random_state, self.device_)
         module = self._build(T.shape[1], T.dtype, gen)
         module.init_from_data(T, gen)
@@ -309,6 +340,7 @@ class VAENMF(BaseNMF):
             module,
             T if stream is None else stream,
             generator=gen,
+            loss_fn=loss_fn,
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
             lr=float(self.lr),
@@ -322,6 +354,18 @@ class VAENMF(BaseNMF):
         )
         self._store_fit(module, result)
         return self
+
+    def _training_loss(self, n_samples: int, stream: bool, resume: bool):
+        """The loss of :func:`deepnmf.training.fit_module`: ``None`` (the module's ELBO) or the KL warm-up's."""
+        if not self.kl_warmup:
+            return None
+        if stream or resume:
+            raise ParameterError("kl_warmup needs X in memory and a fresh fit (not a stream, not resume); "
+                                 "use kl_warmup=0 for streams and resumed fits")
+        vf = float(self.validation_fraction)
+        n_val = max(int(math.floor(vf * n_samples)), 1 if vf > 0 else 0)  # as training.split_validation
+        steps_per_epoch = math.ceil((n_samples - n_val) / int(self.batch_size))
+        return kl_warmup_loss(int(self.kl_warmup) * steps_per_epoch)
 
     def _check_size(self, n: int, m: int, itemsize: int) -> None:
         """Refuse a network that would not fit in memory (an estimate), warn about a rank above ``n``."""
