@@ -99,6 +99,18 @@ def test_parse_methods():
     assert parse_methods("dnn-mask,nmf+dnn") == [("dnn", "mask"), ("nmf", "dnn")]
 
 
+def test_vae_dictionary_follows_the_config():
+    from deepnmf.experiments.enhancement import _make_dictionary
+
+    V = np.random.default_rng(0).gamma(1.0, 1.0, size=(200, 12))
+    cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", n_components=3, vae_epochs=2)
+    model = _make_dictionary("vae-nmf", V, cfg, 0)
+    assert (model.likelihood, model.kl_warmup, model.n_iter_) == ("poisson", 10, 2)  # the defaults chosen on validation
+    cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", n_components=3,
+                            vae_epochs=1, vae_likelihood="gaussian", vae_kl_warmup=0)
+    assert (lambda m: (m.likelihood, m.kl_warmup))(_make_dictionary("vae-nmf", V, cfg, 0)) == ("gaussian", 0)
+
+
 def test_runner_bad_input(data_dir, tmp_path):
     timit = data_dir / "speech" / "timit-sample"
     with pytest.raises(DataError, match="both the training and the test"):
@@ -115,6 +127,10 @@ def test_runner_bad_input(data_dir, tmp_path):
         run_enhancement(_tiny(data_dir, tmp_path, noises=[silent]))
     with pytest.raises(ParameterError, match="sr must be 8000 or 16000"):
         run_enhancement(_tiny(data_dir, tmp_path, sr=44100))
+    with pytest.raises(ParameterError, match="vae_likelihood must be one of"):
+        run_enhancement(_tiny(data_dir, tmp_path, vae_likelihood="laplace"))
+    with pytest.raises(ParameterError, match="vae_kl_warmup must be an integer >= 0"):
+        run_enhancement(_tiny(data_dir, tmp_path, vae_kl_warmup=-1))
 
 
 # ------------------------------------------------------------------ CLI
@@ -178,6 +194,10 @@ def test_cli_experiment_multi_value_options_and_errors(data_dir, tmp_path):
     res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(tmp_path / "none"),
                               "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "neither an audio file nor a folder" in res.output
+    res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(timit / "dr1-fvmh0"),
+                              "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--vae-likelihood", "laplace",
+                              "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "vae_likelihood must be one of" in res.output
 
 
 def test_missing_pesq_is_null_and_counted(tmp_path):
