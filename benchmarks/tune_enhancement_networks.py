@@ -12,6 +12,7 @@ Each variant is one JSON line appended to ``--out``::
 
     python benchmarks/tune_enhancement_networks.py --method dnn-mask --objective signal --output joint
     python benchmarks/tune_enhancement_networks.py --method nmf+dnn --objective signal
+    python benchmarks/tune_enhancement_networks.py --method vae-nmf+dnn --objective signal --vae '{"likelihood": "poisson"}'
 """
 from __future__ import annotations
 
@@ -57,14 +58,15 @@ def load(noises: list[str]) -> dict:
     return {"train": [u for v in train.values() for u in v], "valid": valid, "noises": parts}
 
 
-def dictionaries(data: dict, noise: str, seed: int = 0):
-    """KL-NMF speech (10000 random training frames) and noise dictionaries, rank 40."""
+def dictionaries(data: dict, noise: str, kind: str = "nmf", vae: dict | None = None, seed: int = 0):
+    """Speech (10000 random training frames) and noise dictionaries, rank 40: KL-NMF (200 iterations)
+    or VAE-NMF with the parameters ``vae``."""
     stft = STFTSettings()
     V = torch.cat([stft.stft(x).abs() for x in data["train"]]).numpy()
     V = V[np.sort(np.random.default_rng(seed).choice(V.shape[0], min(10000, V.shape[0]), replace=False))]
-    speech = make_estimator("nmf", 40, beta_loss="kullback-leibler", max_iter=200, random_state=seed).fit(V)
     N = stft.stft(data["noises"][noise][0]).abs().numpy()
-    return speech, make_estimator("nmf", 40, beta_loss="kullback-leibler", max_iter=200, random_state=seed + 1).fit(N)
+    params = {"beta_loss": "kullback-leibler", "max_iter": 200} if kind == "nmf" else dict(vae or {})
+    return tuple(make_estimator(kind, 40, random_state=seed + i, **params).fit(X) for i, X in enumerate((V, N)))
 
 
 def validate(enhancer, data: dict, noise: str) -> dict[float, float]:
@@ -82,7 +84,9 @@ def validate(enhancer, data: dict, noise: str) -> dict[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--method", default="dnn-mask", choices=["dnn-mask", "nmf+dnn"])
+    p.add_argument("--method", default="dnn-mask", choices=["dnn-mask", "nmf+dnn", "vae-nmf+dnn"])
+    p.add_argument("--vae", default='{"likelihood": "poisson", "max_epochs": 30, "early_stopping": false}',
+                   help="vae-nmf+dnn: VAENMF parameters as JSON")
     p.add_argument("--noises", nargs="+", default=["factory2", "babble"])
     p.add_argument("--objective", default=None, help="dnn-mask: mask|signal; nmf+dnn: activations|signal")
     p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
@@ -109,7 +113,7 @@ def main() -> None:
             enh = MaskEnhancer().fit(data["train"], data["noises"][noise][0], objective=a.objective or "mask",
                                      output=a.output, **common)
         else:
-            speech, noise_model = dictionaries(data, noise)
+            speech, noise_model = dictionaries(data, noise, a.method.split("+")[0], json.loads(a.vae))
             enh = Enhancer(speech, noise_model, power=1.0).fit_network(
                 data["train"], data["noises"][noise][0], objective=a.objective or "activations", **common)
         seconds[noise] = round(time.perf_counter() - t0, 1)

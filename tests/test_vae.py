@@ -372,3 +372,28 @@ def test_likelihoods_match_scipy_densities():
     np.testing.assert_allclose(pois, naive, rtol=1e-10)
     exact = -stats.poisson(ms).logpmf(xs).sum(1)
     np.testing.assert_allclose(pois, exact, rtol=0.02)  # Stirling's error is below 1/(12 x) per entry
+
+
+def test_nmf_init_starts_the_decoder_at_the_scaled_nmf_dictionary():
+    """init="nmf": the decoder starts at NMF's atoms (the likelihood's divergence, nndsvda, 200 MU
+    iterations: deterministic) times each atom's mean activation over the prior mean."""
+    import warnings
+
+    from deepnmf import NMF
+
+    rng = np.random.default_rng(3)
+    X = rng.gamma(1.0, 1.0, (400, 5)) @ (rng.random((5, 16)) * (rng.random((5, 16)) < 0.5)) + 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nmf = NMF(5, beta_loss="kullback-leibler", init="nndsvda", solver="mu", max_iter=200, tol=0.0)
+        W = nmf.fit_transform(X)
+        expected = nmf.components_ * (W.mean(0) / 2.0)[:, None]  # prior mean 2 = shape 2 / rate 1
+        # a learning rate of 1e-12: one epoch leaves the start where it was
+        vae = VAENMF(5, likelihood="poisson", init="nmf", prior_shape=2.0, lr=1e-12, max_epochs=1,
+                     early_stopping=False, dtype="float64", random_state=0).fit(X)
+        start = VAENMF(5, likelihood="poisson", prior_shape=2.0, lr=1e-12, max_epochs=1, early_stopping=False,
+                       dtype="float64", random_state=0).fit(X)
+    np.testing.assert_allclose(vae.components_, expected, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(start.components_, expected, rtol=0.1)
+    with pytest.raises(ParameterError, match="init must be one of"):
+        VAENMF(5, init="nndsvd").fit(X)

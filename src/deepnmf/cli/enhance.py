@@ -81,6 +81,7 @@ def enhancement_command(
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     vae_likelihood: Optional[str] = typer.Option(None, "--vae-likelihood", help="VAE-NMF likelihood: poisson (default), gaussian or exponential."),
     vae_kl_warmup: Optional[int] = typer.Option(None, "--vae-kl-warmup", help="VAE-NMF: epochs over which the KL weight rises from 0 to 1 (default 10; 0: none)."),
+    vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
     dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the networks (default: the experiment's)."),
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
@@ -109,7 +110,8 @@ def enhancement_command(
     given = {"dnn_copies": dnn_copies, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
              "mask_objective": mask_objective, "mask_output": mask_output,
-             "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup}
+             "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,
+             "vae_init": vae_init}
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
                             snrs=snrs, methods=method_names, n_test=n_test, pooled=pooled, n_components=rank,

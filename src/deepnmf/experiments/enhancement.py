@@ -81,6 +81,7 @@ class EnhancementConfig:
     vae_epochs: int = 30
     vae_likelihood: str = "poisson"  # chosen on validation speakers: docs/vae-nmf.md, "Dictionaries for enhancement"
     vae_kl_warmup: int = 10  # epochs of KL annealing (VAENMF(kl_warmup=)); without it about half the atoms go unused
+    vae_init: str = "nmf"  # the decoder's start: "nmf" (VAENMF(init="nmf")) or "random"; chosen on validation speakers
     # the networks (activation networks of +dnn, the dnn-mask baseline); defaults chosen on validation speakers
     # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md)
     dnn_epochs: int = 12
@@ -143,6 +144,7 @@ def _check_config(cfg: EnhancementConfig) -> None:
     check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal"))
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)
+    check_choice(cfg.vae_init, "vae_init", ("random", "nmf"))
     check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal"))
     check_choice(cfg.mask_output, "mask_output", ("sigmoid", "joint"))
     if cfg.dnn_recurrent is not None:
@@ -279,7 +281,7 @@ def _make_dictionary(kind: str, V: np.ndarray, cfg: EnhancementConfig, seed: int
     # a fixed number of epochs: the validation ELBO of the Poisson VAE still improves at epoch 60, beyond the
     # time budget, and the Gaussian's swings by orders of magnitude between epochs (docs/vae-nmf.md)
     return make_estimator("vae-nmf", cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs,
-                          kl_warmup=cfg.vae_kl_warmup, early_stopping=False, random_state=seed).fit(V)
+                          kl_warmup=cfg.vae_kl_warmup, init=cfg.vae_init, early_stopping=False, random_state=seed).fit(V)
 
 
 def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any], load: Callable[[Path], Any] | None = None):
@@ -335,7 +337,8 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
     done = 0
     for kind in kinds:
         extra = {"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {
-            "vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood, "kl_warmup": cfg.vae_kl_warmup}
+            "vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood, "kl_warmup": cfg.vae_kl_warmup,
+            **({"init": cfg.vae_init} if cfg.vae_init != "random" else {})}
         _report(progress, "models", done, total, f"{kind} speech dictionary")
         models[(kind, "speech")], _ = _cached_model(
             root / kind / "speech", {**speech_recipe, **extra, "kind": kind},

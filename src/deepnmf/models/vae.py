@@ -36,6 +36,9 @@ from deepnmf.models._base import BaseNMF
 LIKELIHOODS = ("gaussian", "poisson", "exponential")
 NONNEG_MODES = ("penalty", "project", "softplus")
 SAMPLERS = ("marsaglia-tsang", "implicit")
+INITS = ("random", "nmf")
+#: likelihood -> the NMF divergence of ``init="nmf"``
+_NMF_BETA = {"gaussian": "frobenius", "poisson": "kullback-leibler", "exponential": "itakura-saito"}
 POSTERIOR_STATS = ("mean", "sample", "mode")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _CHUNK = 8192  # rows per forward pass at inference
@@ -135,6 +138,12 @@ class VAENMF(BaseNMF):
         Relative improvement that counts for early stopping.
     min_concentration : float
         Floor on the posterior shapes.
+    init : {"random", "nmf"}
+        The decoder's starting dictionary: random training samples with a
+        little jitter, or the dictionary of an NMF of the same data with the
+        likelihood's divergence (``nndsvda``, 200 multiplicative updates),
+        each atom scaled by its mean NMF activation over the prior mean, so
+        that the VAE starts from NMF's fit.
     kl_warmup : int
         Epochs over which the weight of the KL term in the training loss
         rises linearly from 0 to 1 (KL annealing; 0: the ELBO from the first
@@ -193,6 +202,7 @@ class VAENMF(BaseNMF):
         min_concentration: float = 0.05,
         dtype: str | None = "float32",
         kl_warmup: int = 0,
+        init: str = "random",
     ) -> None:
         self.n_components = n_components
         self.likelihood = likelihood
@@ -217,6 +227,26 @@ class VAENMF(BaseNMF):
         self.min_concentration = min_concentration
         self.dtype = dtype
         self.kl_warmup = kl_warmup
+        self.init = init
+
+    def _nmf_start(self, T: torch.Tensor, module, gen: torch.Generator) -> torch.Tensor:
+        """The decoder's start for ``init="nmf"``: NMF atoms ``(K, F)`` scaled by their mean activation / prior mean.
+
+        Atoms NMF leaves unused keep the random start of ``module``.
+        """
+        from deepnmf.models.nmf import NMF
+
+        X = T.detach().double().cpu().numpy()
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=gen.device))
+        nmf = NMF(int(self.n_components), beta_loss=_NMF_BETA[self.likelihood], init="nndsvda", solver="mu",
+                  max_iter=200, tol=0.0, random_state=seed)
+        W = nmf.fit_transform(X)  # (N, K)
+        usage = W.mean(0) / (float(self.prior_shape) / float(self.prior_rate))  # (K,)
+        H0 = torch.as_tensor(nmf.components_ * usage[:, None], dtype=T.dtype, device=T.device)
+        dead = ~(H0.sum(1) > 0)
+        if bool(dead.any()):
+            H0[dead] = module.decoder.components()[dead].to(H0)
+        return H0
 
     # ------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -235,6 +265,7 @@ class VAENMF(BaseNMF):
         for name in ("max_epochs", "batch_size", "patience"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.kl_warmup, "kl_warmup", minimum=0)
+        check_choice(self.init, "init", INITS)
         for name in ("prior_shape", "prior_rate", "lr", "min_concentration"):
             if check_nonneg_float(getattr(self, name), name) == 0.0:
                 raise ParameterError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -336,6 +367,8 @@ class VAENMF(BaseNMF):
         gen = make_generator(self.random_state, self.device_)
         module = self._build(T.shape[1], T.dtype, gen)
         module.init_from_data(T, gen)
+        if self.init == "nmf" and not resume:  # a resumed fit restores its weights from the checkpoint
+            module.decoder.set_dictionary(self._nmf_start(T, module, gen))
         result = fit_module(
             module,
             T if stream is None else stream,
