@@ -77,7 +77,7 @@ def train(
     max_epochs: int = typer.Option(200, "--max-epochs", help="VAE-NMF / iN-NMF epochs, NMF iterations."),
     likelihood: Optional[str] = typer.Option(None, "--likelihood",
                                              help="gaussian | poisson | exponential (NMF, iN-NMF: frobenius | KL | "
-                                                  "IS); default gaussian, iN-NMF poisson (KL)."),
+                                                  "IS); default gaussian for NMF, poisson (KL) for VAE-NMF and iN-NMF."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the training-curve and dictionary figures."),

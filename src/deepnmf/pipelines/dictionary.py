@@ -41,8 +41,9 @@ LIKELIHOOD_LOSSES = {
     "poisson": ("kullback-leibler", "kl"),
     "exponential": ("itakura-saito", "is"),
 }
-#: the likelihood used when none is given: the models' usual choices (iN-NMF's recipe fits KL)
-DEFAULT_LIKELIHOOD = {"nmf": "gaussian", "vae-nmf": "gaussian", "implicit": "poisson", "implicit-points": "poisson"}
+#: the likelihood used when none is given: the models' usual choices (iN-NMF's recipe fits KL; VAE-NMF:
+#: Poisson, better dictionaries for speech on validation data and stable training, docs/vae-nmf.md)
+DEFAULT_LIKELIHOOD = {"nmf": "gaussian", "vae-nmf": "poisson", "implicit": "poisson", "implicit-points": "poisson"}
 NEEDS_FREQUENCIES = ("iN-NMF needs the frequency of every feature: train it on audio files, or call "
                      "deepnmf.ImplicitNMF(...).fit(X, freqs=...) from Python")
 
