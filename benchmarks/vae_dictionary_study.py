@@ -59,8 +59,11 @@ def parse_config(name: str) -> dict:
     """``"nmf"``, or ``LIK[-TOKEN]...`` with LIK gauss/poisson/expo and tokens ``eN`` (epochs, default 30),
     ``aX`` (prior shape), ``lrX``, ``wdX`` (weight decay), ``bN`` (batch), ``esN`` (early stopping on the
     validation loss, at most N epochs, patience ``pN``, default 5), ``vfX`` (validation fraction) and ``enc``
-    (the activation network learns the encoders' posterior means instead of refitted activations):
-    e.g. ``poisson-a0.5-e60``, ``gauss-es60-p5``, ``poisson-e30-enc``."""
+    (the activation network learns the encoders' posterior means instead of refitted activations), ``eqs``
+    (each noise dictionary trains for as many gradient steps as the speech one: epochs times the ratio of frames),
+    ``kwN`` (``kl_warmup=N``: the KL weight rises from 0 to 1 over N epochs), ``seedN`` (another seed of the
+    dictionaries; the network's is unchanged):
+    e.g. ``poisson-a0.5-e60``, ``gauss-es60-p5``, ``poisson-e30-enc``, ``poisson-kw10-seed1``."""
     if name == "nmf":
         return NMF_SPEC
     lik, *tokens = name.split("-")
@@ -70,6 +73,12 @@ def parse_config(name: str) -> dict:
     for token in tokens:
         if token == "enc":
             spec["targets"] = "encoder"
+        elif token.startswith("seed"):  # another seed of the dictionaries (the network's stays)
+            spec["seed"] = int(token[4:])
+        elif token.startswith("kw"):  # KL warm-up: the KL weight rises linearly from 0 to 1 over N epochs
+            spec["params"]["kl_warmup"] = int(token[2:])
+        elif token == "eqs":  # noise dictionaries: as many gradient steps as the speech dictionary
+            spec["equal_steps"] = True
         elif token.startswith("es"):
             spec["params"].update(max_epochs=int(token[2:]), early_stopping=True)
             spec["params"].setdefault("patience", 5)
@@ -114,10 +123,12 @@ def _held_out_frames(folders, sr: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- models
-def fit_dictionary(spec: dict, V: np.ndarray, seed: int):
+def fit_dictionary(spec: dict, V: np.ndarray, seed: int, n_speech_frames: int):
     from deepnmf.models.factory import make_estimator
 
     params = dict(spec["params"])
+    if spec.get("equal_steps") and V.shape[0] < n_speech_frames:
+        params["max_epochs"] = int(np.ceil(params["max_epochs"] * n_speech_frames / V.shape[0]))
     return make_estimator(spec["kind"], 40, random_state=seed, **params).fit(V)
 
 
@@ -126,10 +137,12 @@ def dictionaries(name: str, spec: dict, corpus, cfg, cache: Path):
     from deepnmf.experiments.enhancement import noise_frames, speech_frames
     from deepnmf.io.model_files import load_model
 
-    key = "+".join(f"{k}={v}" for k, v in sorted(spec["params"].items()))
+    key = "+".join(f"{k}={v}" for k, v in sorted(spec["params"].items())) + ("+eqs" if spec.get("equal_steps") else "")
+    key += f"+seed{spec['seed']}" if spec.get("seed") else ""
     folder = cache / f"{spec['kind']}-{key}"
-    jobs = {"speech": (lambda: speech_frames(corpus, cfg), cfg.random_state)}
-    jobs.update({n: (lambda n=n: noise_frames(corpus, cfg, [n]), cfg.random_state + 1) for n in corpus.noises})
+    seed = cfg.random_state + 10 * spec.get("seed", 0)
+    jobs = {"speech": (lambda: speech_frames(corpus, cfg), seed)}
+    jobs.update({n: (lambda n=n: noise_frames(corpus, cfg, [n]), seed + 1) for n in corpus.noises})
     models, seconds = {}, {}
     for part, (frames, seed) in jobs.items():
         path = folder / part
@@ -138,7 +151,7 @@ def dictionaries(name: str, spec: dict, corpus, cfg, cache: Path):
             seconds[part] = json.loads((path / "seconds.json").read_text())["seconds"]
             continue
         t0 = time.perf_counter()
-        models[part] = fit_dictionary(spec, frames(), seed)
+        models[part] = fit_dictionary(spec, frames(), seed, cfg.speech_frames)
         seconds[part] = time.perf_counter() - t0
         models[part].save(path)
         (path / "seconds.json").write_text(json.dumps({"seconds": seconds[part]}))
@@ -159,6 +172,13 @@ def encoder_target_enhancer():
     return EncoderTargets
 
 
+def network_settings(cfg) -> dict:
+    """The experiment's extra activation-network settings (objective, recurrent layers...), as it passes them."""
+    from deepnmf.experiments import enhancement
+
+    return enhancement._network_recipe(cfg, "dnn") if hasattr(enhancement, "_network_recipe") else {}
+
+
 def enhancers(spec: dict, models: dict, corpus, cfg, with_dnn: bool):
     """``{(method, noise): enhancer}`` for ``+mu`` and (when asked) ``+dnn``."""
     from deepnmf.experiments.enhancement import DEFAULT_GAINS
@@ -176,7 +196,7 @@ def enhancers(spec: dict, models: dict, corpus, cfg, with_dnn: bool):
         speech = [x for utts in corpus.train.values() for x in utts]
         enh.fit_network(speech, [train_part], snr_range=(min(SNRS), max(SNRS)), n_copies=cfg.dnn_copies,
                         context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden), epochs=cfg.dnn_epochs,
-                        random_state=cfg.random_state)
+                        random_state=cfg.random_state, **network_settings(cfg))
         out[("dnn", noise)] = enh
     return out
 
@@ -199,6 +219,12 @@ def validation_sdr(enh: dict, corpus) -> dict[str, float]:
                     sdr.setdefault(method, []).append(float(bss["sdr"][0]))
                     sdr.setdefault(f"{method}/{noise}", []).append(float(bss["sdr"][0]))
     return {k: float(np.mean(v)) for k, v in sdr.items()}
+
+
+def _magnitudes_of(x: np.ndarray) -> np.ndarray:
+    from deepnmf.experiments.enhancement import _magnitudes
+
+    return _magnitudes([x])[0].numpy()
 
 
 def held_out_fit(model, held_out: np.ndarray) -> dict[str, float]:
@@ -225,12 +251,19 @@ def run_config(name: str, corpus, cfg, held_out, cache: Path, with_dnn: bool) ->
     enh = enhancers(spec, models, corpus, cfg, with_dnn)
     t1 = time.perf_counter()
     sdr = validation_sdr(enh, corpus)
+    noise_fit = {n: held_out_fit(models[n], _magnitudes_of(val_part))["val_kl_per_element"]
+                 for n, (_, val_part) in corpus.noises.items()}
     entry = {"spec": spec, "train_seconds": seconds, "train_seconds_total": sum(seconds.values()),
              "network_seconds": t1 - t0 - sum(seconds.values()) if with_dnn else None,
-             "score_seconds": time.perf_counter() - t1, "sdr": sdr, **held_out_fit(models["speech"], held_out)}
+             "score_seconds": time.perf_counter() - t1, "sdr": sdr,
+             "network": {"epochs": cfg.dnn_epochs, "copies": cfg.dnn_copies, "context": cfg.dnn_context,
+                         "hidden": list(cfg.dnn_hidden), **network_settings(cfg)} if with_dnn else None, **held_out_fit(models["speech"], held_out),
+             "noise_val_kl_per_element": noise_fit,
+             "noise_epochs_run": {n: getattr(models[n], "n_iter_", None) for n in corpus.noises}}
     print(f"{name}: +mu {sdr['mu']:.2f}" + (f" +dnn {sdr['dnn']:.2f}" if with_dnn else "") +
           f" (noisy {sdr['noisy']:.2f}) KL {entry['val_kl_per_element']:.4f} "
-          f"ELBO {entry.get('val_elbo_per_frame', float('nan')):.1f} dict {entry['train_seconds_total']:.0f} s", flush=True)
+          f"ELBO {entry.get('val_elbo_per_frame', float('nan')):.1f} noise KL "
+          f"{[round(v, 4) for v in noise_fit.values()]} dict {entry['train_seconds_total']:.0f} s", flush=True)
     return entry
 
 
