@@ -127,3 +127,24 @@ def test_bad_settings_are_refused():
         FrameNetwork(F, F, hidden=(8,), recurrent="gru")
     with pytest.raises(ParameterError, match="recurrent must be one of"):
         FrameNetwork(F, F, hidden=(8, 8), recurrent="rnn")
+
+
+def test_training_mixtures_are_capped_and_unchanged_below_the_cap():
+    from deepnmf.pipelines.enhancement import STFTSettings, training_mixtures
+
+    rng = np.random.default_rng(0)
+    speech = [rng.standard_normal(4000 + 500 * i) for i in range(4)]
+    noise = rng.standard_normal(20000)
+    stft = STFTSettings()
+    full = list(training_mixtures(speech, noise, stft, n_copies=2, random_state=1))
+    same = list(training_mixtures(speech, noise, stft, n_copies=2, max_mixtures=8, random_state=1))
+    assert len(full) == len(same) == 8
+    for a, b in zip(full, same):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    capped = list(training_mixtures(speech, noise, stft, n_copies=2, max_mixtures=3, random_state=1))
+    assert len(capped) == 3
+    lengths = {Y.shape[0] for Y, _, _ in full}
+    assert {Y.shape[0] for Y, _, _ in capped} <= lengths
+    with pytest.raises(ParameterError):
+        list(training_mixtures(speech, noise, stft, max_mixtures=0))

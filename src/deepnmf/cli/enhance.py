@@ -84,6 +84,7 @@ def enhancement_command(
     vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
     dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most activation-network epochs (early stopping on 10% held-out frames)."),
     dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the networks (default: the experiment's)."),
+    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per network (default 300; utterances drawn at random beyond it)."),
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
     dnn_objective: Optional[str] = typer.Option(None, "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets) or signal (masked magnitudes through the dictionaries)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.)."),
@@ -107,7 +108,7 @@ def enhancement_command(
         raise ParameterError(f"--snr takes numbers of dB, got {snr}") from err
     method_names = _split(methods)
     parse_methods(method_names)  # fail fast, before reading any audio
-    given = {"dnn_copies": dnn_copies, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
+    given = {"dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
              "mask_objective": mask_objective, "mask_output": mask_output,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,

@@ -86,6 +86,7 @@ class EnhancementConfig:
     # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md)
     dnn_epochs: int = 12
     dnn_copies: int = 3  # training mixtures per training utterance (random noise excerpt and SNR each)
+    dnn_max_mixtures: int = 300  # at most this many (utterances drawn at random): the cost stays bounded on large corpora
     dnn_context: int = 2
     dnn_hidden: Sequence[int] = (256, 256)
     dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
@@ -136,7 +137,7 @@ def method_name(kind: str, activations: str) -> str:
 def _check_config(cfg: EnhancementConfig) -> None:
     from deepnmf._utils import check_positive_int
 
-    for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs",
+    for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnn_epochs", "dnn_copies", "babble_talkers", "dnmf_epochs"):
         check_positive_int(getattr(cfg, name), name)
     from deepnmf._utils import check_choice
@@ -407,9 +408,10 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
         settings["output"] = cfg.mask_output
     if cfg.dnn_recurrent is not None:
         settings["recurrent"] = cfg.dnn_recurrent
+    settings["max_mixtures"] = cfg.dnn_max_mixtures
     if settings["objective"] == "signal":
         settings["discriminative"] = cfg.dnn_discriminative
-    defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid"}
+    defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None}
     return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
 
 

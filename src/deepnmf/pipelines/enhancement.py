@@ -424,6 +424,7 @@ class Enhancer:
         recurrent: str | None = None,
         discriminative: float = 0.0,
         gain_range: tuple[float, float] = (0.0, 0.0),
+        max_mixtures: int | None = None,
         random_state: Any = None,
         callback: Callback | None = None,
     ) -> "Enhancer":
@@ -450,6 +451,8 @@ class Enhancer:
         gain_range : (float, float)
             Random level of each training mixture, in dB
             (:func:`training_mixtures`).
+        max_mixtures : int, optional
+            At most this many training mixtures (:func:`training_mixtures`).
         recurrent : {None, "gru", "lstm"}
             A recurrent network (:class:`~deepnmf.nn.networks.FrameNetwork`).
         callback : callable, optional
@@ -467,7 +470,8 @@ class Enhancer:
 
         check_choice(objective, "objective", ("activations", "signal"))
         mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                          gain_range=gain_range, random_state=random_state, callback=callback))
+                                          gain_range=gain_range, max_mixtures=max_mixtures,
+                                          random_state=random_state, callback=callback))
         inputs = [Y for Y, _, _ in mixtures]
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
                            recurrent=recurrent)
@@ -603,15 +607,18 @@ def _apply_gain(stft: STFTSettings, noisy: Any, gain_fn: Callable, return_gain: 
 
 def training_mixtures(
     speech: Sequence[Any], noise: Any, stft: STFTSettings, *, snr_range: tuple[float, float] = (-5.0, 10.0),
-    n_copies: int = 1, gain_range: tuple[float, float] = (0.0, 0.0), random_state: Any = None,
-    callback: Callback | None = None,
+    n_copies: int = 1, gain_range: tuple[float, float] = (0.0, 0.0), max_mixtures: int | None = None,
+    random_state: Any = None, callback: Callback | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Generate magnitude spectrograms ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, of training mixtures.
 
     Each utterance is mixed ``n_copies`` times with a random excerpt of a
     random noise at an SNR drawn uniformly from ``snr_range``, and the
     mixture (speech and noise alike) is scaled by a gain drawn uniformly from
-    ``gain_range`` dB (``(0, 0)``, the default, draws nothing). ``callback``
+    ``gain_range`` dB (``(0, 0)``, the default, draws nothing). With
+    ``max_mixtures`` below ``len(speech) * n_copies`` only that many
+    mixtures are made, of utterances in a random order (so the cost of
+    training does not grow with the corpus). ``callback``
     receives an :class:`~deepnmf.callbacks.EpochInfo` (stage ``"pairs"``,
     ``epoch`` mixtures of ``max_epochs`` done) after each mixture.
     """
@@ -629,8 +636,12 @@ def training_mixtures(
         raise ParameterError(f"gain_range must be (low, high) dB with low <= high, got {gain_range}")
     rng = _numpy_rng(random_state)
     total = len(speech) * check_positive_int(n_copies, "n_copies")
+    order = np.arange(total) % len(speech)
+    if max_mixtures is not None and check_positive_int(max_mixtures, "max_mixtures") < total:
+        order = rng.permutation(order)[:max_mixtures]
+        total = int(max_mixtures)
     for i in range(total):
-        s = np.asarray(speech[i % len(speech)], dtype=np.float64)
+        s = np.asarray(speech[order[i]], dtype=np.float64)
         n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
         y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
         gain = 10.0 ** (rng.uniform(g_lo, g_hi) / 20.0) if (g_lo, g_hi) != (0.0, 0.0) else 1.0

@@ -51,7 +51,8 @@ class MaskEnhancer:
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
             lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
-            discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0), random_state: Any = None,
+            discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
+            max_mixtures: int | None = None, random_state: Any = None,
             callback: Callback | None = None) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
@@ -60,7 +61,7 @@ class MaskEnhancer:
         al.'s signal approximation, with their ``discriminative`` term). ``output="joint"`` is their
         joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network
         (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
-        training mixtures in dB.
+        training mixtures in dB, ``max_mixtures`` their largest number.
         """
         from deepnmf._utils import check_choice
         from deepnmf.nn.networks import FrameNetwork
@@ -69,7 +70,8 @@ class MaskEnhancer:
         check_choice(objective, "objective", ("mask", "signal"))
         check_choice(output, "output", ("sigmoid", "joint"))
         mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                          gain_range=gain_range, random_state=random_state, callback=callback))
+                                          gain_range=gain_range, max_mixtures=max_mixtures,
+                                          random_state=random_state, callback=callback))
         inputs = [Y for Y, _, _ in mixtures]
         if objective == "signal":
             fit = {"sources": signal_sources(mixtures), "discriminative": discriminative}
