@@ -135,13 +135,11 @@ def method_name(kind: str, activations: str) -> str:
 
 
 def _check_config(cfg: EnhancementConfig) -> None:
-    from deepnmf._utils import check_positive_int
+    from deepnmf._utils import check_choice, check_positive_int
 
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnn_epochs", "dnn_copies", "babble_talkers", "dnmf_epochs"):
         check_positive_int(getattr(cfg, name), name)
-    from deepnmf._utils import check_choice
-
     check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal"))
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)

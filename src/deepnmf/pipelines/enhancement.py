@@ -466,24 +466,18 @@ class Enhancer:
         self
         """
         from deepnmf.nn.networks import FrameNetwork
-        from deepnmf.pipelines.frame_networks import signal_sources, train_frame_network
+        from deepnmf.pipelines.frame_networks import train_on_mixtures
 
         check_choice(objective, "objective", ("activations", "signal"))
-        mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                          gain_range=gain_range, max_mixtures=max_mixtures,
-                                          random_state=random_state, callback=callback))
-        inputs = [Y for Y, _, _ in mixtures]
+        mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                     gain_range=gain_range, max_mixtures=max_mixtures, random_state=random_state,
+                                     callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
                            recurrent=recurrent)
-        if objective == "signal":
-            fit = {"sources": signal_sources(mixtures), "mask_fn": self._mask_of_activations,
-                   "discriminative": discriminative}
-        else:
-            fit = {"targets": [self.targets(S, N) for _, S, N in mixtures]}
-        del mixtures
-        self.network_training_ = train_frame_network(
-            net, inputs, epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state,
-            callback=stage_reporter(callback, "network"), **fit,
+        self.network_training_ = train_on_mixtures(
+            net, mixtures, target_fn=self.targets if objective == "activations" else None,
+            mask_fn=self._mask_of_activations, discriminative=discriminative, epochs=epochs, batch_size=batch_size,
+            lr=lr, random_state=random_state, callback=stage_reporter(callback, "network"),
         )
         net.metadata["fingerprints"] = self.fingerprints()
         net.metadata["objective"] = objective

@@ -65,24 +65,20 @@ class MaskEnhancer:
         """
         from deepnmf._utils import check_choice
         from deepnmf.nn.networks import FrameNetwork
-        from deepnmf.pipelines.frame_networks import signal_sources, train_frame_network
+        from deepnmf.pipelines.frame_networks import train_on_mixtures
 
         check_choice(objective, "objective", ("mask", "signal"))
         check_choice(output, "output", ("sigmoid", "joint"))
-        mixtures = list(training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                          gain_range=gain_range, max_mixtures=max_mixtures,
-                                          random_state=random_state, callback=callback))
-        inputs = [Y for Y, _, _ in mixtures]
-        if objective == "signal":
-            fit = {"sources": signal_sources(mixtures), "discriminative": discriminative}
-        else:
-            fit = {"targets": [wiener_gain(S, N, power=self.mask_power) for _, S, N in mixtures]}
-        del mixtures
+        mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                     gain_range=gain_range, max_mixtures=max_mixtures, random_state=random_state,
+                                     callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
                            recurrent=recurrent)
-        self.network_training_ = train_frame_network(net, inputs, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                     random_state=random_state,
-                                                     callback=stage_reporter(callback, "network"), **fit)
+        ratio_mask = lambda S, N: wiener_gain(S, N, power=self.mask_power)  # noqa: E731
+        self.network_training_ = train_on_mixtures(
+            net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
+            epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state,
+            callback=stage_reporter(callback, "network"))
         net.metadata.update(type="mask", objective=objective, discriminative=discriminative)
         self.network = net
         return self

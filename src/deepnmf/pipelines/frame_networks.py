@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -31,7 +31,8 @@ from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import FrameNetwork, log_features, stack_context
 from deepnmf.training import fit_module
 
-__all__ = ["TrainingResult", "frame_network_loss", "signal_loss", "signal_sources", "train_frame_network"]
+__all__ = ["TrainingResult", "frame_network_loss", "signal_loss", "signal_sources", "train_frame_network",
+           "train_on_mixtures"]
 
 
 @dataclass
@@ -257,6 +258,44 @@ def train_frame_network(
         train_loss=train_loss, val_loss=fit.history.get("val_loss", train_loss),
         best_epoch=max(fit.best_epoch - 1, 0), n_train=fit.n_train, n_val=fit.n_val,
     )
+
+
+def train_on_mixtures(
+    net: FrameNetwork,
+    mixtures: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    target_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    mask_fn: MaskFn | None = None,
+    discriminative: float = 0.0,
+    **training: Any,
+) -> TrainingResult:
+    """Fit ``net`` on training mixtures, against targets or by signal approximation.
+
+    Parameters
+    ----------
+    net : FrameNetwork
+    mixtures : iterable of (torch.Tensor, torch.Tensor, torch.Tensor) [shape=(n_frames_i, n_bins) each]
+        ``(|Y|, |S|, |N|)`` per mixture (e.g. ``pipelines.enhancement.training_mixtures``);
+        consumed once, and only what training needs is kept.
+    target_fn : callable, optional
+        ``target_fn(|S|, |N|)`` -> targets ``(n_frames_i, n_outputs)``; without it the
+        network is trained by :func:`signal_loss` of ``mask_fn(outputs)``.
+    mask_fn, discriminative :
+        As :func:`train_frame_network` (signal approximation only).
+    **training :
+        The other arguments of :func:`train_frame_network` (epochs, batch size, seed, ...).
+
+    Returns
+    -------
+    result : TrainingResult
+    """
+    inputs, extra = [], []
+    for Y, S, N in mixtures:
+        inputs.append(Y)
+        extra.append(target_fn(S, N) if target_fn is not None else signal_sources([(Y, S, N)])[0])
+    if target_fn is not None:
+        return train_frame_network(net, inputs, extra, **training)
+    return train_frame_network(net, inputs, sources=extra, mask_fn=mask_fn, discriminative=discriminative, **training)
 
 
 def _set_normalisation(net: FrameNetwork, X: torch.Tensor, Y: torch.Tensor, length: int,
