@@ -88,7 +88,7 @@ def main() -> None:
     p.add_argument("--vae", default='{"likelihood": "poisson", "max_epochs": 30, "early_stopping": false}',
                    help="vae-nmf+dnn: VAENMF parameters as JSON")
     p.add_argument("--noises", nargs="+", default=["factory2", "babble"])
-    p.add_argument("--objective", default=None, help="dnn-mask: mask|signal; nmf+dnn: activations|signal")
+    p.add_argument("--objective", default=None, help="dnn-mask: mask|signal|phase; nmf+dnn: activations|signal|phase")
     p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
     p.add_argument("--recurrent", default=None)
     p.add_argument("--hidden", default="256,256")

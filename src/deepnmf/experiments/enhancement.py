@@ -140,11 +140,11 @@ def _check_config(cfg: EnhancementConfig) -> None:
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnn_epochs", "dnn_copies", "babble_talkers", "dnmf_epochs"):
         check_positive_int(getattr(cfg, name), name)
-    check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal"))
+    check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal", "phase"))
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)
     check_choice(cfg.vae_init, "vae_init", ("random", "nmf"))
-    check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal"))
+    check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal", "phase"))
     check_choice(cfg.mask_output, "mask_output", ("sigmoid", "joint"))
     if cfg.dnn_recurrent is not None:
         check_choice(cfg.dnn_recurrent, "dnn_recurrent", ("gru", "lstm"))
@@ -407,7 +407,7 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
     if cfg.dnn_recurrent is not None:
         settings["recurrent"] = cfg.dnn_recurrent
     settings["max_mixtures"] = cfg.dnn_max_mixtures
-    if settings["objective"] == "signal":
+    if settings["objective"] in ("signal", "phase"):
         settings["discriminative"] = cfg.dnn_discriminative
     defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None}
     return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}

@@ -61,7 +61,7 @@ from deepnmf.callbacks import Callback, EpochInfo, notify, stage_reporter
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
 __all__ = ["ACTIVATIONS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
-           "frozen_activations", "load_enhancer", "training_mixtures", "wiener_gain"]
+           "frozen_activations", "load_enhancer", "phase_sensitive_sources", "training_mixtures", "wiener_gain"]
 
 ACTIVATIONS = ("mu", "dnn", "encoder", "semi")
 _EPS = 1e-10
@@ -439,7 +439,7 @@ class Enhancer:
             Clean training utterances (not the test speakers).
         noise : array-like [shape=(n_noise_samples,)] or sequence of them
             Training noise (the training part of each noise recording).
-        objective : {"activations", "signal"}
+        objective : {"activations", "signal", "phase"}
             ``"activations"`` (Kang et al.): the targets are the activations
             of the clean speech and of the scaled noise against their own
             frozen dictionaries. ``"signal"``: the network's activations go
@@ -447,7 +447,10 @@ class Enhancer:
             (``power``), and the masked noisy magnitudes are fitted to the
             clean speech and the noise (signal approximation, with Huang et
             al.'s ``discriminative`` term): the dictionaries become the
-            network's fixed output layer.
+            network's fixed output layer. ``"phase"``: the same, fitted to
+            the phase-sensitive speech and noise magnitudes
+            (:func:`phase_sensitive_sources`, Erdogan et al. 2015), which
+            the noisy phase of the output can actually reach.
         gain_range : (float, float)
             Random level of each training mixture, in dB
             (:func:`training_mixtures`).
@@ -468,9 +471,10 @@ class Enhancer:
         from deepnmf.nn.networks import FrameNetwork
         from deepnmf.pipelines.frame_networks import train_on_mixtures
 
-        check_choice(objective, "objective", ("activations", "signal"))
+        check_choice(objective, "objective", ("activations", "signal", "phase"))
         mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                     gain_range=gain_range, max_mixtures=max_mixtures, random_state=random_state,
+                                     gain_range=gain_range, max_mixtures=max_mixtures,
+                                     phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
                            recurrent=recurrent)
@@ -602,7 +606,7 @@ def _apply_gain(stft: STFTSettings, noisy: Any, gain_fn: Callable, return_gain: 
 def training_mixtures(
     speech: Sequence[Any], noise: Any, stft: STFTSettings, *, snr_range: tuple[float, float] = (-5.0, 10.0),
     n_copies: int = 1, gain_range: tuple[float, float] = (0.0, 0.0), max_mixtures: int | None = None,
-    random_state: Any = None, callback: Callback | None = None,
+    phase_sensitive: bool = False, random_state: Any = None, callback: Callback | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Generate magnitude spectrograms ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, of training mixtures.
 
@@ -615,6 +619,12 @@ def training_mixtures(
     training does not grow with the corpus). ``callback``
     receives an :class:`~deepnmf.callbacks.EpochInfo` (stage ``"pairs"``,
     ``epoch`` mixtures of ``max_epochs`` done) after each mixture.
+
+    With ``phase_sensitive`` the sources are the parts of the clean speech
+    and of the noise in phase with the mixture (Erdogan et al. 2015,
+    truncated): ``S' = clip(|S| cos(angle S - angle Y), 0, |Y|)`` and
+    ``N' = |Y| - S'``, the magnitudes a real mask of the noisy STFT can reach
+    (see :func:`phase_sensitive_sources`).
     """
     from deepnmf.audio.mixing import _numpy_rng, mix_at_snr, noise_excerpt
 
@@ -639,8 +649,33 @@ def training_mixtures(
         n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
         y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
         gain = 10.0 ** (rng.uniform(g_lo, g_hi) / 20.0) if (g_lo, g_hi) != (0.0, 0.0) else 1.0
-        yield tuple(stft.stft(gain * v).abs() for v in (y, s, n))
+        if phase_sensitive:
+            Y, S = stft.stft(gain * y), stft.stft(gain * s)
+            yield (Y.abs(), *phase_sensitive_sources(Y, S))
+        else:
+            yield tuple(stft.stft(gain * v).abs() for v in (y, s, n))
         notify(callback, EpochInfo(i + 1, total, stage="pairs"))
+
+
+def phase_sensitive_sources(Y: torch.Tensor, S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The truncated phase-sensitive speech and noise magnitudes of a mixture.
+
+    Parameters
+    ----------
+    Y, S : torch.Tensor [shape=(n_frames, n_bins), complex]
+        STFTs of the mixture and of its clean speech (the noise is ``Y - S``).
+
+    Returns
+    -------
+    speech, noise : torch.Tensor [shape=(n_frames, n_bins), real]
+        ``S' = clip(Re(S conj(Y)) / |Y|, 0, |Y|)`` (``|S| cos`` of the phase
+        difference) and ``N' = |Y| - S'``; both lie in ``[0, |Y|]`` and add up
+        to ``|Y|``, so a mask in ``[0, 1]`` can reach them exactly.
+    """
+    mag = Y.abs()
+    speech = ((S * Y.conj()).real / mag.clamp(min=_EPS)).clamp(min=0.0)
+    speech = torch.minimum(speech, mag)
+    return speech, mag - speech
 
 
 # -------------------------------------------------------------- the job

@@ -58,7 +58,8 @@ class MaskEnhancer:
 
         ``objective="mask"`` fits the ratio mask ``|S|^p / (|S|^p + |N|^p)`` by squared error;
         ``"signal"`` fits the masked noisy magnitudes to the clean speech and the noise (Huang et
-        al.'s signal approximation, with their ``discriminative`` term). ``output="joint"`` is their
+        al.'s signal approximation, with their ``discriminative`` term), ``"phase"`` to their
+        phase-sensitive parts (:func:`~deepnmf.pipelines.enhancement.phase_sensitive_sources`). ``output="joint"`` is their
         joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network
         (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
         training mixtures in dB, ``max_mixtures`` their largest number.
@@ -67,10 +68,11 @@ class MaskEnhancer:
         from deepnmf.nn.networks import FrameNetwork
         from deepnmf.pipelines.frame_networks import train_on_mixtures
 
-        check_choice(objective, "objective", ("mask", "signal"))
+        check_choice(objective, "objective", ("mask", "signal", "phase"))
         check_choice(output, "output", ("sigmoid", "joint"))
         mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                     gain_range=gain_range, max_mixtures=max_mixtures, random_state=random_state,
+                                     gain_range=gain_range, max_mixtures=max_mixtures,
+                                     phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
                            recurrent=recurrent)
