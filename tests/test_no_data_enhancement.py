@@ -180,7 +180,10 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
     base = ["experiment", "enhancement", "--train-speech", *map(str, a["train"]), "--test-speech", str(a["test"][0]),
             "--noise", "babble", "--out", str(tmp_path)]
     cases = {"unknown method 'nmf+magic'": ["--methods", "nmf+mu,nmf+magic"],
-             "--snr takes numbers of dB": ["--snr", "loud"]}
+             "--snr takes numbers of dB": ["--snr", "loud"],
+             "dnn_lr must be a positive number": ["--dnn-lr", "0"],
+             "dnn_batch_size must be an integer >= 1": ["--dnn-batch-size", "0"],
+             "dnn_objective must be one of": ["--dnn-objective", "magic"]}
     for message, extra in cases.items():  # option errors exit 2
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output

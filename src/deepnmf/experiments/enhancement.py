@@ -89,6 +89,8 @@ class EnhancementConfig:
     dnn_max_mixtures: int = 300  # at most this many (utterances drawn at random): the cost stays bounded on large corpora
     dnn_context: int = 2
     dnn_hidden: Sequence[int] = (256, 256)
+    dnn_batch_size: int = 128  # frames per Adam step
+    dnn_lr: float = 1e-3  # Adam's learning rate
     dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
@@ -138,8 +140,10 @@ def _check_config(cfg: EnhancementConfig) -> None:
     from deepnmf._utils import check_choice, check_positive_int
 
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
-                 "dnn_epochs", "dnn_copies", "babble_talkers", "dnmf_epochs"):
+                 "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs"):
         check_positive_int(getattr(cfg, name), name)
+    if not (np.isfinite(cfg.dnn_lr) and cfg.dnn_lr > 0):
+        raise ParameterError(f"dnn_lr must be a positive number, got {cfg.dnn_lr}")
     check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal", "phase"))
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)
@@ -407,9 +411,12 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
     if cfg.dnn_recurrent is not None:
         settings["recurrent"] = cfg.dnn_recurrent
     settings["max_mixtures"] = cfg.dnn_max_mixtures
+    settings["batch_size"] = cfg.dnn_batch_size
+    settings["lr"] = cfg.dnn_lr
     if settings["objective"] in ("signal", "phase"):
         settings["discriminative"] = cfg.dnn_discriminative
-    defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None}
+    defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None,
+                "batch_size": 128, "lr": 1e-3}
     return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
 
 
