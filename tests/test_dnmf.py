@@ -111,7 +111,7 @@ def test_inverse_transform_takes_activations_named_X(rng):
         model.inverse_transform(np.ones((2, 3)))
 
 
-@pytest.mark.parametrize("beta", [1.0, 2.0, 0.5])
+@pytest.mark.parametrize("beta", [1.0, 2.0, 0.5, 0.0])
 def test_mu_terms_split_the_autograd_gradient(beta):
     from deepnmf.divergences import beta_divergence
     from deepnmf.models.dnmf import mu_terms, wiener_split
@@ -127,6 +127,14 @@ def test_mu_terms_split_the_autograd_gradient(beta):
     assert float(value) == pytest.approx(float(loss.detach()), rel=1e-10)
     torch.testing.assert_close(den - num, R.grad, rtol=1e-8, atol=1e-10)  # gradient = den - num
     assert bool((num >= 0).all()) and bool((den >= 0).all())
+    # the training loop's form: the data part of the divergence summed once, the same value and terms
+    from deepnmf.models.dnmf import _data_sum
+    data_sum = _data_sum(S, beta)
+    assert (data_sum is None) == (beta == 0.5)
+    num2, den2, value2 = mu_terms(X, W, S, R.detach(), 3, beta, data_sum=data_sum)
+    assert float(value2) == pytest.approx(float(loss.detach()), rel=1e-10)
+    torch.testing.assert_close(num2, num, rtol=1e-12, atol=0)
+    torch.testing.assert_close(den2, den, rtol=1e-12, atol=0)
 
 
 def test_mu_solver_lowers_the_training_divergence(tmp_path):

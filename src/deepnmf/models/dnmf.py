@@ -31,7 +31,7 @@ import torch
 
 from deepnmf._utils import as_tensor, check_nonneg_float, check_positive_int, make_generator, resolve_device
 from deepnmf.callbacks import Callback, chain, print_every
-from deepnmf.divergences import EPS, beta_divergence, beta_from_loss
+from deepnmf.divergences import EPS, beta_divergence, beta_from_loss, model_part
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.models._base import BaseNMF
 from deepnmf.solvers.mu import multiplicative_updates
@@ -88,7 +88,7 @@ class _ReconstructionModule(torch.nn.Module):
 
 
 def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor, k: int, beta: float,
-             eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             eps: float = EPS, *, data_sum: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Weninger et al.'s multiplicative-update terms for the reconstruction dictionary.
 
     With :math:`A = W_s R_s`, :math:`N = W_n R_n`, :math:`B = A + N` and
@@ -114,6 +114,11 @@ def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor,
     beta : float
     eps : float
         Floor of ``B`` and of ``\hat S``.
+    data_sum : torch.Tensor [shape=()], optional
+        For beta 2, 1, 0: the sum of the terms of ``d_beta(S | .)`` that depend
+        on ``S`` alone (:func:`_data_sum`), computed once per fit so that each
+        step evaluates only the model part (the same value, one log pass
+        fewer).
 
     Returns
     -------
@@ -124,12 +129,29 @@ def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor,
     A, N = W[:, :k] @ R[:k], W[:, k:] @ R[k:]
     B = (A + N).clamp_min(eps)
     S_hat = (X * A / B).clamp_min(eps)
-    up, down = S_hat.pow(beta - 1.0), S * S_hat.pow(beta - 2.0)  # the positive and negative parts of d'(S_hat)
     XB2 = X / (B * B)
     target, other = XB2 * N, XB2 * A
-    num = torch.cat([W[:, :k].T @ (down * target), W[:, k:].T @ (up * other)])
-    den = torch.cat([W[:, :k].T @ (up * target), W[:, k:].T @ (down * other)])
+    # the positive and negative parts of d'(S_hat): S_hat^(beta-1) and S S_hat^(beta-2); no pow for KL and Frobenius
+    if beta == 1.0:
+        up, down = None, S / S_hat
+    elif beta == 2.0:
+        up, down = S_hat, S
+    else:
+        up, down = S_hat.pow(beta - 1.0), S * S_hat.pow(beta - 2.0)
+    num = torch.cat([W[:, :k].T @ (down * target), W[:, k:].T @ (other if up is None else up * other)])
+    den = torch.cat([W[:, :k].T @ (target if up is None else up * target), W[:, k:].T @ (down * other)])
+    if data_sum is not None and beta in (0.0, 1.0, 2.0):
+        return num, den, model_part(S, S_hat, beta, eps=eps).sum() + data_sum
     return num, den, beta_divergence(S, S_hat, beta)
+
+
+def _data_sum(S: torch.Tensor, beta: float, eps: float = EPS) -> torch.Tensor | None:
+    """The part of ``d_beta(S | S_hat)`` (sum) that depends on ``S`` alone, for beta 2, 1, 0; else ``None``."""
+    if beta == 1.0:
+        return (torch.xlogy(S, S) - S).sum()
+    if beta == 0.0:
+        return (-torch.log(S.clamp_min(eps)) - 1.0).sum()
+    return S.new_zeros(()) if beta == 2.0 else None
 
 
 def _train_mu(R: torch.Tensor, X, W, S, k: int, beta: float, epochs: int, callback) -> list[float]:
@@ -137,13 +159,14 @@ def _train_mu(R: torch.Tensor, X, W, S, k: int, beta: float, epochs: int, callba
     from deepnmf.callbacks import Clock, report_epoch
 
     clock, losses, scale = Clock(), [], 1.0 / X.numel()
+    data_sum = _data_sum(S, beta)
     for epoch in range(1, epochs + 1):
-        num, den, loss = mu_terms(X, W, S, R, k, beta)
+        num, den, loss = mu_terms(X, W, S, R, k, beta, data_sum=data_sum)
         losses.append(float(loss) * scale)
         R.mul_(num / den.clamp_min(EPS))
         if report_epoch(callback, epoch, epochs, losses[-1], clock):
             break
-    losses.append(float(mu_terms(X, W, S, R, k, beta)[2]) * scale)
+    losses.append(float(mu_terms(X, W, S, R, k, beta, data_sum=data_sum)[2]) * scale)
     return losses
 
 

@@ -180,14 +180,14 @@ class DNMFEnhancer:
         for Y, S, _ in training_mixtures(speech, noise, self.stft, snr_range=snr_range, random_state=random_state):
             Ys.append(Y)
             Ss.append(S)
-        Y, S = torch.cat(Ys).double(), torch.cat(Ss).double()
+        Y, S = torch.cat(Ys).float(), torch.cat(Ss).float()  # float32: half the time of float64, same scores
         if Y.shape[0] > max_frames:
             keep = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(0))[:max_frames]
             Y, S = Y[keep], S[keep]
         self.model = make_estimator("dnmf", None, sparsity=self.sparsity, max_epochs=self.max_epochs,
                                     solver=self.solver, random_state=random_state)
-        self.model.fit(Y.numpy(), S.numpy(), target_components=self.H_speech.double().numpy(),
-                       other_components=self.H_noise.double().numpy())
+        self.model.fit(Y.numpy(), S.numpy(), target_components=self.H_speech.float().numpy(),
+                       other_components=self.H_noise.float().numpy())
         return self
 
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
