@@ -82,7 +82,7 @@ def enhancement_command(
     vae_likelihood: Optional[str] = typer.Option(None, "--vae-likelihood", help="VAE-NMF likelihood: poisson (default), gaussian or exponential."),
     vae_kl_warmup: Optional[int] = typer.Option(None, "--vae-kl-warmup", help="VAE-NMF: epochs over which the KL weight rises from 0 to 1 (default 10; 0: none)."),
     vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
-    dnn_epochs: int = typer.Option(12, "--dnn-epochs", help="Most network epochs (activation and mask networks; early stopping on 10% held-out frames)."),
+    dnn_epochs: int = typer.Option(10, "--dnn-epochs", help="Most network epochs (activation and mask networks; early stopping on 10% held-out frames)."),
     dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the networks (default: the experiment's)."),
     dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per network (default 300; utterances drawn at random beyond it)."),
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
