@@ -285,3 +285,25 @@ def test_cli_enhance_bad_input(run, noisy_file, tmp_path):
             res = runner.invoke(app, ["enhance", *args])
             assert res.exit_code == code, (message, res.output)
             assert message in res.output and "Traceback" not in res.output
+
+
+def test_network_recipe_carries_the_training_settings_as_fit_arguments():
+    import inspect
+
+    from deepnmf.experiments.enhancement import _network_recipe
+    from deepnmf.pipelines.enhancement import Enhancer
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+    cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused")
+    dnn, mask = _network_recipe(cfg, "dnn"), _network_recipe(cfg, "mask")
+    assert (dnn["batch_size"], dnn["lr"], dnn["objective"]) == (512, 2e-3, "signal")
+    assert (mask["batch_size"], mask["output"], mask["objective"]) == (512, "joint", "signal")
+    # every setting is passed to the fit call as a keyword, so each must be one
+    assert set(dnn) <= set(inspect.signature(Enhancer.fit_network).parameters)
+    assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters)
+    # settings at the library's old values stay out of the recipe (older caches stay valid)
+    old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_batch_size=128,
+                            dnn_lr=1e-3, dnn_objective="phase")
+    recipe = _network_recipe(old, "dnn")
+    assert "batch_size" not in recipe and "lr" not in recipe and recipe["objective"] == "phase"
+    assert "discriminative" in recipe
