@@ -172,12 +172,18 @@ class DNMFEnhancer:
         self.model = None
 
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0),
-            max_frames: int = 20000, random_state: Any = None) -> "DNMFEnhancer":
-        """Learn the reconstruction dictionary on generated mixtures (at most ``max_frames`` frames)."""
+            max_frames: int = 20000, max_mixtures: int | None = 300, random_state: Any = None) -> "DNMFEnhancer":
+        """Learn the reconstruction dictionary on generated mixtures (at most ``max_frames`` frames).
+
+        One mixture per training utterance, or ``max_mixtures`` of them drawn at random on a larger
+        corpus (:func:`~deepnmf.pipelines.enhancement.training_mixtures`), so that time and memory
+        stay bounded; ``None`` mixes every utterance.
+        """
         from deepnmf.models.factory import make_estimator
 
         Ys, Ss = [], []
-        for Y, S, _ in training_mixtures(speech, noise, self.stft, snr_range=snr_range, random_state=random_state):
+        for Y, S, _ in training_mixtures(speech, noise, self.stft, snr_range=snr_range, max_mixtures=max_mixtures,
+                                         random_state=random_state):
             Ys.append(Y)
             Ss.append(S)
         Y, S = torch.cat(Ys).float(), torch.cat(Ss).float()  # float32: half the time of float64, same scores
