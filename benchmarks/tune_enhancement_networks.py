@@ -91,6 +91,7 @@ def main() -> None:
     p.add_argument("--objective", default=None, help="dnn-mask: mask|signal|phase; nmf+dnn: activations|signal|phase")
     p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
     p.add_argument("--recurrent", default=None)
+    p.add_argument("--noise-aware", action="store_true")
     p.add_argument("--hidden", default="256,256")
     p.add_argument("--context", type=int, default=2)
     p.add_argument("--copies", type=int, default=1)
@@ -104,7 +105,7 @@ def main() -> None:
     data = load(a.noises)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
-                  lr=a.lr, recurrent=a.recurrent, discriminative=a.discriminative,
+                  lr=a.lr, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), random_state=0)
     scores, seconds = {}, {}
     for noise in a.noises:

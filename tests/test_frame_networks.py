@@ -210,3 +210,32 @@ def test_mask_enhancer_trained_by_signal_objectives_improves_sdr(objective):
     before = bss_eval(np.stack([s, n]), np.stack([y, n]))["sdr"][0]
     after = bss_eval(np.stack([s, n]), np.stack([est, n]))["sdr"][0]
     assert after > before + 5
+
+
+def test_noise_estimate_is_the_mean_of_the_quietest_frames():
+    from deepnmf.nn.networks import noise_estimate
+
+    feats = torch.tensor([[5.0, 5.0], [1.0, 3.0], [9.0, 9.0], [0.0, 2.0], [7.0, 7.0]], dtype=torch.float64)
+    est = noise_estimate(feats, quantile=0.4)  # the 2 quietest frames: rows 3 and 1
+    np.testing.assert_allclose(est, np.tile([[0.5, 2.5]], (5, 1)))
+    assert noise_estimate(feats[:1], quantile=0.2).shape == (1, 2)
+
+
+def test_noise_aware_network_sees_the_utterance_noise_and_round_trips(tmp_path):
+    net = FrameNetwork(F, F, context=1, hidden=(16,), output="joint", noise_aware=True)
+    mag = torch.rand(50, F) + 0.1
+    x = net.raw_features(mag)
+    assert x.shape == (50, F * 4)
+    # the last block is the same for every frame and moves with the noise floor
+    np.testing.assert_allclose(x[:, 3 * F:], x[:1, 3 * F:].expand(50, -1))
+    louder = net.raw_features(mag * 10)
+    np.testing.assert_allclose(louder[:, 3 * F:] - x[:, 3 * F:], np.log(10) * np.ones((50, F)), rtol=1e-3)
+    mixes = _mixtures(4)
+    result = train_frame_network(net, [Y for Y, _, _ in mixes], sources=signal_sources(mixes), epochs=2,
+                                 random_state=0)
+    assert len(result.train_loss) == 2
+    net.save(tmp_path / "nat")
+    back = FrameNetwork.load(tmp_path / "nat")
+    assert back.config["noise_aware"] is True
+    torch.testing.assert_close(back.predict(mag), net.predict(mag))
+    assert "noise_aware" not in FrameNetwork(F, F, hidden=(8,)).config  # old folders load unchanged

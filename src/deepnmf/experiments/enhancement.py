@@ -94,6 +94,7 @@ class EnhancementConfig:
     dnn_batch_size: int = 512  # frames per Adam step (large batches use 2 CPU cores 2x better than 128)
     dnn_lr: float = 2e-3  # Adam's learning rate (validation, 3 networks: 9.24 dB on average against 9.16 at 1e-3)
     dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
+    dnn_noise_aware: bool = False  # the utterance's noise estimate beside every frame (Seltzer et al. 2013)
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
     mask_objective: str = "signal"  # the dnn-mask baseline: "signal" (Huang et al.) or "mask" (ratio-mask error)
@@ -413,12 +414,13 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
     if cfg.dnn_recurrent is not None:
         settings["recurrent"] = cfg.dnn_recurrent
     settings["max_mixtures"] = cfg.dnn_max_mixtures
+    settings["noise_aware"] = bool(cfg.dnn_noise_aware)
     settings["batch_size"] = cfg.dnn_batch_size
     settings["lr"] = cfg.dnn_lr
     if settings["objective"] in ("signal", "phase"):
         settings["discriminative"] = cfg.dnn_discriminative
     defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None,
-                "batch_size": 128, "lr": 1e-3}
+                "batch_size": 128, "lr": 1e-3, "noise_aware": False}
     return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
 
 

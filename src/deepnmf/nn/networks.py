@@ -45,11 +45,12 @@ from torch import nn
 from deepnmf._utils import check_choice, check_positive_int
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["FrameNetwork", "stack_context", "log_features"]
+__all__ = ["FrameNetwork", "stack_context", "log_features", "noise_estimate"]
 
 OUTPUTS = ("softplus", "sigmoid", "joint")
 RECURRENT = ("gru", "lstm")
 LOG_FLOOR = 1e-4
+NOISE_QUANTILE = 0.2
 
 
 def log_features(magnitude: torch.Tensor, *, floor: float = LOG_FLOOR) -> torch.Tensor:
@@ -64,6 +65,28 @@ def log_features(magnitude: torch.Tensor, *, floor: float = LOG_FLOOR) -> torch.
     features : torch.Tensor [shape=(n_frames, n_bins)]
     """
     return torch.log(magnitude.clamp(min=0) + floor)
+
+
+def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE) -> torch.Tensor:
+    """A per-utterance noise estimate for noise-aware training (Seltzer et al. 2013).
+
+    The mean log features of the quietest ``quantile`` of the frames (by
+    mean log level; at least one frame), repeated for every frame: speech
+    pauses, where the noise shows alone.
+
+    Parameters
+    ----------
+    features : torch.Tensor [shape=(n_frames, n_bins)]
+        Log features of one utterance (:func:`log_features`).
+    quantile : float in (0, 1]
+
+    Returns
+    -------
+    estimate : torch.Tensor [shape=(n_frames, n_bins)]
+    """
+    n = max(1, int(round(quantile * features.shape[0])))
+    quiet = torch.topk(features.mean(1), n, largest=False).indices
+    return features[quiet].mean(0, keepdim=True).expand(features.shape[0], -1)
 
 
 def stack_context(features: torch.Tensor, context: int) -> torch.Tensor:
@@ -109,6 +132,9 @@ class FrameNetwork(nn.Module):
     recurrent : {None, "gru", "lstm"}
         Make every hidden layer after the first a recurrent layer (forward
         in time); ``None`` is the MLP. Needs at least two hidden widths.
+    noise_aware : bool
+        Append the utterance's noise estimate (:func:`noise_estimate`) to
+        every frame's input (noise-aware training, Seltzer et al. 2013).
 
     Attributes
     ----------
@@ -129,6 +155,7 @@ class FrameNetwork(nn.Module):
         hidden: Sequence[int] = (512, 512),
         output: str = "softplus",
         recurrent: str | None = None,
+        noise_aware: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int(n_bins, "n_bins")
@@ -144,8 +171,11 @@ class FrameNetwork(nn.Module):
                        "hidden": list(hidden), "output": output}
         if recurrent is not None:
             self.config["recurrent"] = recurrent
+        if noise_aware:
+            self.config["noise_aware"] = True
         self.metadata: dict[str, Any] = {}
-        n_in = n_bins * (2 * context + 1)
+        n_in = n_bins * (2 * context + 1 + int(bool(noise_aware)))
+        n_features = n_in
         n_dense = 1 if recurrent else len(hidden)
         layers: list[nn.Module] = []
         for width in hidden[:n_dense]:
@@ -161,8 +191,8 @@ class FrameNetwork(nn.Module):
         else:
             layers.append(nn.Linear(n_in, n_last))
         self.mlp = nn.Sequential(*layers)
-        self.register_buffer("in_mean", torch.zeros(n_bins * (2 * context + 1)))
-        self.register_buffer("in_std", torch.ones(n_bins * (2 * context + 1)))
+        self.register_buffer("in_mean", torch.zeros(n_features))
+        self.register_buffer("in_std", torch.ones(n_features))
         self.register_buffer("out_scale", torch.ones(n_outputs))
 
     @property
@@ -174,15 +204,23 @@ class FrameNetwork(nn.Module):
         """Whether the network runs over sequences ``(batch, n_frames, n_in)``."""
         return "recurrent" in self.config
 
-    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Standardised log features with context, ``(n_frames, n_bins * (2 context + 1))``."""
-        if magnitude.ndim != 2 or magnitude.shape[1] != self.config["n_bins"]:
+    def raw_features(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Log features of one utterance with context (and its noise estimate when noise-aware),
+        ``(n_frames, n_in)``, before standardisation."""
+        if magnitude.ndim != 2 or magnitude.shape[1] != self.config["n_bins"] or magnitude.shape[0] == 0:
             raise DataError(
                 f"the network expects spectrograms of shape (n_frames, {self.config['n_bins']}), "
                 f"got {tuple(magnitude.shape)}; use the STFT settings it was trained with"
             )
-        x = stack_context(log_features(magnitude.to(self.in_mean.dtype)), self.context)
-        return (x - self.in_mean) / self.in_std
+        logs = log_features(magnitude.to(self.in_mean.dtype))
+        x = stack_context(logs, self.context)
+        if self.config.get("noise_aware"):
+            x = torch.cat([x, noise_estimate(logs)], dim=1)
+        return x
+
+    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Standardised :meth:`raw_features`, ``(n_frames, n_in)``."""
+        return (self.raw_features(magnitude) - self.in_mean) / self.in_std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs for standardised features.

@@ -422,6 +422,7 @@ class Enhancer:
         lr: float = 1e-3,
         objective: str = "activations",
         recurrent: str | None = None,
+        noise_aware: bool = False,
         discriminative: float = 0.0,
         gain_range: tuple[float, float] = (0.0, 0.0),
         max_mixtures: int | None = None,
@@ -458,6 +459,9 @@ class Enhancer:
             At most this many training mixtures (:func:`training_mixtures`).
         recurrent : {None, "gru", "lstm"}
             A recurrent network (:class:`~deepnmf.nn.networks.FrameNetwork`).
+        noise_aware : bool
+            Feed the network each utterance's noise estimate beside every
+            frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
         callback : callable, optional
             Receives :class:`~deepnmf.callbacks.EpochInfo` records: stage
             ``"pairs"`` while making the training pairs (``epoch`` pairs of
@@ -477,7 +481,7 @@ class Enhancer:
                                      phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
-                           recurrent=recurrent)
+                           recurrent=recurrent, noise_aware=noise_aware)
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
             mask_fn=self._mask_of_activations, discriminative=discriminative, epochs=epochs, batch_size=batch_size,

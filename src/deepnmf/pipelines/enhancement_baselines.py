@@ -51,7 +51,7 @@ class MaskEnhancer:
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
             lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
-            discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
+            noise_aware: bool = False, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
             max_mixtures: int | None = None, random_state: Any = None,
             callback: Callback | None = None) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
@@ -60,7 +60,8 @@ class MaskEnhancer:
         ``"signal"`` fits the masked noisy magnitudes to the clean speech and the noise (Huang et
         al.'s signal approximation, with their ``discriminative`` term), ``"phase"`` to their
         phase-sensitive parts (:func:`~deepnmf.pipelines.enhancement.phase_sensitive_sources`). ``output="joint"`` is their
-        joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network
+        joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network, ``noise_aware`` feeds
+        each utterance's noise estimate beside every frame
         (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
         training mixtures in dB, ``max_mixtures`` their largest number.
         """
@@ -75,7 +76,7 @@ class MaskEnhancer:
                                      phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
-                           recurrent=recurrent)
+                           recurrent=recurrent, noise_aware=noise_aware)
         ratio_mask = lambda S, N: wiener_gain(S, N, power=self.mask_power)  # noqa: E731
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,

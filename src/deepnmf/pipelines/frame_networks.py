@@ -28,7 +28,7 @@ from torch import nn
 from deepnmf._utils import check_positive_int, make_generator
 from deepnmf.callbacks import Callback
 from deepnmf.exceptions import DataError, ParameterError
-from deepnmf.nn.networks import FrameNetwork, log_features, stack_context
+from deepnmf.nn.networks import FrameNetwork
 from deepnmf.training import fit_module
 
 __all__ = ["TrainingResult", "frame_network_loss", "signal_loss", "signal_sources", "train_frame_network",
@@ -64,13 +64,13 @@ def _stack_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Seq
                  sequence_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Log features with context and what the loss needs, one row per frame or per chunk of frames.
 
-    Returns ``X`` ``(n, n_bins * (2 c + 1))`` and ``Y`` ``(n, n_extra)``; with
+    Returns ``X`` ``(n, n_in)`` (:meth:`FrameNetwork.raw_features`) and ``Y`` ``(n, n_extra)``; with
     ``sequence_length`` L > 0 (recurrent networks) the rows are chunks of L
     consecutive frames of one pair, flattened: ``(n_chunks, L * width)``.
     """
     feats, outs = [], []
     for mag, target in zip(inputs, targets):
-        x = stack_context(log_features(mag.float()), net.context)  # context never crosses pairs
+        x = net.raw_features(mag.float()).float()  # context (and the noise estimate) never crosses pairs
         feats.append(_chunks(x, sequence_length))
         outs.append(_chunks(target.float(), sequence_length))
     X, Y = torch.cat(feats), torch.cat(outs)
