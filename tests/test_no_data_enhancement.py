@@ -298,12 +298,14 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     dnn, mask = _network_recipe(cfg, "dnn"), _network_recipe(cfg, "mask")
     assert (dnn["batch_size"], dnn["lr"], dnn["objective"]) == (512, 2e-3, "signal")
     assert (mask["batch_size"], mask["output"], mask["objective"]) == (512, "joint", "signal")
+    assert dnn["noise_aware"] is True and mask["noise_aware"] is True
     # every setting is passed to the fit call as a keyword, so each must be one
     assert set(dnn) <= set(inspect.signature(Enhancer.fit_network).parameters)
     assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters)
     # settings at the library's old values stay out of the recipe (older caches stay valid)
     old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_batch_size=128,
-                            dnn_lr=1e-3, dnn_objective="phase")
+                            dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False)
     recipe = _network_recipe(old, "dnn")
-    assert "batch_size" not in recipe and "lr" not in recipe and recipe["objective"] == "phase"
+    assert "batch_size" not in recipe and "lr" not in recipe and "noise_aware" not in recipe
+    assert recipe["objective"] == "phase"
     assert "discriminative" in recipe

@@ -94,7 +94,8 @@ class EnhancementConfig:
     dnn_batch_size: int = 512  # frames per Adam step (large batches use 2 CPU cores 2x better than 128)
     dnn_lr: float = 2e-3  # Adam's learning rate (validation, 3 networks: 9.24 dB on average against 9.16 at 1e-3)
     dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
-    dnn_noise_aware: bool = False  # the utterance's noise estimate beside every frame (Seltzer et al. 2013)
+    dnn_noise_aware: bool = True  # the utterance's noise estimate beside every frame (Seltzer et al. 2013):
+    # validation dnn-mask 9.38, nmf+dnn 9.37 against 9.17 / 9.14 without
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
     mask_objective: str = "signal"  # the dnn-mask baseline: "signal" (Huang et al.) or "mask" (ratio-mask error)
