@@ -129,13 +129,19 @@ def test_bad_settings_are_refused():
         FrameNetwork(F, F, hidden=(8, 8), recurrent="rnn")
 
 
-def test_training_mixtures_are_capped_and_unchanged_below_the_cap():
-    from deepnmf.pipelines.enhancement import STFTSettings, training_mixtures
+def _noise_and_speech(n_utterances: int):
+    """``n_utterances`` white-noise "utterances" of growing length, a longer noise, the default STFT."""
+    from deepnmf.pipelines.enhancement import STFTSettings
 
     rng = np.random.default_rng(0)
-    speech = [rng.standard_normal(4000 + 500 * i) for i in range(4)]
-    noise = rng.standard_normal(20000)
-    stft = STFTSettings()
+    speech = [rng.standard_normal(4000 + 500 * i) for i in range(n_utterances)]
+    return speech, rng.standard_normal(20000), STFTSettings()
+
+
+def test_training_mixtures_are_capped_and_unchanged_below_the_cap():
+    from deepnmf.pipelines.enhancement import training_mixtures
+
+    speech, noise, stft = _noise_and_speech(4)
     full = list(training_mixtures(speech, noise, stft, n_copies=2, random_state=1))
     same = list(training_mixtures(speech, noise, stft, n_copies=2, max_mixtures=8, random_state=1))
     assert len(full) == len(same) == 8
@@ -171,12 +177,9 @@ def test_phase_sensitive_sources_are_the_best_real_mask_of_the_noisy_stft():
 
 
 def test_phase_sensitive_mixtures_share_the_magnitude_mixtures_draws():
-    from deepnmf.pipelines.enhancement import STFTSettings, training_mixtures
+    from deepnmf.pipelines.enhancement import training_mixtures
 
-    rng = np.random.default_rng(0)
-    speech = [rng.standard_normal(4000 + 500 * i) for i in range(3)]
-    noise = rng.standard_normal(20000)
-    stft = STFTSettings()
+    speech, noise, stft = _noise_and_speech(3)
     plain = list(training_mixtures(speech, noise, stft, n_copies=2, random_state=1))
     phase = list(training_mixtures(speech, noise, stft, n_copies=2, phase_sensitive=True, random_state=1))
     for (Y, S, N), (Yp, Sp, Np) in zip(plain, phase):
