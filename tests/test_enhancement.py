@@ -199,6 +199,21 @@ def test_dnmf_baseline_learns_a_useful_gain(models, audio, mixture, tmp_path):
     assert _sdr(s, n, out) > _sdr(s, n, y) + 3.0
 
 
+def test_dnmf_baseline_mixes_at_most_max_mixtures(models, audio):
+    from deepnmf.pipelines.enhancement_baselines import DNMFEnhancer
+
+    speech = audio["train"][:4]
+
+    def fit(cap):
+        enh = DNMFEnhancer(*models, max_epochs=3).fit(speech, audio["noise_train"], max_frames=10**6, max_mixtures=cap,
+                                                      random_state=0)
+        return enh.model.reconstruction_components_
+
+    every = fit(None)
+    np.testing.assert_array_equal(fit(len(speech)), every)  # a cap at or above the corpus changes nothing
+    assert not np.allclose(fit(1), every)  # one mixture: another training set
+
+
 def test_mask_baseline_round_trip(audio, mixture, tmp_path):
     from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 

@@ -84,7 +84,7 @@ def enhancement_command(
     vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
     dnn_epochs: int = typer.Option(10, "--dnn-epochs", help="Most network epochs (activation and mask networks; early stopping on 10% held-out frames)."),
     dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the networks (default: the experiment's)."),
-    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per network (default 300; utterances drawn at random beyond it)."),
+    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per network and for dnmf (default 300; utterances drawn at random beyond it)."),
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
     dnn_batch_size: Optional[int] = typer.Option(None, "--dnn-batch-size", help="Frames per Adam step of the networks (default: the experiment's)."),
     dnn_lr: Optional[float] = typer.Option(None, "--dnn-lr", help="Adam's learning rate for the networks (default: the experiment's)."),

@@ -85,10 +85,11 @@ class EnhancementConfig:
     # the networks (activation networks of +dnn, the dnn-mask baseline); defaults chosen on validation speakers
     # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md)
     dnn_epochs: int = 10  # 512x512 networks, 512-frame batches, 3 mixtures per utterance: validation 9.14-9.17 dB
-    # (12 epochs: 9.21-9.28 but about 1.5 min more per run; 256x256 in 128-frame batches for 8 epochs, the
-    # previous default at the cost of 10 of these: 9.00-9.12)
+    # (12 epochs: 9.21-9.28, but 2 more epochs of 6 networks per run; 256x256 in 128-frame batches for 8 epochs,
+    # the previous default at about the cost of 10 of these: 9.00-9.12)
     dnn_copies: int = 3  # training mixtures per training utterance (random noise excerpt and SNR each)
-    dnn_max_mixtures: int = 300  # at most this many (utterances drawn at random): the cost stays bounded on large corpora
+    dnn_max_mixtures: int = 300  # at most this many (utterances drawn at random) per network and for DNMF: the cost
+    # stays bounded on large corpora
     dnn_context: int = 2
     dnn_hidden: Sequence[int] = (512, 512)
     dnn_batch_size: int = 512  # frames per Adam step (large batches use 2 CPU cores 2x better than 128)
@@ -453,13 +454,14 @@ def _dnmf(corpus: Corpus, cfg: EnhancementConfig, models, group: str, names: lis
                        sparsity=cfg.sparsity, max_epochs=cfg.dnmf_epochs, solver=cfg.dnmf_solver)
     recipe = {"dictionaries": [_fingerprint(enh.H_speech), _fingerprint(enh.H_noise)], "noises": names,
               "sparsity": cfg.sparsity, "epochs": enh.max_epochs, "snr_range": [min(cfg.snrs), max(cfg.snrs)],
+              "max_mixtures": cfg.dnn_max_mixtures,
               **({"solver": cfg.dnmf_solver} if cfg.dnmf_solver != "adam" else {}),  # adam caches keep their key
               "random_state": cfg.random_state}
 
     def build():
         speech = [x for utts in corpus.train.values() for x in utts]
         return enh.fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
-                       random_state=cfg.random_state)
+                       max_mixtures=cfg.dnn_max_mixtures, random_state=cfg.random_state)
 
     cached, _ = _cached_model(root / "nmf" / f"dnmf-{group}", recipe, build, load=DNMFEnhancer.load)
     return cached
