@@ -98,6 +98,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--discriminative", type=float, default=0.0)
     p.add_argument("--gain-range", type=float, nargs=2, default=(0.0, 0.0))
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
@@ -105,7 +106,7 @@ def main() -> None:
     data = load(a.noises)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
-                  lr=a.lr, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
+                  lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), random_state=0)
     scores, seconds = {}, {}
     for noise in a.noises:

@@ -124,6 +124,27 @@ def test_fit_module_resume_with_early_stopping(X, tmp_path):
     _equal_states(module, full_module)
 
 
+def test_fit_module_resume_keeps_the_cosine_schedule(X, tmp_path):
+    """A run stopped mid-way and resumed follows the same learning rates as the uninterrupted run."""
+    from deepnmf.nn.vae import build_module
+
+    def run(stop_at=None, schedule="cosine", **kw):
+        gen = torch.Generator().manual_seed(0)
+        T = torch.as_tensor(X)
+        module = build_module(16, 3, device=torch.device("cpu"), dtype=T.dtype, generator=gen, hidden=(8,))
+        module.init_from_data(T, gen)
+        stop = (lambda info: info.epoch == stop_at) if stop_at else None
+        fit_module(module, T, generator=gen, max_epochs=8, batch_size=32, early_stopping=False,
+                   lr_schedule=schedule, lr=1e-2, callback=stop, **kw)
+        return module
+
+    full = run()
+    run(stop_at=3, checkpoint=Checkpointer(tmp_path, every=1))
+    _equal_states(run(checkpoint=Checkpointer(tmp_path, every=1, resume=True)), full)
+    constant = run(schedule="constant").state_dict()  # and the schedule changed the run
+    assert any(not torch.equal(v, constant[k]) for k, v in full.state_dict().items())
+
+
 def _vae(epochs):
     return VAENMF(3, hidden=(16,), max_epochs=epochs, batch_size=32, random_state=0)
 

@@ -183,7 +183,8 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "--snr takes numbers of dB": ["--snr", "loud"],
              "dnn_lr must be a positive number": ["--dnn-lr", "0"],
              "dnn_batch_size must be an integer >= 1": ["--dnn-batch-size", "0"],
-             "dnn_objective must be one of": ["--dnn-objective", "magic"]}
+             "dnn_objective must be one of": ["--dnn-objective", "magic"],
+             "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"]}
     for message, extra in cases.items():  # option errors exit 2
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
@@ -307,5 +308,8 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
                             dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False)
     recipe = _network_recipe(old, "dnn")
     assert "batch_size" not in recipe and "lr" not in recipe and "noise_aware" not in recipe
+    assert "lr_schedule" not in recipe
+    cosine = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_lr_schedule="cosine")
+    assert _network_recipe(cosine, "dnn")["lr_schedule"] == "cosine" == _network_recipe(cosine, "mask")["lr_schedule"]
     assert recipe["objective"] == "phase"
     assert "discriminative" in recipe

@@ -91,6 +91,7 @@ def test_divergence_is_reported():
         (dict(batch_size=2.5), "batch_size must be an integer >= 1"),
         (dict(lr=0.0), "lr must be > 0"),
         (dict(weight_decay=-1.0), "weight_decay must be a finite number >= 0"),
+        (dict(lr_schedule="linear"), "lr_schedule must be one of"),
     ],
 )
 def test_bad_loop_arguments(kwargs, message):
@@ -129,6 +130,28 @@ def test_full_batch_with_a_given_optimizer_takes_one_step_per_epoch():
     for _ in range(3):  # gradient descent on (theta - x)^2 averaged: theta <- theta - 0.25 * 2 (theta - 4.5)
         theta -= 0.25 * 2 * (theta - 4.5)
     assert float(module.theta) == pytest.approx(theta)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["rows", "stream"])
+def test_cosine_schedule_is_gradient_descent_with_the_cosine_rates(stream):
+    """Full-batch SGD on (theta - x)^2 under the cosine schedule, against the same descent by hand."""
+    from deepnmf.training import lr_factor
+
+    X = torch.arange(10.0).reshape(-1, 1)
+    module, epochs = Quadratic(), 5
+    sgd = lambda params: torch.optim.SGD(params, lr=0.25)  # noqa: E731
+    data = [X] if stream else X  # a stream: one batch per epoch
+    fit_module(module, data, generator=torch.Generator().manual_seed(0), max_epochs=epochs, batch_size=10,
+               validation_fraction=0.0, early_stopping=False, optimizer=sgd, lr_schedule="cosine")
+    theta = 0.0
+    for e in range(1, epochs + 1):
+        rate = 0.25 * 0.5 * (1 + np.cos(np.pi * (e - 1) / epochs))
+        theta -= rate * 2 * (theta - 4.5)
+    assert float(module.theta) == pytest.approx(theta)
+    # the factors: 1 first, strictly decreasing, a few percent last; the constant schedule is 1 throughout
+    factors = [lr_factor("cosine", e, 10) for e in range(1, 11)]
+    assert factors[0] == 1.0 and all(b < a for a, b in zip(factors, factors[1:])) and 0 < factors[-1] < 0.03
+    assert {lr_factor("constant", e, 10) for e in range(1, 11)} == {1.0}
 
 
 def test_chain_calls_every_callback_and_stops_when_any_asks():

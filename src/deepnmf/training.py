@@ -24,6 +24,8 @@ from deepnmf.nn import global_batch
 from deepnmf.nn.global_batch import RowShard
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], dict]
+#: learning-rate schedules over the epochs of :func:`fit_module`
+LR_SCHEDULES = ("constant", "cosine")
 #: ``make_optimizer(parameters) -> torch.optim.Optimizer``
 OptimizerFactory = Callable[[list], torch.optim.Optimizer]
 
@@ -256,6 +258,7 @@ def fit_module(
     callback: Callable[[EpochInfo], Any] | None = None,
     optimizer: OptimizerFactory | None = None,
     checkpoint: Checkpointer | None = None,
+    lr_schedule: str = "constant",
 ) -> FitResult:
     """Train ``module`` on the rows of ``X`` with Adam and minibatches.
 
@@ -296,6 +299,11 @@ def fit_module(
         with ``checkpoint.resume`` start from the last one: the run then
         ends where an uninterrupted run with the same seed ends, bit for bit
         on CPU.
+    lr_schedule : {"constant", "cosine"}
+        ``"cosine"`` scales every parameter group's learning rate in epoch
+        ``e`` (1-based) of ``max_epochs`` by ``(1 + cos(pi (e - 1) / max_epochs)) / 2``
+        (:func:`lr_factor`): from the full rate down to a few percent of it
+        in the last epoch, which suits a fixed budget of epochs.
 
     Inside a ``torch.distributed`` process group (:func:`deepnmf.distributed.setup`)
     every rank holds the same split, draws the same order of each epoch and
@@ -318,17 +326,20 @@ def fit_module(
     FitResult
     """
     _check_fit_args(max_epochs, batch_size, patience, lr, weight_decay)
+    if lr_schedule not in LR_SCHEDULES:
+        raise ParameterError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     loss_fn = loss_fn or _default_loss
     if not isinstance(X, torch.Tensor):
         return _fit_stream(module, X, generator=generator, loss_fn=loss_fn, max_epochs=max_epochs, lr=lr,
                            weight_decay=weight_decay, early_stopping=early_stopping, patience=patience, tol=tol,
-                           callback=callback, optimizer=optimizer, checkpoint=checkpoint)
+                           callback=callback, optimizer=optimizer, checkpoint=checkpoint, lr_schedule=lr_schedule)
     train_idx, val_idx = split_validation(X.shape[0], validation_fraction, generator)
     train_idx, val_idx = train_idx.to(X.device), val_idx.to(X.device)
     X_val = X[val_idx]
     val_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
     par = _parallel(module, generator)
     opt = _optimizer(module, optimizer, lr, weight_decay, checkpoint, par)
+    base_lrs = [group["lr"] for group in opt.param_groups]  # before a checkpoint's (scheduled) rates replace them
     result = FitResult(n_train=int(train_idx.numel()), n_val=int(val_idx.numel()))
     mon = _Monitor(early_stopping, patience, tol)
     first = 1
@@ -340,6 +351,7 @@ def fit_module(
         first = max_epochs + 1 if result.stopped_early else restored["epoch"] + 1
     start = time.perf_counter()
     for epoch in range(first, max_epochs + 1):
+        _schedule(opt, base_lrs, lr_factor(lr_schedule, epoch, max_epochs))
         train = _run_epoch(module, X, train_idx, opt, loss_fn, batch_size, generator, par)
         val = evaluate(module, X_val, loss_fn, batch_size=4096, seed=val_seed, device=generator.device) if X_val.shape[0] else {}
         stop = mon.update(epoch, train, val, module, result)
@@ -361,17 +373,35 @@ def _optimizer(module, factory: OptimizerFactory | None, lr: float, weight_decay
     return factory(params) if factory is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
+def lr_factor(schedule: str, epoch: int, max_epochs: int) -> float:
+    """The learning-rate multiplier of ``epoch`` (1-based) of ``max_epochs`` under ``schedule``.
+
+    ``"constant"``: 1. ``"cosine"``: ``(1 + cos(pi (epoch - 1) / max_epochs)) / 2``, 1 in the first
+    epoch, decreasing to ``(1 + cos(pi (max_epochs - 1) / max_epochs)) / 2`` in the last.
+    """
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max_epochs))
+
+
+def _schedule(optimizer: torch.optim.Optimizer, base_lrs: list[float], factor: float) -> None:
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base * factor
+
+
 def _fit_stream(module, batches, *, generator, loss_fn, max_epochs, lr, weight_decay, early_stopping, patience, tol,
-                callback, optimizer, checkpoint) -> FitResult:
+                callback, optimizer, checkpoint, lr_schedule="constant") -> FitResult:
     """:func:`fit_module` on an iterable of batches: every epoch one pass over the stream; the training loss
     (over every rank) is monitored for early stopping, as there is no held-out split of a stream."""
     if checkpoint is not None:
         raise ParameterError("checkpoints are not written for streamed training yet: drop --checkpoint-every/--resume")
     par = _parallel(module, generator, stream=True)
     opt = _optimizer(module, optimizer, lr, weight_decay, None, par)
+    base_lrs = [group["lr"] for group in opt.param_groups]
     result, mon = FitResult(), _Monitor(early_stopping, patience, tol)
     start = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
+        _schedule(opt, base_lrs, lr_factor(lr_schedule, epoch, max_epochs))
         train = _run_stream_epoch(module, batches, opt, loss_fn, generator, par, epoch - 1)
         if not train:
             raise DataError("the stream yielded no frames on any rank")

@@ -88,6 +88,7 @@ def enhancement_command(
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
     dnn_batch_size: Optional[int] = typer.Option(None, "--dnn-batch-size", help="Frames per Adam step of the networks (default: the experiment's)."),
     dnn_lr: Optional[float] = typer.Option(None, "--dnn-lr", help="Adam's learning rate for the networks (default: the experiment's)."),
+    dnn_lr_schedule: Optional[str] = typer.Option(None, "--dnn-lr-schedule", help="The networks' learning rate over the epochs: constant or cosine (default: the experiment's)."),
     dnn_objective: Optional[str] = typer.Option(None, "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets), signal (masked magnitudes through the dictionaries) or phase (the same, phase-sensitive targets)."),
     dnn_noise_aware: Optional[bool] = typer.Option(None, "--dnn-noise-aware/--no-dnn-noise-aware", help="Feed the networks each utterance's noise estimate beside every frame (noise-aware training)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.)."),
@@ -112,7 +113,7 @@ def enhancement_command(
     method_names = _split(methods)
     parse_methods(method_names)  # fail fast, before reading any audio
     given = {"dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
-             "dnn_batch_size": dnn_batch_size, "dnn_lr": dnn_lr, "dnn_noise_aware": dnn_noise_aware,
+             "dnn_batch_size": dnn_batch_size, "dnn_lr": dnn_lr, "dnn_lr_schedule": dnn_lr_schedule, "dnn_noise_aware": dnn_noise_aware,
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
              "mask_objective": mask_objective, "mask_output": mask_output,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,

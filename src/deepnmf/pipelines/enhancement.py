@@ -426,6 +426,7 @@ class Enhancer:
         discriminative: float = 0.0,
         gain_range: tuple[float, float] = (0.0, 0.0),
         max_mixtures: int | None = None,
+        lr_schedule: str = "constant",
         random_state: Any = None,
         callback: Callback | None = None,
     ) -> "Enhancer":
@@ -462,6 +463,8 @@ class Enhancer:
         noise_aware : bool
             Feed the network each utterance's noise estimate beside every
             frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
+        lr_schedule : {"constant", "cosine"}
+            The learning rate over the epochs (:func:`deepnmf.training.fit_module`).
         callback : callable, optional
             Receives :class:`~deepnmf.callbacks.EpochInfo` records: stage
             ``"pairs"`` while making the training pairs (``epoch`` pairs of
@@ -485,7 +488,7 @@ class Enhancer:
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
             mask_fn=self._mask_of_activations, discriminative=discriminative, epochs=epochs, batch_size=batch_size,
-            lr=lr, random_state=random_state, callback=stage_reporter(callback, "network"),
+            lr=lr, lr_schedule=lr_schedule, random_state=random_state, callback=stage_reporter(callback, "network"),
         )
         net.metadata["fingerprints"] = self.fingerprints()
         net.metadata["objective"] = objective

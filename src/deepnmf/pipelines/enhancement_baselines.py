@@ -52,7 +52,7 @@ class MaskEnhancer:
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
             lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
             noise_aware: bool = False, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
-            max_mixtures: int | None = None, random_state: Any = None,
+            max_mixtures: int | None = None, lr_schedule: str = "constant", random_state: Any = None,
             callback: Callback | None = None) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
@@ -63,7 +63,8 @@ class MaskEnhancer:
         joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network, ``noise_aware`` feeds
         each utterance's noise estimate beside every frame
         (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
-        training mixtures in dB, ``max_mixtures`` their largest number.
+        training mixtures in dB, ``max_mixtures`` their largest number, ``lr_schedule`` the
+        learning rate over the epochs (``"constant"`` or ``"cosine"``, :func:`deepnmf.training.fit_module`).
         """
         from deepnmf._utils import check_choice
         from deepnmf.nn.networks import FrameNetwork
@@ -80,7 +81,7 @@ class MaskEnhancer:
         ratio_mask = lambda S, N: wiener_gain(S, N, power=self.mask_power)  # noqa: E731
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
-            epochs=epochs, batch_size=batch_size, lr=lr, random_state=random_state,
+            epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, random_state=random_state,
             callback=stage_reporter(callback, "network"))
         net.metadata.update(type="mask", objective=objective, discriminative=discriminative)
         self.network = net

@@ -171,6 +171,7 @@ def train_frame_network(
     batch_size: int = 128,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
     validation_fraction: float = 0.1,
     patience: int = 5,
     random_state: Any = None,
@@ -201,6 +202,8 @@ def train_frame_network(
         Frames per training chunk of a recurrent network (ignored by the MLP).
     epochs, batch_size, lr, weight_decay :
         Adam training settings (``batch_size`` counts chunks for a recurrent network).
+    lr_schedule : {"constant", "cosine"}
+        The learning rate over the epochs (:func:`deepnmf.training.fit_module`).
     validation_fraction : float
         Share of rows held out for early stopping (0 trains on all rows
         for ``epochs`` epochs).
@@ -252,6 +255,7 @@ def train_frame_network(
         net, rows, generator=gen, loss_fn=loss_fn, max_epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, validation_fraction=validation_fraction,
         early_stopping=validation_fraction > 0, patience=patience, tol=1e-6, callback=callback,
+        lr_schedule=lr_schedule,
     )
     train_loss = fit.history["train_loss"]
     return TrainingResult(
