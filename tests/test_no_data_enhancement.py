@@ -297,7 +297,8 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
 
     cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused")
     dnn, mask = _network_recipe(cfg, "dnn"), _network_recipe(cfg, "mask")
-    assert (dnn["batch_size"], dnn["lr"], dnn["objective"]) == (512, 2e-3, "signal")
+    assert (dnn["batch_size"], dnn["lr_schedule"], dnn["objective"]) == (512, "cosine", "signal")
+    assert "lr" not in dnn  # 1e-3: the library's default
     assert (mask["batch_size"], mask["output"], mask["objective"]) == (512, "joint", "signal")
     assert dnn["noise_aware"] is True and mask["noise_aware"] is True
     # every setting is passed to the fit call as a keyword, so each must be one
@@ -309,7 +310,8 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     recipe = _network_recipe(old, "dnn")
     assert "batch_size" not in recipe and "lr" not in recipe and "noise_aware" not in recipe
     assert "lr_schedule" not in recipe
-    cosine = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_lr_schedule="cosine")
-    assert _network_recipe(cosine, "dnn")["lr_schedule"] == "cosine" == _network_recipe(cosine, "mask")["lr_schedule"]
+    old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_lr=2e-3,
+                            dnn_lr_schedule="constant")
+    assert _network_recipe(old, "mask")["lr"] == 2e-3 and "lr_schedule" not in _network_recipe(old, "mask")
     assert recipe["objective"] == "phase"
     assert "discriminative" in recipe
