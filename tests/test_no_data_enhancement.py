@@ -306,7 +306,7 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters)
     # settings at the library's old values stay out of the recipe (older caches stay valid)
     old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_batch_size=128,
-                            dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False)
+                            dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False, dnn_lr_schedule="constant")
     recipe = _network_recipe(old, "dnn")
     assert "batch_size" not in recipe and "lr" not in recipe and "noise_aware" not in recipe
     assert "lr_schedule" not in recipe
