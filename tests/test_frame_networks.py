@@ -129,6 +129,27 @@ def test_bad_settings_are_refused():
         FrameNetwork(F, F, hidden=(8, 8), recurrent="rnn")
 
 
+def test_column_statistics_and_finiteness_check_match_torch():
+    """The fast normalisation statistics against ``mean(0)`` / ``std(0)`` in float64, over several chunks."""
+    from deepnmf.pipelines.frame_networks import _all_finite, _column_mean_std
+
+    x = torch.from_numpy(np.random.default_rng(0).normal(-5.0, 2.0, (1000, 7)).astype(np.float32))
+    mean, std = _column_mean_std(x, chunk=300)
+    assert mean.dtype == std.dtype == torch.float32
+    torch.testing.assert_close(mean.double(), x.double().mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(std.double(), x.double().std(0), rtol=1e-5, atol=0)
+    assert _all_finite(x) and _all_finite(torch.full((4, 2), 3e38))  # an overflowing sum of finite values
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[17, 3] = bad
+        assert not _all_finite(y)
+    bad_targets = [torch.zeros(6, F)]
+    bad_targets[0][2, 1] = float("nan")
+    with pytest.raises(DataError, match="NaN/inf"):
+        train_frame_network(FrameNetwork(F, F, hidden=(8,), output="sigmoid"), [torch.ones(6, F)], bad_targets,
+                            epochs=1)
+
+
 def _noise_and_speech(n_utterances: int):
     """``n_utterances`` white-noise "utterances" of growing length, a longer noise, the default STFT."""
     from deepnmf.pipelines.enhancement import STFTSettings

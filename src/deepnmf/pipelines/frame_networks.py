@@ -74,9 +74,37 @@ def _stack_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Seq
         feats.append(_chunks(x, sequence_length))
         outs.append(_chunks(target.float(), sequence_length))
     X, Y = torch.cat(feats), torch.cat(outs)
-    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()) or bool((Y < 0).any()):
+    if not (_all_finite(X) and _all_finite(Y)) or bool((Y < 0).any()):
         raise DataError("training pairs contain NaN/inf or negative targets")
     return X, Y
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every element is finite: one sum first (NaN or inf anywhere makes it non-finite), the
+    elementwise check only when the sum is not (an overflowing sum of finite values then passes it).
+    ``isfinite(x).all()`` alone writes a boolean copy of the matrix: 15x slower on the training rows."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
+def _column_mean_std(x: torch.Tensor, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and (unbiased) standard deviations of ``x`` ``(n, d)``, as ``x.mean(0)``, ``x.std(0)``.
+
+    Column sums as products with a row of ones (matrix-multiply speed), the squared deviations from
+    the mean summed over row chunks: ``Tensor.std(0)`` on a tall float32 matrix runs a slow strided
+    reduction (8 s for 113 thousand frames of 1542 features on one core, against 0.4 s here).
+    """
+    n = x.shape[0]
+    ones = torch.ones(1, min(n, chunk), dtype=x.dtype)
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, n, chunk):
+        block = x[start : start + chunk]
+        total += (ones[:, : block.shape[0]] @ block)[0].double()
+    mean = (total / n).to(x.dtype)
+    sq = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, n, chunk):
+        d = x[start : start + chunk] - mean
+        sq += (ones[:, : d.shape[0]] @ (d * d))[0].double()
+    return mean, (sq / max(n - 1, 1)).sqrt().to(x.dtype)
 
 
 def _chunks(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -310,9 +338,9 @@ def _set_normalisation(net: FrameNetwork, X: torch.Tensor, Y: torch.Tensor, leng
     targets, signal approximation, where the scale is left at 1 and the mask function sets the units).
     """
     d = net.in_mean.numel()
-    frames = X.reshape(-1, d)
-    net.in_mean.copy_(frames.mean(0))
-    net.in_std.copy_(frames.std(0).clamp(min=1e-5))
+    mean, std = _column_mean_std(X.reshape(-1, d))
+    net.in_mean.copy_(mean)
+    net.in_std.copy_(std.clamp(min=1e-5))
     if net.config["output"] == "softplus" and n_targets is not None:
         net.out_scale.copy_(Y.reshape(-1, n_targets).mean(0).clamp(min=1e-8))
 
