@@ -134,7 +134,7 @@ def test_column_statistics_and_finiteness_check_match_torch():
     from deepnmf.pipelines.frame_networks import _all_finite, _column_mean_std
 
     x = torch.from_numpy(np.random.default_rng(0).normal(-5.0, 2.0, (1000, 7)).astype(np.float32))
-    mean, std = _column_mean_std(x, chunk=300)
+    mean, std = _column_mean_std([x[:450], x[450:]], chunk=300)
     assert mean.dtype == std.dtype == torch.float32
     torch.testing.assert_close(mean.double(), x.double().mean(0), rtol=0, atol=1e-5)
     torch.testing.assert_close(std.double(), x.double().std(0), rtol=1e-5, atol=0)
@@ -148,6 +148,28 @@ def test_column_statistics_and_finiteness_check_match_torch():
     with pytest.raises(DataError, match="NaN/inf"):
         train_frame_network(FrameNetwork(F, F, hidden=(8,), output="sigmoid"), [torch.ones(6, F)], bad_targets,
                             epochs=1)
+
+
+@pytest.mark.parametrize("recurrent, length", [(None, 0), ("gru", 7)], ids=["mlp", "recurrent"])
+def test_training_rows_are_the_standardised_features_beside_the_targets(recurrent, length):
+    """The matrix written pair by pair equals the naive one: stacked features, standardised by their
+    own column mean and deviation, concatenated with the targets (frame after frame in a chunk)."""
+    from deepnmf.pipelines.frame_networks import _training_rows
+
+    g = torch.Generator().manual_seed(0)
+    net = FrameNetwork(9, 4, context=1, hidden=(8, 8), recurrent=recurrent, noise_aware=True)
+    inputs = [torch.rand(n, 9, generator=g) + 0.01 for n in (5, 12, 20)]
+    targets = [torch.rand(n, 4, generator=g) for n in (5, 12, 20)]
+    rows = _training_rows(net, inputs, targets, length, 4)
+    L = max(length, 1)
+    X = torch.cat([_chunks(net.raw_features(m), length) for m in inputs])
+    Y = torch.cat([_chunks(t, length) for t in targets])
+    frames = X.reshape(-1, net.in_mean.numel())
+    torch.testing.assert_close(net.in_mean, frames.mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(net.in_std, frames.std(0), rtol=1e-4, atol=0)
+    torch.testing.assert_close(net.out_scale, Y.reshape(-1, 4).mean(0))
+    Xn = ((frames - net.in_mean) / net.in_std).reshape(X.shape[0], L, -1)
+    assert torch.equal(rows, torch.cat([Xn, Y.reshape(Y.shape[0], L, -1)], 2).flatten(1))
 
 
 def _noise_and_speech(n_utterances: int):
