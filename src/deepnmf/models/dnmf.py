@@ -31,7 +31,7 @@ import torch
 
 from deepnmf._utils import as_tensor, check_nonneg_float, check_positive_int, make_generator, resolve_device
 from deepnmf.callbacks import Callback, chain, print_every
-from deepnmf.divergences import EPS, beta_divergence, beta_from_loss, model_part
+from deepnmf.divergences import EPS, beta_divergence, beta_from_loss, data_term, model_part
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.models._base import BaseNMF
 from deepnmf.solvers.mu import multiplicative_updates
@@ -88,7 +88,7 @@ class _ReconstructionModule(torch.nn.Module):
 
 
 def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor, k: int, beta: float,
-             eps: float = EPS, *, data_sum: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             eps: float = EPS, *, data_sum: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Weninger et al.'s multiplicative-update terms for the reconstruction dictionary.
 
     With :math:`A = W_s R_s`, :math:`N = W_n R_n`, :math:`B = A + N` and
@@ -114,7 +114,7 @@ def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor,
     beta : float
     eps : float
         Floor of ``B`` and of ``\hat S``.
-    data_sum : torch.Tensor [shape=()], optional
+    data_sum : float, optional
         For beta 2, 1, 0: the sum of the terms of ``d_beta(S | .)`` that depend
         on ``S`` alone (:func:`_data_sum`), computed once per fit so that each
         step evaluates only the model part (the same value, one log pass
@@ -145,13 +145,10 @@ def mu_terms(X: torch.Tensor, W: torch.Tensor, S: torch.Tensor, R: torch.Tensor,
     return num, den, beta_divergence(S, S_hat, beta)
 
 
-def _data_sum(S: torch.Tensor, beta: float, eps: float = EPS) -> torch.Tensor | None:
-    """The part of ``d_beta(S | S_hat)`` (sum) that depends on ``S`` alone, for beta 2, 1, 0; else ``None``."""
-    if beta == 1.0:
-        return (torch.xlogy(S, S) - S).sum()
-    if beta == 0.0:
-        return (-torch.log(S.clamp_min(eps)) - 1.0).sum()
-    return S.new_zeros(()) if beta == 2.0 else None
+def _data_sum(S: torch.Tensor, beta: float, eps: float = EPS) -> float | None:
+    """The part of ``d_beta(S | S_hat)`` (sum) that depends on ``S`` alone (the divergence module's
+    :func:`~deepnmf.divergences.data_term`), for beta 2, 1, 0; else ``None``."""
+    return data_term(S, beta, eps) * S.numel() if beta in (0.0, 1.0, 2.0) else None
 
 
 def _train_mu(R: torch.Tensor, X, W, S, k: int, beta: float, epochs: int, callback) -> list[float]:

@@ -100,28 +100,28 @@ def _all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
+def _column_sums(blocks: Sequence[torch.Tensor], f: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 chunk: int = 16384) -> torch.Tensor:
+    """Column sums ``(d,)`` in float64 of ``f(block)`` over the rows of ``blocks`` (each ``(n_i, d)``), as
+    products of row chunks with a row of ones (matrix-multiply speed: ``Tensor.std(0)`` on a tall float32
+    matrix runs a slow strided reduction, 8 s for 113 thousand frames of 1542 features on one core)."""
+    ones = torch.ones(1, chunk, dtype=blocks[0].dtype)
+    total = torch.zeros(blocks[0].shape[1], dtype=torch.float64)
+    for block in blocks:
+        for start in range(0, block.shape[0], chunk):
+            part = block[start : start + chunk]
+            part = part if f is None else f(part)
+            total += (ones[:, : part.shape[0]] @ part)[0].double()
+    return total
+
+
 def _column_mean_std(blocks: Sequence[torch.Tensor], chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
     """Column means and (unbiased) standard deviations of the rows of ``blocks`` (each ``(n_i, d)``),
-    as ``x.mean(0)``, ``x.std(0)`` of their concatenation ``x``.
-
-    Column sums as products with a row of ones (matrix-multiply speed), the squared deviations from
-    the mean summed over row chunks: ``Tensor.std(0)`` on a tall float32 matrix runs a slow strided
-    reduction (8 s for 113 thousand frames of 1542 features on one core, against 0.4 s here).
-    """
-    d = blocks[0].shape[1]
+    as ``x.mean(0)``, ``x.std(0)`` of their concatenation ``x``: two passes of :func:`_column_sums`
+    (the sum, then the squared deviations from the mean)."""
     n = sum(b.shape[0] for b in blocks)
-    ones = torch.ones(1, chunk, dtype=blocks[0].dtype)
-
-    def column_sums(f) -> torch.Tensor:
-        total = torch.zeros(d, dtype=torch.float64)
-        for block in blocks:
-            for start in range(0, block.shape[0], chunk):
-                part = f(block[start : start + chunk])
-                total += (ones[:, : part.shape[0]] @ part)[0].double()
-        return total
-
-    mean = (column_sums(lambda b: b) / n).to(blocks[0].dtype)
-    sq = column_sums(lambda b: (b - mean) ** 2)
+    mean = (_column_sums(blocks, chunk=chunk) / n).to(blocks[0].dtype)
+    sq = _column_sums(blocks, lambda b: (b - mean) ** 2, chunk=chunk)
     return mean, (sq / max(n - 1, 1)).sqrt().to(blocks[0].dtype)
 
 
@@ -354,7 +354,8 @@ def _set_normalisation(net: FrameNetwork, feats: Sequence[torch.Tensor], outs: S
     net.in_mean.copy_(mean)
     net.in_std.copy_(std.clamp(min=1e-5))
     if net.config["output"] == "softplus" and n_targets is not None:
-        net.out_scale.copy_(_column_mean_std(outs)[0].clamp(min=1e-8))
+        n = sum(y.shape[0] for y in outs)
+        net.out_scale.copy_((_column_sums(outs) / n).to(net.out_scale.dtype).clamp(min=1e-8))
 
 
 def _reset_parameters(net: FrameNetwork, gen: torch.Generator) -> None:
