@@ -101,13 +101,18 @@ def main() -> None:
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--discriminative", type=float, default=0.0)
     p.add_argument("--gain-range", type=float, nargs=2, default=(0.0, 0.0))
+    p.add_argument("--speed-range", type=float, nargs=2, default=(1.0, 1.0))
+    p.add_argument("--max-mixtures", type=int, default=None)
+    p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
                   lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
-                  gain_range=tuple(a.gain_range), random_state=0)
+                  gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
+                  dropout=a.dropout,
+                  random_state=0)
     scores, seconds = {}, {}
     for noise in a.noises:
         t0 = time.perf_counter()

@@ -71,6 +71,29 @@ def test_recurrent_network_is_causal_and_runs_whole_utterances(kind):
     assert not torch.equal(out[39:], later[39:])
 
 
+@pytest.mark.parametrize("kind", ["bgru", "blstm"])
+def test_bidirectional_network_sees_the_future_and_matches_torch_reversal(kind):
+    torch.manual_seed(0)
+    net = FrameNetwork(F, F, context=0, hidden=(16, 6), output="sigmoid", recurrent=kind).eval()
+    assert net.rnn[0].bidirectional and net.head.in_features == 12
+    mag = torch.rand(50, F)
+    out = net.predict(mag)
+    changed = mag.clone()
+    changed[40:] *= 5.0
+    assert not torch.equal(out[:39], net.predict(changed)[:39])  # the backward direction carries the future
+    # naive: the backward half is a forward pass of the same cell over the reversed frames
+    rnn = net.rnn[0]
+    fwd = (torch.nn.GRU if kind == "bgru" else torch.nn.LSTM)(16, 6, batch_first=True)
+    bwd = (torch.nn.GRU if kind == "bgru" else torch.nn.LSTM)(16, 6, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(fwd, name).copy_(getattr(rnn, name))
+            getattr(bwd, name).copy_(getattr(rnn, name + "_reverse"))
+        z = net.mlp(net.features(mag))[None]
+        both = torch.cat([fwd(z)[0], bwd(z.flip(1))[0].flip(1)], dim=-1)
+        np.testing.assert_allclose(out, torch.sigmoid(net.head(both))[0], rtol=1e-5, atol=1e-6)
+
+
 def test_chunks_cover_every_frame_in_order():
     x = torch.arange(23.0)[:, None].repeat(1, 2)
     c = _chunks(x, 10).reshape(-1, 10, 2)
@@ -82,7 +105,7 @@ def test_chunks_cover_every_frame_in_order():
     assert _chunks(x, 0) is x
 
 
-@pytest.mark.parametrize("recurrent,output", [(None, "sigmoid"), (None, "joint"), ("gru", "joint")])
+@pytest.mark.parametrize("recurrent,output", [(None, "sigmoid"), (None, "joint"), ("gru", "joint"), ("blstm", "joint")])
 def test_signal_training_learns_where_the_speech_is(recurrent, output):
     mixes = _mixtures()
     net = FrameNetwork(F, F, context=1, hidden=(32, 32), output=output, recurrent=recurrent)
@@ -285,3 +308,26 @@ def test_noise_aware_network_sees_the_utterance_noise_and_round_trips(tmp_path):
     assert back.config["noise_aware"] is True
     torch.testing.assert_close(back.predict(mag), net.predict(mag))
     assert "noise_aware" not in FrameNetwork(F, F, hidden=(8,)).config  # old folders load unchanged
+
+
+def test_speed_perturbed_mixtures_change_length_and_keep_the_snr_range():
+    from deepnmf.pipelines.enhancement import training_mixtures
+
+    speech, noise, stft = _noise_and_speech(3)
+    plain = list(training_mixtures(speech, noise, stft, n_copies=4, random_state=1))
+    unit = list(training_mixtures(speech, noise, stft, n_copies=4, speed_range=(1.0, 1.0), random_state=1))
+    for a, b in zip(plain, unit):  # (1, 1) draws nothing: the same mixtures as without the option
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    fast = list(training_mixtures(speech, noise, stft, n_copies=4, speed_range=(1.2, 1.3), random_state=1))
+    slow = list(training_mixtures(speech, noise, stft, n_copies=4, speed_range=(0.7, 0.8), random_state=1))
+    for (Y, S, N), (Yf, Sf, Nf), (Ys, Ss, Ns) in zip(plain, fast, slow):
+        assert Y.shape[0] / 1.3 - 2 <= Yf.shape[0] <= Y.shape[0] / 1.2 + 2
+        assert Y.shape[0] / 0.8 - 2 <= Ys.shape[0] <= Y.shape[0] / 0.7 + 2
+        # the SNR is set after the speed change (STFT energies follow Parseval up to the window's edges)
+        for S_, N_ in ((Sf, Nf), (Ss, Ns)):
+            assert -5.5 < 10 * np.log10(float((S_**2).sum()) / float((N_**2).sum())) < 10.5
+    with pytest.raises(ParameterError):
+        list(training_mixtures(speech, noise, stft, speed_range=(1.1, 0.9)))
+    with pytest.raises(ParameterError):
+        list(training_mixtures(speech, noise, stft, speed_range=(0.2, 1.0)))

@@ -103,3 +103,30 @@ def test_babble_errors(recordings):
         mixing.babble(voices[:1], SR)
     with pytest.raises(DataError, match=r"voices\[1\] is silent"):
         mixing.babble([voices[0], np.zeros(SR)], SR)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1, 1.25])
+def test_change_speed_scales_frequency_and_duration(factor):
+    # a 440 Hz tone played `factor` times faster is a 440 * factor Hz tone, 1 / factor as long
+    t = np.arange(SR) / SR
+    x = np.sin(2 * np.pi * 440.0 * t)
+    y = mixing.change_speed(x, factor)
+    assert abs(y.size - SR / factor) <= 1
+    mid = y[2000:-2000]  # away from the filter's edges
+    spectrum = np.abs(np.fft.rfft(mid * np.hanning(mid.size)))
+    peak = np.argmax(spectrum) * SR / mid.size
+    assert abs(peak - 440.0 * factor) < 2.0
+    # the level of a tone is kept (anti-aliasing filter with unit pass-band gain)
+    np.testing.assert_allclose(np.sqrt(np.mean(mid**2)), np.sqrt(0.5), rtol=0.02)
+
+
+def test_change_speed_identity_and_errors():
+    x = np.random.default_rng(0).standard_normal(1000)
+    y = mixing.change_speed(x, 1.0)
+    np.testing.assert_array_equal(y, x)
+    assert y is not x
+    for bad in (0.3, 2.5, float("nan")):
+        with pytest.raises(ParameterError):
+            mixing.change_speed(x, bad)
+    with pytest.raises(DataError):
+        mixing.change_speed(np.zeros((2, 10)), 1.1)

@@ -14,7 +14,7 @@ import numpy as np
 
 from deepnmf.exceptions import DataError, ParameterError
 
-__all__ = ["snr_db", "scale_to_snr", "mix_at_snr", "noise_excerpt", "split_excerpt", "babble"]
+__all__ = ["snr_db", "scale_to_snr", "mix_at_snr", "noise_excerpt", "split_excerpt", "babble", "change_speed"]
 
 _SILENCE_RMS = 1e-8
 
@@ -217,3 +217,38 @@ def babble(
         segment = looped[offset : offset + length]
         total += segment / _rms(segment) if _rms(segment) > _SILENCE_RMS else 0.0
     return total / _rms(total)
+
+
+def change_speed(x: Any, factor: float, *, max_denominator: int = 50) -> np.ndarray:
+    """Play a signal ``factor`` times faster: tempo, pitch and formants all scale by ``factor``.
+
+    Speed perturbation (Ko et al. 2015): resampling a recording by ``1 / factor``
+    and reading it at the original rate, which makes a talker sound like
+    another (a shorter or longer vocal tract), a cheap way to multiply the
+    speakers of a small training set. The ratio is approximated by a fraction
+    with denominator at most ``max_denominator`` and applied by polyphase
+    filtering (:func:`scipy.signal.resample_poly`, anti-aliased).
+
+    Parameters
+    ----------
+    x : array-like [shape=(n_samples,)]
+    factor : float
+        Speed factor, in ``[0.5, 2]``; 1 returns a copy.
+    max_denominator : int
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(n_samples / factor),)]
+    """
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    arr = _as_signal(x, "the signal")
+    if not (np.isfinite(factor) and 0.5 <= factor <= 2.0):
+        raise ParameterError(f"the speed factor must be in [0.5, 2], got {factor}")
+    ratio = Fraction(float(factor)).limit_denominator(max_denominator)
+    if ratio == 1:
+        return arr.copy()
+    # n / factor samples: up by the denominator, down by the numerator
+    return resample_poly(arr, ratio.denominator, ratio.numerator)

@@ -91,7 +91,7 @@ def enhancement_command(
     dnn_lr_schedule: Optional[str] = typer.Option(None, "--dnn-lr-schedule", help="The networks' learning rate over the epochs: constant or cosine (default: the experiment's)."),
     dnn_objective: Optional[str] = typer.Option(None, "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets), signal (masked magnitudes through the dictionaries) or phase (the same, phase-sensitive targets)."),
     dnn_noise_aware: Optional[bool] = typer.Option(None, "--dnn-noise-aware/--no-dnn-noise-aware", help="Feed the networks each utterance's noise estimate beside every frame (noise-aware training)."),
-    dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.)."),
+    dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.); bgru or blstm: bidirectional."),
     dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
     mask_objective: Optional[str] = typer.Option(None, "--mask-objective", help="dnn-mask: mask (ratio-mask error), signal (Huang et al.) or phase (phase-sensitive signal approximation)."),
     mask_output: Optional[str] = typer.Option(None, "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),

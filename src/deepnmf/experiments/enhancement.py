@@ -39,6 +39,7 @@ import torch
 
 from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.nn.networks import RECURRENT
 
 DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
@@ -159,7 +160,7 @@ def _check_config(cfg: EnhancementConfig) -> None:
     check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal", "phase"))
     check_choice(cfg.mask_output, "mask_output", ("sigmoid", "joint"))
     if cfg.dnn_recurrent is not None:
-        check_choice(cfg.dnn_recurrent, "dnn_recurrent", ("gru", "lstm"))
+        check_choice(cfg.dnn_recurrent, "dnn_recurrent", RECURRENT)
     if cfg.dnmf_solver not in ("adam", "mu"):
         raise ParameterError(f"dnmf_solver must be 'adam' or 'mu', got {cfg.dnmf_solver!r}")
     if not cfg.snrs or not all(np.isfinite(float(s)) for s in cfg.snrs):

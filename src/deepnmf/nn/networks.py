@@ -18,7 +18,9 @@ Orientation: spectrograms are ``(n_frames, n_bins)``; network outputs are
 - **Recurrent variant** (``recurrent="gru"`` or ``"lstm"``, Huang et al.'s
   deep recurrent network): the first hidden layer is dense, the following
   ``hidden`` widths are recurrent layers running forward in time over the
-  frames of an utterance; training feeds chunks of consecutive frames.
+  frames of an utterance (``"bgru"``, ``"blstm"``: forward and backward,
+  each direction with the layer's width, so the whole utterance is
+  context); training feeds chunks of consecutive frames.
 
 The loss compares square roots (activations) or plain values (masks):
 
@@ -48,7 +50,7 @@ from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 __all__ = ["FrameNetwork", "stack_context", "log_features", "noise_estimate"]
 
 OUTPUTS = ("softplus", "sigmoid", "joint")
-RECURRENT = ("gru", "lstm")
+RECURRENT = ("gru", "lstm", "bgru", "blstm")
 LOG_FLOOR = 1e-4
 NOISE_QUANTILE = 0.2
 
@@ -129,12 +131,16 @@ class FrameNetwork(nn.Module):
         Nonnegative activations, a mask in ``(0, 1)``, or a mask from the
         joint mask layer (``n_outputs`` speech and ``n_outputs`` noise
         magnitudes ``a``, ``b`` -> ``a / (a + b)``).
-    recurrent : {None, "gru", "lstm"}
+    recurrent : {None, "gru", "lstm", "bgru", "blstm"}
         Make every hidden layer after the first a recurrent layer (forward
-        in time); ``None`` is the MLP. Needs at least two hidden widths.
+        in time; the ``b`` kinds are bidirectional and output twice the
+        layer's width); ``None`` is the MLP. Needs at least two hidden widths.
     noise_aware : bool
         Append the utterance's noise estimate (:func:`noise_estimate`) to
         every frame's input (noise-aware training, Seltzer et al. 2013).
+    dropout : float
+        Dropout rate after every hidden layer while training (as in Xu et
+        al. 2015's regression networks for enhancement); 0 disables it.
 
     Attributes
     ----------
@@ -156,6 +162,7 @@ class FrameNetwork(nn.Module):
         output: str = "softplus",
         recurrent: str | None = None,
         noise_aware: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         check_positive_int(n_bins, "n_bins")
@@ -163,6 +170,8 @@ class FrameNetwork(nn.Module):
         check_positive_int(context, "context", minimum=0)
         check_choice(output, "output", OUTPUTS)
         hidden = [check_positive_int(h, "hidden width") for h in hidden]
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ParameterError(f"dropout must be in [0, 1), got {dropout}")
         if recurrent is not None:
             check_choice(recurrent, "recurrent", RECURRENT)
             if len(hidden) < 2:
@@ -173,18 +182,22 @@ class FrameNetwork(nn.Module):
             self.config["recurrent"] = recurrent
         if noise_aware:
             self.config["noise_aware"] = True
+        if dropout:
+            self.config["dropout"] = float(dropout)
         self.metadata: dict[str, Any] = {}
         n_in = n_bins * (2 * context + 1 + int(bool(noise_aware)))
         n_features = n_in
         n_dense = 1 if recurrent else len(hidden)
         layers: list[nn.Module] = []
         for width in hidden[:n_dense]:
-            layers += [nn.Linear(n_in, width), nn.ReLU()]
+            layers += [nn.Linear(n_in, width), nn.ReLU()] + ([nn.Dropout(float(dropout))] if dropout else [])
             n_in = width
         self.rnn = nn.ModuleList()
         for width in hidden[n_dense:]:
-            self.rnn.append((nn.GRU if recurrent == "gru" else nn.LSTM)(n_in, width, batch_first=True))
-            n_in = width
+            both = recurrent.startswith("b")
+            kind = nn.GRU if recurrent.endswith("gru") else nn.LSTM
+            self.rnn.append(kind(n_in, width, batch_first=True, bidirectional=both))
+            n_in = width * (2 if both else 1)
         n_last = 2 * n_outputs if output == "joint" else n_outputs
         if recurrent:
             self.head = nn.Linear(n_in, n_last)
@@ -233,6 +246,8 @@ class FrameNetwork(nn.Module):
         if self.is_recurrent:
             for layer in self.rnn:
                 z, _ = layer(z)
+                if self.config.get("dropout"):
+                    z = nn.functional.dropout(z, self.config["dropout"], self.training)
             z = self.head(z)
         output = self.config["output"]
         if output == "sigmoid":

@@ -427,6 +427,8 @@ class Enhancer:
         gain_range: tuple[float, float] = (0.0, 0.0),
         max_mixtures: int | None = None,
         lr_schedule: str = "constant",
+        speed_range: tuple[float, float] = (1.0, 1.0),
+        dropout: float = 0.0,
         random_state: Any = None,
         callback: Callback | None = None,
     ) -> "Enhancer":
@@ -458,11 +460,15 @@ class Enhancer:
             (:func:`training_mixtures`).
         max_mixtures : int, optional
             At most this many training mixtures (:func:`training_mixtures`).
-        recurrent : {None, "gru", "lstm"}
+        speed_range : (float, float)
+            Speed perturbation of the training utterances (:func:`training_mixtures`).
+        recurrent : {None, "gru", "lstm", "bgru", "blstm"}
             A recurrent network (:class:`~deepnmf.nn.networks.FrameNetwork`).
         noise_aware : bool
             Feed the network each utterance's noise estimate beside every
             frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
+        dropout : float
+            Dropout rate after every hidden layer while training.
         lr_schedule : {"constant", "cosine"}
             The learning rate over the epochs (:func:`deepnmf.training.fit_module`).
         callback : callable, optional
@@ -480,11 +486,11 @@ class Enhancer:
 
         check_choice(objective, "objective", ("activations", "signal", "phase"))
         mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                     gain_range=gain_range, max_mixtures=max_mixtures,
+                                     gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
                                      phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
-                           recurrent=recurrent, noise_aware=noise_aware)
+                           recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
             mask_fn=self._mask_of_activations, discriminative=discriminative, epochs=epochs, batch_size=batch_size,
@@ -613,7 +619,8 @@ def _apply_gain(stft: STFTSettings, noisy: Any, gain_fn: Callable, return_gain: 
 def training_mixtures(
     speech: Sequence[Any], noise: Any, stft: STFTSettings, *, snr_range: tuple[float, float] = (-5.0, 10.0),
     n_copies: int = 1, gain_range: tuple[float, float] = (0.0, 0.0), max_mixtures: int | None = None,
-    phase_sensitive: bool = False, random_state: Any = None, callback: Callback | None = None,
+    speed_range: tuple[float, float] = (1.0, 1.0), phase_sensitive: bool = False, random_state: Any = None,
+    callback: Callback | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Generate magnitude spectrograms ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, of training mixtures.
 
@@ -623,7 +630,11 @@ def training_mixtures(
     ``gain_range`` dB (``(0, 0)``, the default, draws nothing). With
     ``max_mixtures`` below ``len(speech) * n_copies`` only that many
     mixtures are made, of utterances in a random order (so the cost of
-    training does not grow with the corpus). ``callback``
+    training does not grow with the corpus). With ``speed_range`` other
+    than ``(1, 1)`` each utterance is first played faster or slower by a
+    factor drawn uniformly from it (:func:`deepnmf.audio.mixing.change_speed`,
+    speed perturbation: new pitch and formants, as if from another talker).
+    ``callback``
     receives an :class:`~deepnmf.callbacks.EpochInfo` (stage ``"pairs"``,
     ``epoch`` mixtures of ``max_epochs`` done) after each mixture.
 
@@ -633,7 +644,7 @@ def training_mixtures(
     ``N' = |Y| - S'``, the magnitudes a real mask of the noisy STFT can reach
     (see :func:`phase_sensitive_sources`).
     """
-    from deepnmf.audio.mixing import _numpy_rng, mix_at_snr, noise_excerpt
+    from deepnmf.audio.mixing import _numpy_rng, change_speed, mix_at_snr, noise_excerpt
 
     single = isinstance(noise, np.ndarray) and noise.ndim == 1
     noises = [np.asarray(n, dtype=np.float64) for n in ([noise] if single else noise)]
@@ -645,6 +656,9 @@ def training_mixtures(
     g_lo, g_hi = map(float, gain_range)
     if not (np.isfinite(g_lo) and np.isfinite(g_hi) and g_lo <= g_hi):
         raise ParameterError(f"gain_range must be (low, high) dB with low <= high, got {gain_range}")
+    v_lo, v_hi = map(float, speed_range)
+    if not (0.5 <= v_lo <= v_hi <= 2.0):
+        raise ParameterError(f"speed_range must be (low, high) factors in [0.5, 2] with low <= high, got {speed_range}")
     rng = _numpy_rng(random_state)
     total = len(speech) * check_positive_int(n_copies, "n_copies")
     order = np.arange(total) % len(speech)
@@ -653,6 +667,8 @@ def training_mixtures(
         total = int(max_mixtures)
     for i in range(total):
         s = np.asarray(speech[order[i]], dtype=np.float64)
+        if (v_lo, v_hi) != (1.0, 1.0):
+            s = change_speed(s, float(rng.uniform(v_lo, v_hi)))
         n = noise_excerpt(noises[int(rng.integers(len(noises)))], s.size, random_state=rng)
         y, s, n = mix_at_snr(s, n, float(rng.uniform(lo, hi)), peak=None)
         gain = 10.0 ** (rng.uniform(g_lo, g_hi) / 20.0) if (g_lo, g_hi) != (0.0, 0.0) else 1.0

@@ -52,7 +52,8 @@ class MaskEnhancer:
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
             lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
             noise_aware: bool = False, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
-            max_mixtures: int | None = None, lr_schedule: str = "constant", random_state: Any = None,
+            max_mixtures: int | None = None, lr_schedule: str = "constant",
+            speed_range: tuple[float, float] = (1.0, 1.0), dropout: float = 0.0, random_state: Any = None,
             callback: Callback | None = None) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
@@ -60,10 +61,11 @@ class MaskEnhancer:
         ``"signal"`` fits the masked noisy magnitudes to the clean speech and the noise (Huang et
         al.'s signal approximation, with their ``discriminative`` term), ``"phase"`` to their
         phase-sensitive parts (:func:`~deepnmf.pipelines.enhancement.phase_sensitive_sources`). ``output="joint"`` is their
-        joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network, ``noise_aware`` feeds
-        each utterance's noise estimate beside every frame
-        (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
-        training mixtures in dB, ``max_mixtures`` their largest number, ``lr_schedule`` the
+        joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network (``"bgru"|"blstm"`` bidirectional), ``noise_aware`` feeds
+        each utterance's noise estimate beside every frame and ``dropout`` is the rate after every
+        hidden layer while training (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
+        training mixtures in dB, ``max_mixtures`` their largest number, ``speed_range`` the speed
+        perturbation of the training utterances (:func:`~deepnmf.pipelines.enhancement.training_mixtures`), ``lr_schedule`` the
         learning rate over the epochs (``"constant"`` or ``"cosine"``, :func:`deepnmf.training.fit_module`).
         """
         from deepnmf._utils import check_choice
@@ -73,11 +75,11 @@ class MaskEnhancer:
         check_choice(objective, "objective", ("mask", "signal", "phase"))
         check_choice(output, "output", ("sigmoid", "joint"))
         mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                     gain_range=gain_range, max_mixtures=max_mixtures,
+                                     gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
                                      phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
-                           recurrent=recurrent, noise_aware=noise_aware)
+                           recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
         ratio_mask = lambda S, N: wiener_gain(S, N, power=self.mask_power)  # noqa: E731
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
