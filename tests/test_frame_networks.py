@@ -331,3 +331,24 @@ def test_speed_perturbed_mixtures_change_length_and_keep_the_snr_range():
         list(training_mixtures(speech, noise, stft, speed_range=(1.1, 0.9)))
     with pytest.raises(ParameterError):
         list(training_mixtures(speech, noise, stft, speed_range=(0.2, 1.0)))
+
+
+@pytest.mark.parametrize("recurrent", [None, "lstm"])
+def test_dropout_is_active_in_training_only_and_saved(recurrent, tmp_path):
+    torch.manual_seed(0)
+    net = FrameNetwork(F, F, context=1, hidden=(32, 16), output="joint", recurrent=recurrent, dropout=0.5)
+    x = torch.randn(4, 20, net.in_mean.numel()) if recurrent else torch.randn(20, net.in_mean.numel())
+    net.train()
+    assert not torch.equal(net(x), net(x))  # a fresh mask per call
+    net.eval()
+    np.testing.assert_array_equal(net(x).detach(), net(x).detach())
+    # in eval mode it is the network without dropout, weights alike
+    plain = FrameNetwork(F, F, context=1, hidden=(32, 16), output="joint", recurrent=recurrent).eval()
+    plain.load_state_dict(net.state_dict())
+    np.testing.assert_array_equal(plain(x).detach(), net(x).detach())
+    net.save(tmp_path / "net")
+    back = FrameNetwork.load(tmp_path / "net")
+    assert back.config["dropout"] == 0.5
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ParameterError, match="dropout"):
+            FrameNetwork(F, F, hidden=(8, 8), dropout=bad)

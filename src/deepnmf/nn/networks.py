@@ -190,7 +190,7 @@ class FrameNetwork(nn.Module):
         n_dense = 1 if recurrent else len(hidden)
         layers: list[nn.Module] = []
         for width in hidden[:n_dense]:
-            layers += [nn.Linear(n_in, width), nn.ReLU()] + ([nn.Dropout(float(dropout))] if dropout else [])
+            layers += [nn.Linear(n_in, width), nn.ReLU()]
             n_in = width
         self.rnn = nn.ModuleList()
         for width in hidden[n_dense:]:
@@ -242,12 +242,17 @@ class FrameNetwork(nn.Module):
         ``(batch, n_frames, n_in)`` -> ``(batch, n_frames, n_outputs)`` (frames
         in time order) for a recurrent network.
         """
-        z = self.mlp(x)
+        rate = self.config.get("dropout", 0.0)
+        z = x
+        for layer in self.mlp:  # dropout after every hidden ReLU (functional: weight names do not depend on it)
+            z = layer(z)
+            if rate and isinstance(layer, nn.ReLU):
+                z = nn.functional.dropout(z, rate, self.training)
         if self.is_recurrent:
             for layer in self.rnn:
                 z, _ = layer(z)
-                if self.config.get("dropout"):
-                    z = nn.functional.dropout(z, self.config["dropout"], self.training)
+                if rate:
+                    z = nn.functional.dropout(z, rate, self.training)
             z = self.head(z)
         output = self.config["output"]
         if output == "sigmoid":
