@@ -104,6 +104,8 @@ def main() -> None:
     p.add_argument("--speed-range", type=float, nargs=2, default=(1.0, 1.0))
     p.add_argument("--max-mixtures", type=int, default=None)
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--networks", type=int, default=1, help="dnn-mask: an ensemble of this many networks")
+    p.add_argument("--seed", type=int, default=0, help="seeds the dictionaries, mixtures and networks")
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
@@ -111,16 +113,15 @@ def main() -> None:
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
                   lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
-                  dropout=a.dropout,
-                  random_state=0)
+                  dropout=a.dropout, random_state=a.seed)
     scores, seconds = {}, {}
     for noise in a.noises:
         t0 = time.perf_counter()
         if a.method == "dnn-mask":
             enh = MaskEnhancer().fit(data["train"], data["noises"][noise][0], objective=a.objective or "mask",
-                                     output=a.output, **common)
+                                     output=a.output, n_networks=a.networks, **common)
         else:
-            speech, noise_model = dictionaries(data, noise, a.method.split("+")[0], json.loads(a.vae))
+            speech, noise_model = dictionaries(data, noise, a.method.split("+")[0], json.loads(a.vae), seed=a.seed)
             enh = Enhancer(speech, noise_model, power=1.0).fit_network(
                 data["train"], data["noises"][noise][0], objective=a.objective or "activations", **common)
         seconds[noise] = round(time.perf_counter() - t0, 1)

@@ -81,8 +81,8 @@ def test_rerun_reuses_cached_models(tiny_run):
     models = cfg.out / "models"
     stamps = {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")}
     kinds = Counter(peek_model_type(p.parent) for p in stamps)
-    # speech and two noise dictionaries, two activation networks, two mask enhancers (each holding its network)
-    assert kinds == {"NMF": 3, "FrameNetwork": 2 + 2, "MaskEnhancer": 2}
+    # speech and two noise dictionaries, two activation networks, two mask enhancers (each an ensemble of 2 networks)
+    assert kinds == {"NMF": 3, "FrameNetwork": 2 + 2 * 2, "MaskEnhancer": 2}
     again = run_enhancement(cfg)
     assert {p: p.stat().st_mtime_ns for p in models.rglob("weights.safetensors")} == stamps
     assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in rows], abs=1e-6)

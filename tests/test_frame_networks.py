@@ -281,6 +281,40 @@ def test_mask_enhancer_trained_by_signal_objectives_improves_sdr(objective):
     assert after > before + 5
 
 
+def test_mask_ensemble_averages_members_trained_as_single_networks(tmp_path):
+    from deepnmf.exceptions import ModelFileError
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+    rng = np.random.default_rng(0)
+    speech = [rng.standard_normal(4000) * np.sin(np.linspace(0, 3, 4000)) ** 2 for _ in range(3)]
+    noise = 0.5 * rng.standard_normal(30000)
+    kw = dict(objective="signal", output="joint", hidden=(16, 16), epochs=3, n_copies=1)
+    ens = MaskEnhancer().fit(speech, noise, n_networks=3, random_state=5, **kw)
+    assert len(ens.networks) == 3 and ens.network is ens.networks[0] and ens.config()["n_networks"] == 3
+    mag = torch.rand(30, 257) + 0.05
+    # member i is the single network of seed 5 + i; the gain is the members' mean
+    singles = [MaskEnhancer().fit(speech, noise, random_state=5 + i, **kw) for i in range(3)]
+    for member, single in zip(ens.networks, singles):
+        np.testing.assert_array_equal(member.predict(mag), single.gain(mag))
+    np.testing.assert_allclose(ens.gain(mag), sum(m.gain(mag) for m in singles) / 3, rtol=1e-6)
+    assert not torch.equal(singles[0].gain(mag), singles[1].gain(mag))
+    # round trip of the ensemble folder
+    ens.save(tmp_path / "ens")
+    back = MaskEnhancer.load(tmp_path / "ens")
+    assert len(back.networks) == 3
+    np.testing.assert_array_equal(back.gain(mag), ens.gain(mag))
+    # a member that is not a mask network is refused
+    import shutil
+    shutil.rmtree(tmp_path / "ens" / "network-2")
+    FrameNetwork(257, 7, hidden=(4,)).save(tmp_path / "ens" / "network-2")
+    with pytest.raises(ModelFileError, match="not a mask network"):
+        MaskEnhancer.load(tmp_path / "ens")
+    with pytest.raises(ParameterError, match="n_networks"):
+        MaskEnhancer().fit(speech, noise, n_networks=0, **kw)
+    with pytest.raises(ParameterError, match="integer random_state"):
+        MaskEnhancer().fit(speech, noise, n_networks=2, random_state=np.random.default_rng(0), **kw)
+
+
 def test_noise_estimate_is_the_mean_of_the_quietest_frames():
     from deepnmf.nn.networks import noise_estimate
 

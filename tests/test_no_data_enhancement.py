@@ -125,8 +125,8 @@ def test_models_are_model_folders_and_reruns_reuse_them(run, synthetic_audio):
     cfg, rows = run["cfg"], run["rows"]
     stamps = {p: p.stat().st_mtime_ns for p in (cfg.out / "models").rglob("weights.safetensors")}
     kinds = Counter(peek_model_type(p.parent) for p in stamps)
-    # nmf and vae-nmf: speech and noise dictionaries; an activation network; a mask enhancer (holding its network)
-    assert kinds == {"NMF": 2, "VAENMF": 2, "FrameNetwork": 1 + 1, "MaskEnhancer": 1}
+    # nmf and vae-nmf: speech and noise dictionaries; an activation network; a mask enhancer (an ensemble of 2 networks)
+    assert kinds == {"NMF": 2, "VAENMF": 2, "FrameNetwork": 1 + 2, "MaskEnhancer": 1}
     again = run_enhancement(_config(synthetic_audio, cfg.out, methods=["nmf+mu"]))
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was retrained
     for r in again:
@@ -184,7 +184,9 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "dnn_lr must be a positive number": ["--dnn-lr", "0"],
              "dnn_batch_size must be an integer >= 1": ["--dnn-batch-size", "0"],
              "dnn_objective must be one of": ["--dnn-objective", "magic"],
-             "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"]}
+             "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"],
+             "mask_networks must be an integer >= 1": ["--mask-networks", "0"],
+             "dnn_recurrent must be one of": ["--dnn-recurrent", "rnn"]}
     for message, extra in cases.items():  # option errors exit 2
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
@@ -301,6 +303,10 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     assert "lr" not in dnn  # 1e-3: the library's default
     assert (mask["batch_size"], mask["output"], mask["objective"]) == (512, "joint", "signal")
     assert dnn["noise_aware"] is True and mask["noise_aware"] is True
+    assert mask["n_networks"] == 2 and "n_networks" not in dnn  # the mask baseline is an ensemble of two
+    single = _network_recipe(EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused",
+                                               mask_networks=1), "mask")
+    assert "n_networks" not in single  # a single network keeps the cache key of before
     # every setting is passed to the fit call as a keyword, so each must be one
     assert set(dnn) <= set(inspect.signature(Enhancer.fit_network).parameters)
     assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters)

@@ -95,6 +95,7 @@ def enhancement_command(
     dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
     mask_objective: Optional[str] = typer.Option(None, "--mask-objective", help="dnn-mask: mask (ratio-mask error), signal (Huang et al.) or phase (phase-sensitive signal approximation)."),
     mask_output: Optional[str] = typer.Option(None, "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
+    mask_networks: Optional[int] = typer.Option(None, "--mask-networks", help="dnn-mask: an ensemble of this many networks, masks averaged (default 2)."),
     dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -115,7 +116,7 @@ def enhancement_command(
     given = {"dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
              "dnn_batch_size": dnn_batch_size, "dnn_lr": dnn_lr, "dnn_lr_schedule": dnn_lr_schedule, "dnn_noise_aware": dnn_noise_aware,
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
-             "mask_objective": mask_objective, "mask_output": mask_output,
+             "mask_objective": mask_objective, "mask_output": mask_output, "mask_networks": mask_networks,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,
              "vae_init": vae_init}
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)

@@ -104,6 +104,8 @@ class EnhancementConfig:
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
     mask_objective: str = "signal"  # the dnn-mask baseline: "signal" (Huang et al.) or "mask" (ratio-mask error)
     mask_output: str = "joint"  # "joint" (Huang et al.'s joint mask layer) or "sigmoid"
+    mask_networks: int = 2  # an ensemble of this many mask networks (seeds random_state + i), masks averaged:
+    # validation 9.77 dB against 9.55 and 9.71 for its two members alone (docs/enhancement.md)
     random_state: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -148,7 +150,7 @@ def _check_config(cfg: EnhancementConfig) -> None:
     from deepnmf._utils import check_choice, check_positive_int
 
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
-                 "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs"):
+                 "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks"):
         check_positive_int(getattr(cfg, name), name)
     if not (np.isfinite(cfg.dnn_lr) and cfg.dnn_lr > 0):
         raise ParameterError(f"dnn_lr must be a positive number, got {cfg.dnn_lr}")
@@ -417,6 +419,8 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
     settings = {"objective": cfg.dnn_objective if which == "dnn" else cfg.mask_objective}
     if which == "mask":
         settings["output"] = cfg.mask_output
+    if which == "mask" and cfg.mask_networks != 1:
+        settings["n_networks"] = cfg.mask_networks
     if cfg.dnn_recurrent is not None:
         settings["recurrent"] = cfg.dnn_recurrent
     settings["max_mixtures"] = cfg.dnn_max_mixtures

@@ -37,8 +37,14 @@ class MaskEnhancer:
     mask_power : float
         Exponent ``p`` of the target ratio mask (1: magnitude ratio).
     stft : STFTSettings
-    network : FrameNetwork, optional
-        A trained mask network; see :meth:`fit`.
+    network : FrameNetwork or sequence of FrameNetwork, optional
+        A trained mask network, or several whose masks are averaged (an
+        ensemble); see :meth:`fit`.
+
+    Attributes
+    ----------
+    networks : list of FrameNetwork
+        The members (one for a single network); :attr:`network` is the first.
     """
 
     activations = "mask"
@@ -46,15 +52,21 @@ class MaskEnhancer:
     def __init__(self, *, mask_power: float = 1.0, stft: STFTSettings = STFTSettings(), network: Any = None) -> None:
         if not mask_power > 0:
             raise ParameterError(f"mask_power must be > 0, got {mask_power}")
-        self.mask_power, self.stft, self.network = float(mask_power), stft, network
+        self.mask_power, self.stft = float(mask_power), stft
+        self.networks = [] if network is None else list(network) if isinstance(network, (list, tuple)) else [network]
+
+    @property
+    def network(self) -> Any:
+        """The (first) mask network, ``None`` before :meth:`fit`."""
+        return self.networks[0] if self.networks else None
 
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
             lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
             noise_aware: bool = False, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
             max_mixtures: int | None = None, lr_schedule: str = "constant",
-            speed_range: tuple[float, float] = (1.0, 1.0), dropout: float = 0.0, random_state: Any = None,
-            callback: Callback | None = None) -> "MaskEnhancer":
+            speed_range: tuple[float, float] = (1.0, 1.0), dropout: float = 0.0, n_networks: int = 1,
+            random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
         ``objective="mask"`` fits the ratio mask ``|S|^p / (|S|^p + |N|^p)`` by squared error;
@@ -67,33 +79,49 @@ class MaskEnhancer:
         training mixtures in dB, ``max_mixtures`` their largest number, ``speed_range`` the speed
         perturbation of the training utterances (:func:`~deepnmf.pipelines.enhancement.training_mixtures`), ``lr_schedule`` the
         learning rate over the epochs (``"constant"`` or ``"cosine"``, :func:`deepnmf.training.fit_module`).
+
+        ``n_networks`` above 1 trains an ensemble: network ``i`` is trained as a single one would be
+        with seed ``random_state + i`` (its own initialisation, shuffling and training mixtures; the
+        first is the single network), and :meth:`gain` averages their masks. It costs ``n_networks``
+        trainings and predictions.
         """
-        from deepnmf._utils import check_choice
+        from deepnmf._utils import check_choice, check_positive_int
         from deepnmf.nn.networks import FrameNetwork
         from deepnmf.pipelines.frame_networks import train_on_mixtures
 
         check_choice(objective, "objective", ("mask", "signal", "phase"))
         check_choice(output, "output", ("sigmoid", "joint"))
-        mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                     gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
-                                     phase_sensitive=objective == "phase", random_state=random_state,
-                                     callback=callback)
-        net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
-                           recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
+        n_networks = check_positive_int(n_networks, "n_networks")
+        if n_networks > 1 and random_state is not None and not isinstance(random_state, int):
+            raise ParameterError("an ensemble (n_networks > 1) needs an integer random_state (member i uses random_state + i) "
+                                 f"or None, got {type(random_state).__name__}")
         ratio_mask = lambda S, N: wiener_gain(S, N, power=self.mask_power)  # noqa: E731
-        self.network_training_ = train_on_mixtures(
-            net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
-            epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, random_state=random_state,
-            callback=stage_reporter(callback, "network"))
-        net.metadata.update(type="mask", objective=objective, discriminative=discriminative)
-        self.network = net
+        networks, self.ensemble_training_ = [], []
+        for i in range(n_networks):
+            seed = random_state + i if isinstance(random_state, int) else random_state
+            mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
+                                         gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
+                                         phase_sensitive=objective == "phase", random_state=seed, callback=callback)
+            net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
+                               recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
+            self.ensemble_training_.append(train_on_mixtures(
+                net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
+                epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, random_state=seed,
+                callback=stage_reporter(callback, "network")))
+            net.metadata.update(type="mask", objective=objective, discriminative=discriminative)
+            networks.append(net)
+        self.network_training_ = self.ensemble_training_[0]
+        self.networks = networks
         return self
 
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """The predicted mask ``(n_frames, n_bins)`` of a noisy magnitude spectrogram."""
-        if self.network is None:
+        """The predicted mask ``(n_frames, n_bins)`` of a noisy magnitude spectrogram (the members' mean)."""
+        if not self.networks:
             raise ParameterError("the mask network is not trained: call fit or pass network=")
-        return self.network.predict(magnitude.float())
+        mask = self.networks[0].predict(magnitude.float())
+        for net in self.networks[1:]:
+            mask = mask + net.predict(magnitude.float())
+        return mask / len(self.networks)
 
     def enhance(self, noisy: Any, *, return_gain: bool = False):
         """Enhanced signal ``(n_samples,)`` (and the mask) as :meth:`Enhancer.enhance`."""
@@ -101,16 +129,19 @@ class MaskEnhancer:
 
     def config(self) -> dict[str, Any]:
         """Settings as JSON (for a report)."""
-        return {"activations": "mask", "mask_power": self.mask_power}
+        return {"activations": "mask", "mask_power": self.mask_power, **({"n_networks": len(self.networks)}
+                                                                          if len(self.networks) > 1 else {})}
 
     def save(self, path: str | Path) -> Path:
-        """Write one model folder of type ``"MaskEnhancer"`` (mask power, STFT) with the network in ``network/``."""
+        """Write one model folder of type ``"MaskEnhancer"`` (mask power, STFT) with the network in ``network/``
+        (an ensemble's further members in ``network-1/``, ``network-2/``, ...)."""
         from deepnmf.io.model_files import write_composite
 
-        if self.network is None:
+        if not self.networks:
             raise ParameterError("nothing to save: the mask network is not trained")
+        parts = {"network" if i == 0 else f"network-{i}": net for i, net in enumerate(self.networks)}
         return write_composite(path, model="MaskEnhancer", params={"mask_power": self.mask_power, "stft": asdict(self.stft)},
-                               parts={"network": self.network})
+                               parts=parts)
 
     @classmethod
     def load(cls, path: str | Path) -> "MaskEnhancer":
@@ -121,17 +152,23 @@ class MaskEnhancer:
         if peek_model_type(path) == "FrameNetwork":  # the old layout: the network folder with the settings
             net = FrameNetwork.load(path)
             settings = net.metadata if net.metadata.get("type") == "mask" else {}
+            members = [net]
         else:
             config, parts = read_composite(path, model="MaskEnhancer")
-            net, settings = parts.get("network"), config["params"]
-        is_mask = isinstance(net, FrameNetwork) and net.config["output"] in ("sigmoid", "joint")
-        if not is_mask or not settings:
-            what = ("it holds no frame network" if not isinstance(net, FrameNetwork) else
-                    f"it predicts {net.config['output']} outputs" if not is_mask else
-                    "it records no mask settings")
-            raise ModelFileError(f"{path} is not a mask network ({what})")
+            settings = config["params"]
+            extra = sorted((k for k in parts if k.startswith("network-")), key=lambda k: (len(k), k))
+            members = [parts.get("network")] + [parts[k] for k in extra]
+        for net in members:
+            is_mask = isinstance(net, FrameNetwork) and net.config["output"] in ("sigmoid", "joint")
+            if not is_mask or not settings:
+                what = ("it holds no frame network" if not isinstance(net, FrameNetwork) else
+                        f"it predicts {net.config['output']} outputs" if not is_mask else
+                        "it records no mask settings")
+                raise ModelFileError(f"{path} is not a mask network ({what})")
+        if len({net.config["n_bins"] for net in members}) != 1:
+            raise ModelFileError(f"{path}: the ensemble's networks expect different numbers of frequency bins")
         stft = _settings(settings, path).get("stft", STFTSettings())
-        return cls(mask_power=settings.get("mask_power", 1.0), stft=stft, network=net)
+        return cls(mask_power=settings.get("mask_power", 1.0), stft=stft, network=members)
 
 
 # -------------------------------------------------- discriminative NMF
