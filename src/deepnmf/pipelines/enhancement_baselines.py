@@ -9,6 +9,7 @@ folders that :func:`deepnmf.load_model` reads.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,6 +46,8 @@ class MaskEnhancer:
     ----------
     networks : list of FrameNetwork
         The members (one for a single network); :attr:`network` is the first.
+    ensemble_training_ : list of TrainingResult
+        After :meth:`fit`, each member's training history (``network_training_`` is the first's).
     """
 
     activations = "mask"
@@ -92,13 +95,14 @@ class MaskEnhancer:
         check_choice(objective, "objective", ("mask", "signal", "phase"))
         check_choice(output, "output", ("sigmoid", "joint"))
         n_networks = check_positive_int(n_networks, "n_networks")
-        if n_networks > 1 and random_state is not None and not isinstance(random_state, int):
+        integer = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+        if n_networks > 1 and random_state is not None and not integer:
             raise ParameterError("an ensemble (n_networks > 1) needs an integer random_state (member i uses random_state + i) "
                                  f"or None, got {type(random_state).__name__}")
         ratio_mask = lambda S, N: wiener_gain(S, N, power=self.mask_power)  # noqa: E731
         networks, self.ensemble_training_ = [], []
         for i in range(n_networks):
-            seed = random_state + i if isinstance(random_state, int) else random_state
+            seed = int(random_state) + i if integer else random_state
             mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
                                          gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
                                          phase_sensitive=objective == "phase", random_state=seed, callback=callback)
