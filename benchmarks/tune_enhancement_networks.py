@@ -106,6 +106,8 @@ def main() -> None:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--networks", type=int, default=1, help="dnn-mask: an ensemble of this many networks")
     p.add_argument("--seed", type=int, default=0, help="seeds the dictionaries, mixtures and networks")
+    p.add_argument("--exponents", type=float, nargs="+", default=[1.0],
+                   help="gain exponents at enhancement time to score (the trained model is shared)")
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
@@ -114,7 +116,7 @@ def main() -> None:
                   lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
                   dropout=a.dropout, random_state=a.seed)
-    scores, seconds = {}, {}
+    by_exponent, seconds = {}, {}
     for noise in a.noises:
         t0 = time.perf_counter()
         if a.method == "dnn-mask":
@@ -125,10 +127,17 @@ def main() -> None:
             enh = Enhancer(speech, noise_model, power=1.0).fit_network(
                 data["train"], data["noises"][noise][0], objective=a.objective or "activations", **common)
         seconds[noise] = round(time.perf_counter() - t0, 1)
-        scores[noise] = {str(k): round(v, 2) for k, v in validate(enh, data, noise).items()}
+        for e in a.exponents:
+            enh.exponent = e
+            by_exponent.setdefault(str(e), {})[noise] = {str(k): round(v, 2) for k, v in validate(enh, data, noise).items()}
+    scores = by_exponent[str(a.exponents[0])]
     avg = float(np.mean([v for s in scores.values() for v in s.values()]))
     line = {"args": vars(a), "train_s": seconds, "sdr": scores, "avg_sdr": round(avg, 2),
             "epochs_run": len(enh.network_training_.train_loss)}
+    if len(a.exponents) > 1:
+        line["avg_sdr_by_exponent"] = {e: round(float(np.mean([v for s in sc.values() for v in s.values()])), 2)
+                                       for e, sc in by_exponent.items()}
+        line["sdr_by_exponent"] = by_exponent
     print(json.dumps(line), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "a") as f:

@@ -64,6 +64,29 @@ def test_wiener_gain_matches_formula(rng):
         wiener_gain(S, N, power=0)
 
 
+def test_gain_exponent_matches_formula_and_is_checked(rng):
+    from deepnmf.pipelines.enhancement import sharpen
+
+    S, N = torch.tensor(rng.random((5, 7))), torch.tensor(rng.random((5, 7)))
+    for p, e, floor in ((1.0, 2.0, 0.0), (2.0, 1.5, 0.1), (1.0, 0.5, 0.0)):
+        naive = np.maximum((S.numpy() ** p / (S.numpy() ** p + N.numpy() ** p)) ** e, floor)
+        np.testing.assert_allclose(wiener_gain(S, N, power=p, floor=floor, exponent=e), naive, rtol=1e-12)
+    G = wiener_gain(S, N, power=1.0)
+    assert torch.equal(sharpen(G), G)  # exponent 1, no floor: the gain itself
+    assert bool((sharpen(G, exponent=2.0) <= G).all())  # a sharper gain never lets more through
+    assert sharpen(torch.ones(3), exponent=3.0).tolist() == [1.0, 1.0, 1.0]  # a full pass stays full
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ParameterError, match="gain exponent must be > 0"):
+            sharpen(G, exponent=bad)
+    with pytest.raises(ParameterError, match="gain exponent"):
+        Enhancer(*_toy_models(), exponent=0)
+
+
+def _toy_models():
+    rng = np.random.default_rng(0)
+    return tuple(NMF(3, max_iter=20, random_state=i).fit(rng.random((40, 257))) for i in range(2))
+
+
 def test_frozen_activations_match_scikit_learn(models, audio):
     from sklearn.decomposition import non_negative_factorization
 

@@ -386,3 +386,39 @@ def test_dropout_is_active_in_training_only_and_saved(recurrent, tmp_path):
     for bad in (-0.1, 1.0):
         with pytest.raises(ParameterError, match="dropout"):
             FrameNetwork(F, F, hidden=(8, 8), dropout=bad)
+
+
+def test_gain_exponent_applies_at_enhancement_only_and_round_trips(tmp_path):
+    from deepnmf import NMF
+    from deepnmf.pipelines.enhancement import Enhancer, load_enhancer, wiener_gain
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+    rng = np.random.default_rng(0)
+    speech = [rng.standard_normal(4000) * np.sin(np.linspace(0, 3, 4000)) ** 2 for _ in range(3)]
+    noise = 0.5 * rng.standard_normal(30000)
+    V = np.abs(rng.standard_normal((60, 257)))
+    dicts = [NMF(4, max_iter=20, random_state=i).fit(V) for i in range(2)]
+    kw = dict(objective="signal", hidden=(16,), epochs=2, n_copies=1, random_state=3)
+    plain = Enhancer(*dicts, power=1.0).fit_network(speech, noise, **kw)
+    sharp = Enhancer(*dicts, power=1.0, exponent=2.0).fit_network(speech, noise, **kw)
+    for a, b in zip(plain.network.state_dict().values(), sharp.network.state_dict().values()):
+        np.testing.assert_array_equal(a, b)  # training goes through the plain ratio
+    mag = torch.rand(20, 257) + 0.05
+    S, N = plain.estimate_magnitudes(mag)
+    np.testing.assert_allclose(sharp.gain(mag), wiener_gain(S, N, power=1.0) ** 2, rtol=1e-5)
+    sharp.save(tmp_path / "enh")
+    assert Enhancer.load(tmp_path / "enh").exponent == 2.0
+    assert Enhancer.load(tmp_path / "enh", exponent=1.5).exponent == 1.5
+
+    mask = MaskEnhancer().fit(speech, noise, output="joint", **kw)
+    m = mask.gain(mag)
+    mask.exponent = 2.0
+    np.testing.assert_allclose(mask.gain(mag), m**2, rtol=1e-6)
+    mask.save(tmp_path / "mask")
+    assert MaskEnhancer.load(tmp_path / "mask").exponent == 2.0
+    via = load_enhancer(mask_network=tmp_path / "mask", exponent=3.0)
+    np.testing.assert_allclose(via.gain(mag), m**3, rtol=1e-5)
+    with pytest.raises(ParameterError, match="works alone"):
+        load_enhancer(mask_network=tmp_path / "mask", power=2.0)
+    with pytest.raises(ParameterError, match="gain exponent"):
+        MaskEnhancer(exponent=-1)

@@ -84,7 +84,9 @@ def test_rows_and_files(run):
     # n_test utterances, taken round robin over the test speakers
     assert info["test_utterances"] == ["spk2/u0", "spk3/u0"]
     assert info["train_speakers"] == sorted(str(p) for p in cfg.train_speech) and info["noises"] == ["hum"]
-    assert info["gains"]["nmf+mu"] == {"power": 0.5, "floor": 0.3}
+    assert info["gains"]["nmf+mu"] == {"power": 0.5, "floor": 0.3, "exponent": 1.0}
+    assert info["gains"]["nmf+dnn"] == {"power": 1.0, "floor": 0.0, "exponent": 2.0}
+    assert info["gains"]["dnn-mask"] == {"exponent": 2.0}
 
 
 def test_noisy_row_scores_the_mixture_at_its_snr(run):
@@ -186,6 +188,7 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "dnn_objective must be one of": ["--dnn-objective", "magic"],
              "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"],
              "mask_networks must be an integer >= 1": ["--mask-networks", "0"],
+             "exponent must be a positive number": ["--exponent", "0"],
              "dnn_recurrent must be one of": ["--dnn-recurrent", "rnn"]}
     for message, extra in cases.items():  # option errors exit 2
         res = runner.invoke(app, [*base, *extra])

@@ -77,6 +77,7 @@ def enhancement_command(
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p in S^p/(S^p+N^p) (the paper: 2; default 0.5 for mu, 1 for dnn/encoder)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Lowest gain (default 0.3 for mu, 0 for dnn/encoder)."),
+    exponent: Optional[float] = typer.Option(None, "--exponent", help="The gain raised to this power at enhancement time (default 2 for dnn and dnn-mask, 1 otherwise; chosen on validation speakers)."),
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     vae_likelihood: Optional[str] = typer.Option(None, "--vae-likelihood", help="VAE-NMF likelihood: poisson (default), gaussian or exponential."),
@@ -122,7 +123,7 @@ def enhancement_command(
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
                             snrs=snrs, methods=method_names, n_test=n_test, pooled=pooled, n_components=rank,
-                            power=power, floor=floor, sparsity=sparsity, vae_epochs=vae_epochs,
+                            power=power, floor=floor, exponent=exponent, sparsity=sparsity, vae_epochs=vae_epochs,
                             dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
                             random_state=seed, **networks)
     progress, task = progress_bar(1, "enhancement")
@@ -162,6 +163,7 @@ def enhance_command(
     free_noise: Optional[int] = typer.Option(None, "--free-noise", help="semi: noise atoms learned on the noisy file (shipped models: 4)."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p (default 2)."),
     floor: Optional[float] = typer.Option(None, "--floor", help="Lowest gain (default 0)."),
+    exponent: Optional[float] = typer.Option(None, "--exponent", help="The gain raised to this power before the floor (default 1; the experiment uses 2 for networks); also for --mask-network."),
     sparsity: Optional[float] = typer.Option(None, "--sparsity", help="L1 penalty on the mu activations."),
     figure: Optional[Path] = typer.Option(None, "--figure", help="Also draw noisy/gain/enhanced spectrograms here (PNG)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write settings and timing as JSON here."),
@@ -180,7 +182,7 @@ def enhance_command(
 
     sources = dict(model=model, speech_model=speech_model, noise_model=noise_model, network=network,
                    mask_network=mask_network, pretrained=pretrained, activations=activations, power=power,
-                   floor=floor, sparsity=sparsity, free_noise=free_noise)
+                   floor=floor, exponent=exponent, sparsity=sparsity, free_noise=free_noise)
     if len(noisy) > 1 or noisy[0].is_dir() or noisy[0].suffix.lower() in (".txt", ".lst"):
         return _enhance_many(noisy, output, jobs, sources, report)
     noisy = noisy[0]

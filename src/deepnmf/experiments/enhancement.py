@@ -52,6 +52,11 @@ METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
 #: (p = 0.5) and floored (0.3); the networks' estimates take p = 1 and no floor. Chosen on
 #: TIMIT utterances of the test speakers that are not among the test utterances.
 DEFAULT_GAINS = {"mu": (0.5, 0.3), "dnn": (1.0, 0.0), "encoder": (1.0, 0.0)}
+#: exponent of the gain at enhancement time (``pipelines.enhancement.sharpen``) per method kind when the
+#: config gives none: the networks' gains, trained by squared error, are too lenient for SDR; chosen on
+#: validation speakers of the training side (benchmarks/tune_enhancement_networks.py --exponents,
+#: docs/enhancement.md "Gain settings")
+DEFAULT_EXPONENTS = {"mu": 1.0, "dnn": 2.0, "encoder": 1.0, "mask": 2.0}
 
 
 @dataclass
@@ -77,6 +82,7 @@ class EnhancementConfig:
     sr: int = 16000
     power: float | None = None
     floor: float | None = None
+    exponent: float | None = None  # the gain's exponent at enhancement time (None: DEFAULT_EXPONENTS)
     sparsity: float = 0.0
     nmf_iter: int = 200
     vae_epochs: int = 30
@@ -152,6 +158,8 @@ def _check_config(cfg: EnhancementConfig) -> None:
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks"):
         check_positive_int(getattr(cfg, name), name)
+    if cfg.exponent is not None and not (np.isfinite(cfg.exponent) and cfg.exponent > 0):
+        raise ParameterError(f"exponent must be a positive number, got {cfg.exponent}")
     if not (np.isfinite(cfg.dnn_lr) and cfg.dnn_lr > 0):
         raise ParameterError(f"dnn_lr must be a positive number, got {cfg.dnn_lr}")
     check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal", "phase"))
@@ -388,7 +396,12 @@ def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations
     power = DEFAULT_GAINS[activations][0] if cfg.power is None else cfg.power
     floor = DEFAULT_GAINS[activations][1] if cfg.floor is None else cfg.floor
     return Enhancer(models[(kind, "speech")], models[(kind, group)], activations=activations, power=power,
-                    floor=floor, sparsity=cfg.sparsity, max_iter=cfg.nmf_iter)
+                    floor=floor, exponent=_exponent(cfg, activations), sparsity=cfg.sparsity, max_iter=cfg.nmf_iter)
+
+
+def _exponent(cfg: EnhancementConfig, activations: str) -> float:
+    """The gain exponent at enhancement time of an activation method (or ``"mask"``)."""
+    return DEFAULT_EXPONENTS[activations] if cfg.exponent is None else float(cfg.exponent)
 
 
 def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: str, names: list[str], root: Path):
@@ -451,6 +464,7 @@ def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: lis
                                   epochs=cfg.dnn_epochs, random_state=cfg.random_state, **_network_recipe(cfg, "mask"))
 
     enh, _ = _cached_model(root / MASK_METHOD / f"mask-{group}", recipe, build, load=MaskEnhancer.load)
+    enh.exponent = _exponent(cfg, "mask")  # an enhancement setting, not part of the trained model
     return enh
 
 
@@ -572,8 +586,9 @@ def run_enhancement(cfg: EnhancementConfig, progress: Callback | None = None) ->
                        for k, v in asdict(cfg).items()},
             "test_utterances": [u for u, _ in corpus.test], "train_speakers": sorted(corpus.train),
             "noises": list(corpus.noises), "seconds": times,
-            "gains": {method_name(k, a): {"power": DEFAULT_GAINS[a][0] if cfg.power is None else cfg.power,
-                                          "floor": DEFAULT_GAINS[a][1] if cfg.floor is None else cfg.floor}
-                      for k, a in methods if a not in ("mask", "dnmf")}}
+            "gains": {method_name(k, a): ({"power": DEFAULT_GAINS[a][0] if cfg.power is None else cfg.power,
+                                           "floor": DEFAULT_GAINS[a][1] if cfg.floor is None else cfg.floor}
+                                          if a != "mask" else {}) | {"exponent": _exponent(cfg, a)}
+                      for k, a in methods if a != "dnmf"}}
     write_outputs(out, rows, info, pooled=cfg.pooled)
     return rows

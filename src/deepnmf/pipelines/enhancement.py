@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -61,14 +62,15 @@ from deepnmf.callbacks import Callback, EpochInfo, notify, stage_reporter
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
 __all__ = ["ACTIVATIONS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
-           "frozen_activations", "load_enhancer", "phase_sensitive_sources", "training_mixtures", "wiener_gain"]
+           "frozen_activations", "load_enhancer", "phase_sensitive_sources", "sharpen", "training_mixtures",
+           "wiener_gain"]
 
 ACTIVATIONS = ("mu", "dnn", "encoder", "semi")
 _EPS = 1e-10
 #: settings file of the enhancer folders written before the one model format (read by Enhancer.load)
 _OLD_CONFIG = "enhancer.json"
 #: the settings an Enhancer folder records (its model-file parameters)
-_SETTINGS = ("activations", "power", "floor", "sparsity", "beta_loss", "max_iter", "stft", "free_noise")
+_SETTINGS = ("activations", "power", "floor", "exponent", "sparsity", "beta_loss", "max_iter", "stft", "free_noise")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ class STFTSettings:
 
 
 # ----------------------------------------------------------------- maths
-def wiener_gain(S: torch.Tensor, N: torch.Tensor, *, power: float = 2.0, floor: float = 0.0) -> torch.Tensor:
-    """Gain ``max(S^p / (S^p + N^p), floor)`` from speech and noise magnitude estimates.
+def wiener_gain(S: torch.Tensor, N: torch.Tensor, *, power: float = 2.0, floor: float = 0.0,
+                exponent: float = 1.0) -> torch.Tensor:
+    """Gain ``max((S^p / (S^p + N^p))^e, floor)`` from speech and noise magnitude estimates.
 
     Parameters
     ----------
@@ -109,6 +112,8 @@ def wiener_gain(S: torch.Tensor, N: torch.Tensor, *, power: float = 2.0, floor: 
         Exponent ``p`` (2: Wiener-like, 1: magnitude ratio).
     floor : float in [0, 1)
         Lowest gain (limits musical noise and speech distortion).
+    exponent : float
+        Exponent ``e`` of the ratio (:func:`sharpen`; 1: none).
 
     Returns
     -------
@@ -117,11 +122,40 @@ def wiener_gain(S: torch.Tensor, N: torch.Tensor, *, power: float = 2.0, floor: 
     """
     if not power > 0:
         raise ParameterError(f"power must be > 0, got {power}")
-    if not 0 <= floor < 1:
-        raise ParameterError(f"floor must be in [0, 1), got {floor}")
     Sp, Np = S.clamp(min=0).pow(power), N.clamp(min=0).pow(power)
     total = Sp + Np
     G = torch.where(total > 0, Sp / total.clamp(min=torch.finfo(total.dtype).tiny), torch.ones_like(total))
+    return sharpen(G.clamp(max=1.0), exponent=exponent, floor=floor)
+
+
+def sharpen(G: torch.Tensor, *, exponent: float = 1.0, floor: float = 0.0) -> torch.Tensor:
+    """A gain in ``[0, 1]`` raised to ``exponent`` and floored: ``max(G^e, floor)``.
+
+    An exponent above 1 lowers every gain below 1 (``0.5 -> 0.25`` at ``e = 2``)
+    and leaves 1 at 1: more noise removed, some speech attenuated where the
+    estimate is unsure. Networks trained to minimise the squared error of
+    the masked magnitudes predict the conditional mean of the mask, which is
+    too lenient for SDR; ``e`` is chosen on validation data
+    (docs/enhancement.md, "Gain settings").
+
+    Parameters
+    ----------
+    G : torch.Tensor [shape=(n_frames, n_bins)]
+        Gain in ``[0, 1]``.
+    exponent : float
+        ``e > 0``.
+    floor : float in [0, 1)
+
+    Returns
+    -------
+    G : torch.Tensor [shape=(n_frames, n_bins)], in ``[floor, 1]``
+    """
+    if not (math.isfinite(exponent) and exponent > 0):
+        raise ParameterError(f"the gain exponent must be > 0, got {exponent}")
+    if not 0 <= floor < 1:
+        raise ParameterError(f"floor must be in [0, 1), got {floor}")
+    if exponent != 1.0:
+        G = G.pow(exponent)
     return G.clamp(min=floor, max=1.0)
 
 
@@ -203,6 +237,9 @@ class Enhancer:
         Gain exponent ``p`` in ``S^p / (S^p + N^p)``.
     floor : float in [0, 1)
         Lowest gain.
+    exponent : float
+        The ratio raised to ``e`` before the floor (:func:`sharpen`; 1: none),
+        at enhancement time only (a network is trained through the plain ratio).
     sparsity : float
         L1 penalty on the activations for ``"mu"`` (and the network's targets).
     beta_loss : str or float
@@ -240,6 +277,7 @@ class Enhancer:
         activations: str = "mu",
         power: float = 2.0,
         floor: float = 0.0,
+        exponent: float = 1.0,
         sparsity: float = 0.0,
         beta_loss: str | float = "kullback-leibler",
         max_iter: int = 200,
@@ -252,7 +290,8 @@ class Enhancer:
         self.activations = activations
         self.power = float(power)
         self.floor = float(floor)
-        wiener_gain(torch.ones(1), torch.ones(1), power=self.power, floor=self.floor)  # validates both
+        self.exponent = float(exponent)
+        wiener_gain(torch.ones(1), torch.ones(1), power=self.power, floor=self.floor, exponent=self.exponent)  # validates
         self.sparsity = check_nonneg_float(sparsity, "sparsity")
         self.beta_loss = beta_loss
         self.max_iter = check_positive_int(max_iter, "max_iter")
@@ -387,7 +426,7 @@ class Enhancer:
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
         """The gain ``(n_frames, n_bins)`` applied to the noisy STFT."""
         S, N = self.estimate_magnitudes(magnitude)
-        return wiener_gain(S, N, power=self.power, floor=self.floor)
+        return wiener_gain(S, N, power=self.power, floor=self.floor, exponent=self.exponent)
 
     # ------------------------------------------------------------ signals
     def enhance(self, noisy: Any, *, return_gain: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -511,7 +550,7 @@ class Enhancer:
     # -------------------------------------------------------------- files
     def config(self) -> dict[str, Any]:
         """Settings as JSON (without the models), with the dictionaries' checksums."""
-        return {"activations": self.activations, "power": self.power, "floor": self.floor,
+        return {"activations": self.activations, "power": self.power, "floor": self.floor, "exponent": self.exponent,
                 "sparsity": self.sparsity, "beta_loss": self.beta_loss, "max_iter": self.max_iter,
                 "stft": asdict(self.stft), "free_noise": self.free_noise, "fingerprints": self.fingerprints()}
 
@@ -803,9 +842,16 @@ def load_enhancer(
     if mask_network is not None:
         from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
-        if any(v is not None for v in (model, speech_model, noise_model, network)) or settings:
-            raise ParameterError("--mask-network (mask_network=) works alone: no dictionaries, network or gain options")
-        return MaskEnhancer.load(mask_network) if isinstance(mask_network, (str, Path)) else mask_network
+        if any(v is not None for v in (model, speech_model, noise_model, network)) or set(settings) - {"exponent"}:
+            raise ParameterError("--mask-network (mask_network=) works alone: no dictionaries, network or gain options "
+                                 "but --exponent")
+        enh = MaskEnhancer.load(mask_network) if isinstance(mask_network, (str, Path)) else mask_network
+        if "exponent" in settings:
+            if not isinstance(mask_network, (str, Path)):
+                raise ParameterError("gain options apply when an enhancer is read from a folder; set them on the object")
+            enh = MaskEnhancer(mask_power=enh.mask_power, stft=enh.stft, network=enh.networks,
+                               exponent=settings["exponent"])
+        return enh
     if model is not None:
         if any(v is not None for v in (speech_model, noise_model, network)):
             raise ParameterError("give either --model or --speech-model/--noise-model/--network, not both")

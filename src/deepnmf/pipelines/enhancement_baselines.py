@@ -19,7 +19,7 @@ import torch
 from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import ModelFileError, ParameterError
 from deepnmf.pipelines.enhancement import (
-    _EPS, STFTSettings, _apply_gain, _dictionary, _fingerprint, _settings, training_mixtures, wiener_gain,
+    _EPS, STFTSettings, _apply_gain, _dictionary, _fingerprint, _settings, sharpen, training_mixtures, wiener_gain,
 )
 
 __all__ = ["MaskEnhancer", "DNMFEnhancer"]
@@ -41,6 +41,10 @@ class MaskEnhancer:
     network : FrameNetwork or sequence of FrameNetwork, optional
         A trained mask network, or several whose masks are averaged (an
         ensemble); see :meth:`fit`.
+    exponent : float
+        The predicted mask is raised to this power when enhancing
+        (:func:`~deepnmf.pipelines.enhancement.sharpen`; 1: none); training
+        never uses it.
 
     Attributes
     ----------
@@ -52,10 +56,12 @@ class MaskEnhancer:
 
     activations = "mask"
 
-    def __init__(self, *, mask_power: float = 1.0, stft: STFTSettings = STFTSettings(), network: Any = None) -> None:
+    def __init__(self, *, mask_power: float = 1.0, stft: STFTSettings = STFTSettings(), network: Any = None,
+                 exponent: float = 1.0) -> None:
         if not mask_power > 0:
             raise ParameterError(f"mask_power must be > 0, got {mask_power}")
-        self.mask_power, self.stft = float(mask_power), stft
+        sharpen(torch.ones(1), exponent=exponent)  # validates it
+        self.mask_power, self.stft, self.exponent = float(mask_power), stft, float(exponent)
         self.networks = [] if network is None else list(network) if isinstance(network, (list, tuple)) else [network]
 
     @property
@@ -119,13 +125,14 @@ class MaskEnhancer:
         return self
 
     def gain(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """The predicted mask ``(n_frames, n_bins)`` of a noisy magnitude spectrogram (the members' mean)."""
+        """The predicted mask ``(n_frames, n_bins)`` of a noisy magnitude spectrogram (the members' mean,
+        raised to :attr:`exponent`)."""
         if not self.networks:
             raise ParameterError("the mask network is not trained: call fit or pass network=")
         mask = self.networks[0].predict(magnitude.float())
         for net in self.networks[1:]:
             mask = mask + net.predict(magnitude.float())
-        return mask / len(self.networks)
+        return sharpen(mask / len(self.networks), exponent=self.exponent)
 
     def enhance(self, noisy: Any, *, return_gain: bool = False):
         """Enhanced signal ``(n_samples,)`` (and the mask) as :meth:`Enhancer.enhance`."""
@@ -133,8 +140,8 @@ class MaskEnhancer:
 
     def config(self) -> dict[str, Any]:
         """Settings as JSON (for a report)."""
-        return {"activations": "mask", "mask_power": self.mask_power, **({"n_networks": len(self.networks)}
-                                                                          if len(self.networks) > 1 else {})}
+        return {"activations": "mask", "mask_power": self.mask_power, "exponent": self.exponent,
+                **({"n_networks": len(self.networks)} if len(self.networks) > 1 else {})}
 
     def save(self, path: str | Path) -> Path:
         """Write one model folder of type ``"MaskEnhancer"`` (mask power, STFT) with the network in ``network/``
@@ -144,8 +151,8 @@ class MaskEnhancer:
         if not self.networks:
             raise ParameterError("nothing to save: the mask network is not trained")
         parts = {"network" if i == 0 else f"network-{i}": net for i, net in enumerate(self.networks)}
-        return write_composite(path, model="MaskEnhancer", params={"mask_power": self.mask_power, "stft": asdict(self.stft)},
-                               parts=parts)
+        return write_composite(path, model="MaskEnhancer", parts=parts,
+                               params={"mask_power": self.mask_power, "exponent": self.exponent, "stft": asdict(self.stft)})
 
     @classmethod
     def load(cls, path: str | Path) -> "MaskEnhancer":
@@ -172,7 +179,11 @@ class MaskEnhancer:
         if len({net.config["n_bins"] for net in members}) != 1:
             raise ModelFileError(f"{path}: the ensemble's networks expect different numbers of frequency bins")
         stft = _settings(settings, path).get("stft", STFTSettings())
-        return cls(mask_power=settings.get("mask_power", 1.0), stft=stft, network=members)
+        try:
+            return cls(mask_power=settings.get("mask_power", 1.0), stft=stft, network=members,
+                       exponent=settings.get("exponent", 1.0))
+        except (TypeError, ParameterError) as err:
+            raise ModelFileError(f"{path}: bad mask settings: {err}") from err
 
 
 # -------------------------------------------------- discriminative NMF
