@@ -125,7 +125,7 @@ def wiener_gain(S: torch.Tensor, N: torch.Tensor, *, power: float = 2.0, floor: 
     Sp, Np = S.clamp(min=0).pow(power), N.clamp(min=0).pow(power)
     total = Sp + Np
     G = torch.where(total > 0, Sp / total.clamp(min=torch.finfo(total.dtype).tiny), torch.ones_like(total))
-    return sharpen(G.clamp(max=1.0), exponent=exponent, floor=floor)
+    return sharpen(G, exponent=exponent, floor=floor)
 
 
 def sharpen(G: torch.Tensor, *, exponent: float = 1.0, floor: float = 0.0) -> torch.Tensor:
@@ -845,12 +845,14 @@ def load_enhancer(
         if any(v is not None for v in (model, speech_model, noise_model, network)) or set(settings) - {"exponent"}:
             raise ParameterError("--mask-network (mask_network=) works alone: no dictionaries, network or gain options "
                                  "but --exponent")
-        enh = MaskEnhancer.load(mask_network) if isinstance(mask_network, (str, Path)) else mask_network
-        if "exponent" in settings:
-            if not isinstance(mask_network, (str, Path)):
+        if not isinstance(mask_network, (str, Path)):
+            if settings:
                 raise ParameterError("gain options apply when an enhancer is read from a folder; set them on the object")
-            enh = MaskEnhancer(mask_power=enh.mask_power, stft=enh.stft, network=enh.networks,
-                               exponent=settings["exponent"])
+            return mask_network
+        enh = MaskEnhancer.load(mask_network)
+        if "exponent" in settings:
+            sharpen(torch.ones(1), exponent=settings["exponent"])  # validates it
+            enh.exponent = float(settings["exponent"])
         return enh
     if model is not None:
         if any(v is not None for v in (speech_model, noise_model, network)):

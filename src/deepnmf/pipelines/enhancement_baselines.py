@@ -129,10 +129,8 @@ class MaskEnhancer:
         raised to :attr:`exponent`)."""
         if not self.networks:
             raise ParameterError("the mask network is not trained: call fit or pass network=")
-        mask = self.networks[0].predict(magnitude.float())
-        for net in self.networks[1:]:
-            mask = mask + net.predict(magnitude.float())
-        return sharpen(mask / len(self.networks), exponent=self.exponent)
+        mask = sum(net.predict(magnitude.float()) for net in self.networks) / len(self.networks)
+        return sharpen(mask, exponent=self.exponent)
 
     def enhance(self, noisy: Any, *, return_gain: bool = False):
         """Enhanced signal ``(n_samples,)`` (and the mask) as :meth:`Enhancer.enhance`."""
