@@ -104,6 +104,8 @@ def main() -> None:
     p.add_argument("--speed-range", type=float, nargs=2, default=(1.0, 1.0))
     p.add_argument("--max-mixtures", type=int, default=None)
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--loss-scale", default="mixture", choices=["mixture", "noise", "speech", "sdr"],
+                   help="units of each training mixture in the signal-approximation loss")
     p.add_argument("--networks", type=int, default=1, help="dnn-mask: an ensemble of this many networks")
     p.add_argument("--seed", type=int, default=0, help="seeds the dictionaries, mixtures and networks")
     p.add_argument("--exponents", type=float, nargs="+", default=[1.0],
@@ -115,7 +117,7 @@ def main() -> None:
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
                   lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
-                  dropout=a.dropout, random_state=a.seed)
+                  dropout=a.dropout, loss_scale=a.loss_scale, random_state=a.seed)
     by_exponent, seconds = {}, {}
     for noise in a.noises:
         t0 = time.perf_counter()

@@ -46,6 +46,80 @@ def test_signal_sources_scale_each_mixture_to_unit_power():
         np.testing.assert_allclose(src[:, F : 2 * F] * Y.pow(2).mean().sqrt(), S, rtol=1e-5)
 
 
+@pytest.mark.parametrize("scale, part", [("mixture", 0), ("speech", 1), ("noise", 2), ("sdr", 2)])
+def test_signal_sources_units_weigh_each_mixture_by_its_reference(scale, part):
+    mixes = _mixtures(3)
+    mixes[1] = (mixes[1][1] + 4 * mixes[1][2], mixes[1][1], 4 * mixes[1][2])  # a lower SNR
+    mixes[2] = tuple(0.1 * m for m in mixes[2])
+    sources = signal_sources(mixes, scale)
+    mask = torch.rand(mixes[0][0].shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for mix, src in zip(mixes, sources):
+        block = src[:, part * F : (part + 1) * F]
+        assert float(block.pow(2).mean()) == pytest.approx(1.0, rel=1e-5)
+        # the loss of a mixture is the plain one divided by its reference's mean power
+        Y, S, N = (m.float() for m in mix)
+        naive = ((mask * Y - S).pow(2).mean() + ((1 - mask) * Y - N).pow(2).mean()) / mix[part].pow(2).mean()
+        assert float(signal_loss(mask.float(), src)) == pytest.approx(float(naive), rel=1e-4)
+
+
+def test_signal_sources_refuse_an_unknown_scale():
+    with pytest.raises(ParameterError, match="scale"):
+        signal_sources(_mixtures(1), "loudest")
+
+
+def test_weighted_signal_loss_matches_naive_formula():
+    rng = np.random.default_rng(1)
+    M, Y, S, N = (rng.random((5, 7)) for _ in range(4))
+    w = rng.random(5)
+    gamma = 0.05
+    frame = (np.mean((M * Y - S) ** 2, 1) + np.mean(((1 - M) * Y - N) ** 2, 1)
+             - gamma * (np.mean((M * Y - N) ** 2, 1) + np.mean(((1 - M) * Y - S) ** 2, 1)))
+    src = torch.tensor(np.concatenate([Y, S, N], axis=1))
+    got = signal_loss(torch.tensor(M), src, gamma, torch.tensor(w))
+    assert float(got) == pytest.approx(np.mean(w * frame), rel=1e-12)
+    ones = signal_loss(torch.tensor(M), src, gamma, torch.ones(5, dtype=torch.float64))
+    assert float(ones) == pytest.approx(float(signal_loss(torch.tensor(M), src, gamma)), rel=1e-12)
+
+
+def test_mixture_weights_are_the_inverse_mean_speech_error_of_the_last_epoch():
+    from deepnmf.pipelines.frame_networks import _MixtureWeights
+
+    rng = np.random.default_rng(2)
+    mask, Y, S, N = (torch.tensor(rng.random((40, 6))) for _ in range(4))
+    index = torch.tensor(rng.integers(0, 3, 40))
+    weighting = _MixtureWeights(4)  # mixture 3 is never seen
+    first = weighting.observe(mask[:25], torch.cat([Y, S, N], 1)[:25], index[:25])
+    weighting.observe(mask[25:], torch.cat([Y, S, N], 1)[25:], index[25:])
+    np.testing.assert_array_equal(first, np.ones(25))  # the first epoch is unweighted
+    weighting.update()
+    err = ((mask * Y - S) ** 2).mean(1).numpy()
+    inv = np.array([1 / err[index.numpy() == u].mean() for u in range(3)])
+    inv = np.append(inv, inv.mean())  # an unseen mixture takes the mean weight
+    np.testing.assert_allclose(weighting.weights, inv / inv.mean(), rtol=1e-5)
+    assert float(weighting.count.sum()) == 0  # the next epoch starts afresh
+
+
+def test_sdr_weights_leave_the_first_epoch_unweighted_and_then_change_training():
+    mixes = _mixtures(4)
+    mixes[1] = (mixes[1][1] + 5 * mixes[1][2], mixes[1][1], 5 * mixes[1][2])
+    sources = signal_sources(mixes, "sdr")
+    runs = {}
+    for weighted in (False, True):
+        net = FrameNetwork(F, F, context=1, hidden=(16,), output="joint")
+        runs[weighted] = train_frame_network(net, [m[0] for m in mixes], sources=sources, sdr_weights=weighted,
+                                             epochs=3, validation_fraction=0.2, random_state=4)
+    assert runs[True].train_loss[0] == pytest.approx(runs[False].train_loss[0], rel=1e-6)
+    assert runs[True].val_loss[0] == pytest.approx(runs[False].val_loss[0], rel=1e-6)
+    assert runs[True].train_loss[1] != pytest.approx(runs[False].train_loss[1], rel=1e-3)
+    net = FrameNetwork(F, F, context=0, hidden=(8,), output="sigmoid")
+    with pytest.raises(ParameterError, match="sdr_weights"):
+        train_frame_network(net, [m[0] for m in mixes], [m[1] for m in mixes], sdr_weights=True, epochs=1)
+    from deepnmf.pipelines.frame_networks import train_on_mixtures
+
+    with pytest.raises(ParameterError, match="loss_scale"):
+        train_on_mixtures(net, mixes, target_fn=lambda S, N: S / (S + N + 1e-9), loss_scale="noise", epochs=1)
+
+
 def test_joint_mask_layer_is_the_ratio_of_two_softplus_outputs():
     net = FrameNetwork(F, F, context=0, hidden=(16,), output="joint").double()
     x = torch.randn(9, F, dtype=torch.float64)

@@ -188,6 +188,7 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "dnn_objective must be one of": ["--dnn-objective", "magic"],
              "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"],
              "mask_networks must be an integer >= 1": ["--mask-networks", "0"],
+             "dnn_loss_scale must be one of": ["--dnn-loss-scale", "loudest"],
              "exponent must be a positive number": ["--exponent", "0"],
              "dnn_recurrent must be one of": ["--dnn-recurrent", "rnn"]}
     for message, extra in cases.items():  # option errors exit 2
@@ -324,3 +325,10 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     assert _network_recipe(old, "mask")["lr"] == 2e-3 and "lr_schedule" not in _network_recipe(old, "mask")
     assert recipe["objective"] == "phase"
     assert "discriminative" in recipe
+    for scale in ("mixture", "sdr"):  # the loss units enter the recipe only when they are not the old ones
+        cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_loss_scale=scale)
+        for which in ("dnn", "mask"):
+            assert _network_recipe(cfg, which).get("loss_scale", "mixture") == scale
+    targets = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_loss_scale="sdr",
+                                dnn_objective="activations", mask_objective="mask")
+    assert "loss_scale" not in _network_recipe(targets, "dnn") and "loss_scale" not in _network_recipe(targets, "mask")

@@ -94,6 +94,7 @@ def enhancement_command(
     dnn_noise_aware: Optional[bool] = typer.Option(None, "--dnn-noise-aware/--no-dnn-noise-aware", help="Feed the networks each utterance's noise estimate beside every frame (noise-aware training)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.); bgru or blstm: bidirectional."),
     dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
+    dnn_loss_scale: Optional[str] = typer.Option(None, "--dnn-loss-scale", help="Signal objectives (+dnn and dnn-mask networks): the units of each training mixture in the loss, mixture, noise or speech (its RMS magnitude is 1), hence its weight."),
     mask_objective: Optional[str] = typer.Option(None, "--mask-objective", help="dnn-mask: mask (ratio-mask error), signal (Huang et al.) or phase (phase-sensitive signal approximation)."),
     mask_output: Optional[str] = typer.Option(None, "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
     mask_networks: Optional[int] = typer.Option(None, "--mask-networks", help="dnn-mask: an ensemble of this many networks, masks averaged (default 2)."),
@@ -117,6 +118,7 @@ def enhancement_command(
     given = {"dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
              "dnn_batch_size": dnn_batch_size, "dnn_lr": dnn_lr, "dnn_lr_schedule": dnn_lr_schedule, "dnn_noise_aware": dnn_noise_aware,
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
+             "dnn_loss_scale": dnn_loss_scale,
              "mask_objective": mask_objective, "mask_output": mask_output, "mask_networks": mask_networks,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,
              "vae_init": vae_init}

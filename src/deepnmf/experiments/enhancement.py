@@ -40,6 +40,7 @@ import torch
 from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import RECURRENT
+from deepnmf.pipelines.frame_networks import LOSS_SCALES
 
 DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
@@ -108,6 +109,8 @@ class EnhancementConfig:
     # validation dnn-mask 9.38, nmf+dnn 9.37 against 9.17 / 9.14 without
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
+    dnn_loss_scale: str = "mixture"  # units of each training mixture in the signal objectives (signal_sources):
+    # "mixture", "noise" or "speech"
     mask_objective: str = "signal"  # the dnn-mask baseline: "signal" (Huang et al.) or "mask" (ratio-mask error)
     mask_output: str = "joint"  # "joint" (Huang et al.'s joint mask layer) or "sigmoid"
     mask_networks: int = 2  # an ensemble of this many mask networks (seeds random_state + i), masks averaged:
@@ -164,6 +167,7 @@ def _check_config(cfg: EnhancementConfig) -> None:
         raise ParameterError(f"dnn_lr must be a positive number, got {cfg.dnn_lr}")
     check_choice(cfg.dnn_objective, "dnn_objective", ("activations", "signal", "phase"))
     check_choice(cfg.dnn_lr_schedule, "dnn_lr_schedule", ("constant", "cosine"))
+    check_choice(cfg.dnn_loss_scale, "dnn_loss_scale", LOSS_SCALES)
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)
     check_choice(cfg.vae_init, "vae_init", ("random", "nmf"))
@@ -443,7 +447,8 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
     settings["lr_schedule"] = cfg.dnn_lr_schedule
     if settings["objective"] in ("signal", "phase"):
         settings["discriminative"] = cfg.dnn_discriminative
-    defaults = {"objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None,
+        settings["loss_scale"] = cfg.dnn_loss_scale
+    defaults = {"loss_scale": "mixture", "objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None,
                 "batch_size": 128, "lr": 1e-3, "noise_aware": False, "lr_schedule": "constant"}
     return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
 

@@ -468,6 +468,7 @@ class Enhancer:
         lr_schedule: str = "constant",
         speed_range: tuple[float, float] = (1.0, 1.0),
         dropout: float = 0.0,
+        loss_scale: str = "mixture",
         random_state: Any = None,
         callback: Callback | None = None,
     ) -> "Enhancer":
@@ -508,6 +509,10 @@ class Enhancer:
             frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
         dropout : float
             Dropout rate after every hidden layer while training.
+        loss_scale : {"mixture", "noise", "speech"}
+            The units of each training mixture in the signal-approximation
+            loss, hence its weight
+            (:func:`~deepnmf.pipelines.frame_networks.signal_sources`).
         lr_schedule : {"constant", "cosine"}
             The learning rate over the epochs (:func:`deepnmf.training.fit_module`).
         callback : callable, optional
@@ -532,7 +537,8 @@ class Enhancer:
                            recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
-            mask_fn=self._mask_of_activations, discriminative=discriminative, epochs=epochs, batch_size=batch_size,
+            mask_fn=self._mask_of_activations, discriminative=discriminative, loss_scale=loss_scale, epochs=epochs,
+            batch_size=batch_size,
             lr=lr, lr_schedule=lr_schedule, random_state=random_state, callback=stage_reporter(callback, "network"),
         )
         net.metadata["fingerprints"] = self.fingerprints()

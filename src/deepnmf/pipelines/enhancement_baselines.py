@@ -75,7 +75,7 @@ class MaskEnhancer:
             noise_aware: bool = False, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
             max_mixtures: int | None = None, lr_schedule: str = "constant",
             speed_range: tuple[float, float] = (1.0, 1.0), dropout: float = 0.0, n_networks: int = 1,
-            random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
+            loss_scale: str = "mixture", random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
         ``objective="mask"`` fits the ratio mask ``|S|^p / (|S|^p + |N|^p)`` by squared error;
@@ -87,7 +87,9 @@ class MaskEnhancer:
         hidden layer while training (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
         training mixtures in dB, ``max_mixtures`` their largest number, ``speed_range`` the speed
         perturbation of the training utterances (:func:`~deepnmf.pipelines.enhancement.training_mixtures`), ``lr_schedule`` the
-        learning rate over the epochs (``"constant"`` or ``"cosine"``, :func:`deepnmf.training.fit_module`).
+        learning rate over the epochs (``"constant"`` or ``"cosine"``, :func:`deepnmf.training.fit_module`),
+        ``loss_scale`` the units of each training mixture in the signal-approximation losses
+        (:func:`~deepnmf.pipelines.frame_networks.signal_sources`).
 
         ``n_networks`` above 1 trains an ensemble: network ``i`` is trained as a single one would be
         with seed ``random_state + i`` (its own initialisation, shuffling and training mixtures; the
@@ -116,6 +118,7 @@ class MaskEnhancer:
                                recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
             self.ensemble_training_.append(train_on_mixtures(
                 net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
+                loss_scale=loss_scale,
                 epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, random_state=seed,
                 callback=stage_reporter(callback, "network")))
             net.metadata.update(type="mask", objective=objective, discriminative=discriminative)

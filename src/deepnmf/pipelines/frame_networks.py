@@ -158,7 +158,8 @@ def frame_network_loss(net: FrameNetwork, pred: torch.Tensor, target: torch.Tens
     return ((pred / scale).clamp(min=1e-12).sqrt() - (target / scale).sqrt()).pow(2).mean()
 
 
-def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float = 0.0) -> torch.Tensor:
+def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float = 0.0,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
     r"""Signal approximation with Huang et al.'s discriminative term.
 
     .. math::
@@ -175,6 +176,8 @@ def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float
         ``[|Y|, |S|, |N|]`` of the same frames: noisy, clean speech and noise magnitudes.
     discriminative : float
         ``gamma``, the weight of the discriminative term (0: plain signal approximation).
+    weights : torch.Tensor [shape=(...)], optional
+        A weight per frame: the loss is then the mean over frames of each frame's weighted loss.
 
     Returns
     -------
@@ -182,22 +185,45 @@ def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float
     """
     Y, S, N = sources.chunk(3, dim=-1)
     speech, noise = mask * Y, (1 - mask) * Y
+    if weights is not None:
+        frame = (speech - S).pow(2).mean(-1) + (noise - N).pow(2).mean(-1)
+        if discriminative:
+            frame = frame - discriminative * ((speech - N).pow(2).mean(-1) + (noise - S).pow(2).mean(-1))
+        return (weights * frame).mean()
     loss = (speech - S).pow(2).mean() + (noise - N).pow(2).mean()
     if discriminative:
         loss = loss - discriminative * ((speech - N).pow(2).mean() + (noise - S).pow(2).mean())
     return loss
 
 
-def signal_sources(mixtures: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-    """``[|Y|, |S|, |N|]`` ``(n_frames, 3 n_bins)`` per mixture, in units of the mixture's RMS magnitude.
+LOSS_SCALES = ("mixture", "noise", "speech", "sdr")
 
-    Each mixture is scaled so that ``mean(|Y|^2) = 1`` (for the loss only: the network's inputs
-    keep their level), so loud and quiet training utterances count alike.
+
+def signal_sources(mixtures: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                   scale: str = "mixture") -> list[torch.Tensor]:
+    """``[|Y|, |S|, |N|]`` ``(n_frames, 3 n_bins)`` per mixture, in units of one of its RMS magnitudes.
+
+    The units are for the loss only (the network's inputs keep their level); they set how much each
+    training mixture weighs in the squared error of :func:`signal_loss`:
+
+    - ``"mixture"``: ``mean(|Y|^2) = 1``, loud and quiet training utterances count alike;
+    - ``"noise"``: ``mean(|N|^2) = 1``. A mask's residual error grows with the noise it has to remove,
+      so in these units every mixture's error is of the same order whatever its SNR, as every
+      utterance counts alike in an average of SDRs in dB (relative to ``"mixture"``, a mixture at
+      SNR ``r`` weighs ``1 + 10^(r/10)`` times more: 1.3 at -5 dB, 11 at 10 dB);
+    - ``"speech"``: ``mean(|S|^2) = 1``, the error relative to the speech (low SNRs weigh most);
+    - ``"sdr"``: the units of ``"noise"`` here; :func:`train_on_mixtures` then also reweights every
+      mixture during training by the inverse of its current error (``sdr_weights`` of
+      :func:`train_frame_network`).
     """
+    from deepnmf._utils import check_choice
+
+    check_choice(scale, "scale", LOSS_SCALES)
     out = []
     for Y, S, N in mixtures:
-        scale = Y.float().pow(2).mean().sqrt().clamp(min=1e-12)
-        out.append(torch.cat([Y.float(), S.float(), N.float()], dim=1) / scale)
+        ref = {"mixture": Y, "noise": N, "speech": S, "sdr": N}[scale]
+        unit = ref.float().pow(2).mean().sqrt().clamp(min=1e-12)
+        out.append(torch.cat([Y.float(), S.float(), N.float()], dim=1) / unit)
     return out
 
 
@@ -212,6 +238,7 @@ def train_frame_network(
     sources: Sequence[torch.Tensor] | None = None,
     mask_fn: MaskFn | None = None,
     discriminative: float = 0.0,
+    sdr_weights: bool = False,
     sequence_length: int = 100,
     epochs: int = 30,
     batch_size: int = 128,
@@ -244,6 +271,14 @@ def train_frame_network(
         default: the outputs are the mask.
     discriminative : float
         Weight of the discriminative term of :func:`signal_loss`.
+    sdr_weights : bool
+        Signal approximation only: weight the frames of every training mixture ``u`` by
+        ``1 / E_u``, ``E_u`` its mean speech error ``mean |M Y - S|^2`` over the previous epoch's
+        training steps (1 in the first epoch; normalised to a mean weight of 1). The gradient is then
+        that of ``sum_u log E_u``, the mean SDR's up to the sign and units: a mixture counts by its
+        error in dB, as every utterance counts alike in an average of SDRs, instead of by its squared
+        error, where the mixtures with the most residual noise dominate. The validation loss stays
+        unweighted, so that early stopping compares epochs on one scale.
     sequence_length : int
         Frames per training chunk of a recurrent network (ignored by the MLP).
     epochs, batch_size, lr, weight_decay :
@@ -276,25 +311,40 @@ def train_frame_network(
     signal = sources is not None
     width = 3 * net.config["n_bins"] if signal else net.config["n_outputs"]
     _check_pairs(net, inputs, sources if signal else targets, width, "sources" if signal else "target")
+    if sdr_weights and not signal:
+        raise ParameterError("sdr_weights weighs the signal-approximation loss: give sources, not targets")
     gen = make_generator(random_state)
+    pairs = sources if signal else targets
+    if sdr_weights:  # each frame carries its mixture's number in a last column
+        pairs = [torch.cat([src.float(), torch.full((src.shape[0], 1), float(i))], dim=1) for i, src in enumerate(pairs)]
     # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
-    rows = _training_rows(net, inputs, sources if signal else targets, length, None if signal else width)
+    rows = _training_rows(net, inputs, pairs, length, None if signal else width)
     _reset_parameters(net, gen)
     d = net.in_mean.numel()
     mask_fn = mask_fn or (lambda out: out)
+    weighting = _MixtureWeights(len(pairs)) if sdr_weights else None
 
     def loss_fn(module: FrameNetwork, batch: torch.Tensor, _gen: torch.Generator) -> dict[str, torch.Tensor]:
         if length:
             batch = batch.reshape(batch.shape[0], length, -1)
         out = module(batch[..., :d])
+        if weighting is not None:
+            mask, src, index = mask_fn(out), batch[..., d : d + width], batch[..., -1].long()
+            weights = weighting.observe(mask, src, index) if module.training else None
+            return {"loss": signal_loss(mask, src, discriminative, weights)}
         if signal:
             return {"loss": signal_loss(mask_fn(out), batch[..., d:], discriminative)}
         return {"loss": frame_network_loss(module, out, batch[..., d:])}
 
+    def on_epoch(info):
+        if weighting is not None:
+            weighting.update()
+        return callback(info) if callback is not None else None
+
     fit = fit_module(
         net, rows, generator=gen, loss_fn=loss_fn, max_epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, validation_fraction=validation_fraction,
-        early_stopping=validation_fraction > 0, patience=patience, tol=1e-6, callback=callback,
+        early_stopping=validation_fraction > 0, patience=patience, tol=1e-6, callback=on_epoch,
         lr_schedule=lr_schedule,
     )
     train_loss = fit.history["train_loss"]
@@ -311,6 +361,7 @@ def train_on_mixtures(
     target_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     mask_fn: MaskFn | None = None,
     discriminative: float = 0.0,
+    loss_scale: str = "mixture",
     **training: Any,
 ) -> TrainingResult:
     """Fit ``net`` on training mixtures, against targets or by signal approximation.
@@ -326,6 +377,9 @@ def train_on_mixtures(
         network is trained by :func:`signal_loss` of ``mask_fn(outputs)``.
     mask_fn, discriminative :
         As :func:`train_frame_network` (signal approximation only).
+    loss_scale : {"mixture", "noise", "speech", "sdr"}
+        The units of each mixture in the signal-approximation loss (:func:`signal_sources`);
+        ``"sdr"`` also reweights the mixtures as training goes (``sdr_weights``).
     **training :
         The other arguments of :func:`train_frame_network` (epochs, batch size, seed, ...).
 
@@ -333,13 +387,48 @@ def train_on_mixtures(
     -------
     result : TrainingResult
     """
+    if target_fn is not None and loss_scale != "mixture":
+        raise ParameterError(f"loss_scale={loss_scale!r} weighs the signal-approximation loss; "
+                             "a network trained on targets has none")
     inputs, extra = [], []
     for Y, S, N in mixtures:
         inputs.append(Y)
-        extra.append(target_fn(S, N) if target_fn is not None else signal_sources([(Y, S, N)])[0])
+        extra.append(target_fn(S, N) if target_fn is not None else signal_sources([(Y, S, N)], loss_scale)[0])
     if target_fn is not None:
         return train_frame_network(net, inputs, extra, **training)
-    return train_frame_network(net, inputs, sources=extra, mask_fn=mask_fn, discriminative=discriminative, **training)
+    return train_frame_network(net, inputs, sources=extra, mask_fn=mask_fn, discriminative=discriminative,
+                               sdr_weights=loss_scale == "sdr", **training)
+
+
+class _MixtureWeights:
+    """Per-mixture weights ``1 / E_u`` of :func:`train_frame_network`'s ``sdr_weights``, from the speech errors
+    seen in the training steps of the previous epoch (normalised to mean 1 over the mixtures)."""
+
+    def __init__(self, n_mixtures: int) -> None:
+        self.weights = torch.ones(n_mixtures)
+        self.total = torch.zeros(n_mixtures, dtype=torch.float64)
+        self.count = torch.zeros(n_mixtures, dtype=torch.float64)
+
+    def observe(self, mask: torch.Tensor, sources: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Record the mean speech error of each frame ``(...)`` under its mixture; the frames' weights ``(...)``."""
+        Y, S, _ = sources.chunk(3, dim=-1)
+        error = (mask.detach() * Y - S).pow(2).mean(-1).reshape(-1).double()
+        flat = index.reshape(-1)
+        self.total.index_add_(0, flat, error)
+        self.count.index_add_(0, flat, torch.ones_like(error))
+        return self.weights.to(mask.dtype)[index]
+
+    def update(self) -> None:
+        """New weights from the errors recorded since the last update (mixtures not seen keep theirs)."""
+        seen = self.count > 0
+        if bool(seen.any()):
+            E = self.total[seen] / self.count[seen]
+            E = E.clamp(min=float(E.median()) * 1e-3 + 1e-30)  # a mixture the network gets right cannot take over
+            w = torch.full_like(self.total, float((1.0 / E).mean()))
+            w[seen] = 1.0 / E
+            self.weights = (w / w.mean()).float()
+        self.total.zero_()
+        self.count.zero_()
 
 
 def _set_normalisation(net: FrameNetwork, feats: Sequence[torch.Tensor], outs: Sequence[torch.Tensor],
