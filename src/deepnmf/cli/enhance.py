@@ -16,7 +16,7 @@ from typer.core import TyperCommand
 
 from deepnmf.cli.app import app, echo, experiment_app, handle_errors, progress_bar, progress_callback, write_json
 
-_MULTI = ("--train-speech", "--test-speech", "--noise", "--snr", "--methods")
+_MULTI = ("--train-speech", "--test-speech", "--noise", "--snr", "--methods", "--seeds")
 
 
 def _is_value(token: str) -> bool:
@@ -101,6 +101,7 @@ def enhancement_command(
     dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seeds: List[str] = typer.Option([], "--seeds", help="Run the whole experiment once per seed (e.g. 0 1 2) into OUT/seed-S and summarise how each method moves across the seeds in OUT/seeds.md (instead of --seed)."),
 ) -> None:
     """Run the VAE-NMF paper's speech-enhancement experiment and write its tables.
 
@@ -128,6 +129,20 @@ def enhancement_command(
                             power=power, floor=floor, exponent=exponent, sparsity=sparsity, vae_epochs=vae_epochs,
                             dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
                             random_state=seed, **networks)
+    if seeds:
+        from deepnmf.experiments.enhancement_seeds import check_seeds, run_enhancement_seeds
+
+        try:
+            numbers = [int(v) for v in _split(seeds)]
+        except ValueError as err:
+            raise ParameterError(f"--seeds takes integers, got {' '.join(seeds)}") from err
+        chosen = check_seeds(numbers)
+        progress, task = progress_bar(1, "enhancement")
+        with progress:
+            run_enhancement_seeds(cfg, chosen, progress=progress_callback(progress, task))
+        echo(f"wrote {out / 'seeds.md'}, seeds.json and one run per seed in {out}/seed-*")
+        typer.echo((out / "seeds.md").read_text())
+        return
     progress, task = progress_bar(1, "enhancement")
     with progress:
         run_enhancement(cfg, progress=progress_callback(progress, task))

@@ -1,0 +1,91 @@
+"""The enhancement experiment at several seeds (``--seeds``): one full run per seed, a summary across them.
+
+Generated audio only (the ``synthetic_audio`` fixture); nothing reads ``../shared/data``.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepnmf.cli.main import app
+from deepnmf.exceptions import ParameterError
+from deepnmf.experiments.enhancement import EnhancementConfig, run_enhancement
+from deepnmf.experiments.enhancement_seeds import check_seeds, seed_summary, seeds_markdown
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+runner = CliRunner()
+
+
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    """Rows of one run: method -> its SDR in the cells (babble, 0 dB), (babble, 5 dB), (hum, 0 dB)."""
+    cells = [("babble", 0.0), ("babble", 5.0), ("hum", 0.0)]
+    return [{"method": m, "noise": n, "snr": snr, "sdr": v} for m, vals in values.items() for (n, snr), v in zip(cells, vals)]
+
+
+def test_seed_summary_matches_naive_means_and_differences():
+    runs = {0: {"noisy": [0.0, 5.0, 0.1], "a": [3.0, 8.0, 4.0], "b": [4.0, 7.0, 5.0]},
+            7: {"noisy": [0.1, 5.1, 0.0], "a": [2.0, 9.0, 4.0], "b": [2.0, 8.0, 3.0]},
+            2: {"noisy": [0.0, 5.0, 0.0], "a": [5.0, 8.0, 2.0], "b": [6.0, 9.0, 4.0]}}
+    summary = seed_summary({s: _rows(v) for s, v in runs.items()})
+    assert summary["seeds"] == [0, 7, 2]
+    assert list(summary["methods"]) == ["noisy", "a", "b"]
+    for m in ("noisy", "a", "b"):
+        per = [np.mean(runs[s][m]) for s in (0, 7, 2)]
+        row = summary["methods"][m]
+        np.testing.assert_allclose([row["by_seed"][s] for s in (0, 7, 2)], per)
+        assert row["mean"] == pytest.approx(np.mean(per))
+        assert row["sd"] == pytest.approx(np.std(per, ddof=1))
+        assert (row["min"], row["max"]) == (pytest.approx(min(per)), pytest.approx(max(per)))
+    [pair] = summary["differences"]  # noisy is left out of the pairs
+    assert (pair["a"], pair["b"]) == ("a", "b")
+    diffs = [np.mean(runs[s]["b"]) - np.mean(runs[s]["a"]) for s in (0, 7, 2)]
+    np.testing.assert_allclose([pair["by_seed"][s] for s in (0, 7, 2)], diffs)
+    assert pair["mean"] == pytest.approx(np.mean(diffs))
+    assert pair["b_at_least_a"] == sum(d >= 0 for d in diffs) == 2
+    md = seeds_markdown(summary)
+    assert "| a | 5.00 | 5.00 | 5.00 | 5.00 | 0.00 | 5.00 to 5.00 |" in md
+    assert "| b | a | 0.33 | -0.67 | 1.33 | 0.33 | 2 of 3 |" in md
+
+
+def test_one_seed_has_no_spread():
+    summary = seed_summary({4: _rows({"a": [1.0, 2.0, 3.0]})})
+    assert summary["methods"]["a"]["sd"] is None and summary["methods"]["a"]["mean"] == pytest.approx(2.0)
+    assert "n/a" in seeds_markdown(summary)
+
+
+@pytest.mark.parametrize("seeds, message", [([], "at least one"), ([1, 1], "twice"), ([-1], ">= 0"),
+                                            ([1.5], "integers"), ([True], "integers")])
+def test_check_seeds_refuses_bad_lists(seeds, message):
+    with pytest.raises(ParameterError, match=message):
+        check_seeds(seeds)
+
+
+def test_cli_seeds_runs_the_experiment_once_per_seed(synthetic_audio, tmp_path):
+    a = synthetic_audio
+    base = ["experiment", "enhancement", "--train-speech", *map(str, a["train"]), "--test-speech", *map(str, a["test"]),
+            "--noise", "babble", "--snr", "5", "--methods", "nmf+mu", "--n-test", "1", "--rank", "4",
+            "--vae-epochs", "1", "--dnn-epochs", "1", "--out", str(tmp_path / "cli")]
+    res = runner.invoke(app, [*base, "--seeds", "3", "5"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "cli"
+    assert (out / "seeds.md").read_text() in res.output
+    summary = json.loads((out / "seeds.json").read_text())
+    assert set(summary) == {"sdr", "pesq", "stoi"} and summary["sdr"]["seeds"] == [3, 5]
+    for seed in (3, 5):
+        written = json.loads((out / f"seed-{seed}" / "results.json").read_text())
+        naive = np.mean([r["sdr"] for r in written if r["method"] == "nmf+mu"])
+        assert summary["sdr"]["methods"]["nmf+mu"]["by_seed"][str(seed)] == pytest.approx(naive)
+        assert json.loads((out / f"seed-{seed}" / "run.json").read_text())["config"]["random_state"] == seed
+    # each seed's run is the plain run with that seed
+    cfg = EnhancementConfig(train_speech=a["train"], test_speech=a["test"], noises=["babble"], out=tmp_path / "lib",
+                            snrs=[5.0], methods=["nmf+mu"], n_test=1, n_components=4, vae_epochs=1, dnn_epochs=1,
+                            random_state=5)
+    rows = run_enhancement(cfg)
+    assert summary["sdr"]["methods"]["nmf+mu"]["by_seed"]["5"] == pytest.approx(
+        np.mean([r["sdr"] for r in rows if r["method"] == "nmf+mu"]))
+    for extra, message in ((["--seeds", "2", "2"], "given twice"), (["--seeds", "two"], "takes integers")):
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
