@@ -130,24 +130,30 @@ def enhancement_command(
                             dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
                             random_state=seed, **networks)
     if seeds:
-        from deepnmf.experiments.enhancement_seeds import check_seeds, run_enhancement_seeds
-
-        try:
-            numbers = [int(v) for v in _split(seeds)]
-        except ValueError as err:
-            raise ParameterError(f"--seeds takes integers, got {' '.join(seeds)}") from err
-        chosen = check_seeds(numbers)
-        progress, task = progress_bar(1, "enhancement")
-        with progress:
-            run_enhancement_seeds(cfg, chosen, progress=progress_callback(progress, task))
-        echo(f"wrote {out / 'seeds.md'}, seeds.json and one run per seed in {out}/seed-*")
-        typer.echo((out / "seeds.md").read_text())
-        return
+        return _run_seeds(cfg, seeds)
     progress, task = progress_bar(1, "enhancement")
     with progress:
         run_enhancement(cfg, progress=progress_callback(progress, task))
     echo(f"wrote {out / 'results.md'}, results.json, results.csv, sdr_improvement.png")
     typer.echo((out / "results.md").read_text())
+
+
+def _run_seeds(cfg, seeds: List[str]) -> None:
+    """``--seeds``: the experiment once per seed, then the summary across them (``seeds.md``)."""
+    from deepnmf.exceptions import ParameterError
+    from deepnmf.experiments.enhancement_seeds import check_seeds, run_enhancement_seeds
+
+    try:
+        numbers = [int(v) for v in _split(seeds)]
+    except ValueError as err:
+        raise ParameterError(f"--seeds takes integers, got {' '.join(seeds)}") from err
+    chosen = check_seeds(numbers)
+    progress, task = progress_bar(1, "enhancement")
+    with progress:
+        run_enhancement_seeds(cfg, chosen, progress=progress_callback(progress, task))
+    out = Path(cfg.out)
+    echo(f"wrote {out / 'seeds.md'}, seeds.json and one run per seed in {out}/seed-*")
+    typer.echo((out / "seeds.md").read_text())
 
 
 def _enhance_many(inputs: List[Path], out: Path, jobs: int, sources: dict, report: Optional[Path]) -> None:
