@@ -94,7 +94,7 @@ def enhancement_command(
     dnn_noise_aware: Optional[bool] = typer.Option(None, "--dnn-noise-aware/--no-dnn-noise-aware", help="Feed the networks each utterance's noise estimate beside every frame (noise-aware training)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.); bgru or blstm: bidirectional."),
     dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
-    dnn_loss_scale: Optional[str] = typer.Option(None, "--dnn-loss-scale", help="Signal objectives (+dnn and dnn-mask networks): the units of each training mixture in the loss, mixture, noise or speech (its RMS magnitude is 1), hence its weight."),
+    dnn_loss_scale: Optional[str] = typer.Option(None, "--dnn-loss-scale", help="Signal objectives (+dnn and dnn-mask networks): the units of each training mixture in the loss, mixture, noise or speech (its RMS magnitude is 1), hence its weight; sdr: noise units, each mixture reweighted by its error as training goes (default mixture)."),
     mask_objective: Optional[str] = typer.Option(None, "--mask-objective", help="dnn-mask: mask (ratio-mask error), signal (Huang et al.) or phase (phase-sensitive signal approximation)."),
     mask_output: Optional[str] = typer.Option(None, "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
     mask_networks: Optional[int] = typer.Option(None, "--mask-networks", help="dnn-mask: an ensemble of this many networks, masks averaged (default 2)."),

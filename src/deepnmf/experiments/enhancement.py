@@ -110,7 +110,8 @@ class EnhancementConfig:
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
     dnn_loss_scale: str = "mixture"  # units of each training mixture in the signal objectives (signal_sources):
-    # "mixture", "noise" or "speech"
+    # "mixture", "noise", "speech" or "sdr" (noise units, reweighted by each mixture's error); the alternatives
+    # were within seed noise on validation (docs/enhancement.md)
     mask_objective: str = "signal"  # the dnn-mask baseline: "signal" (Huang et al.) or "mask" (ratio-mask error)
     mask_output: str = "joint"  # "joint" (Huang et al.'s joint mask layer) or "sigmoid"
     mask_networks: int = 2  # an ensemble of this many mask networks (seeds random_state + i), masks averaged:

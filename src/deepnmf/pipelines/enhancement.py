@@ -509,10 +509,11 @@ class Enhancer:
             frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
         dropout : float
             Dropout rate after every hidden layer while training.
-        loss_scale : {"mixture", "noise", "speech"}
+        loss_scale : {"mixture", "noise", "speech", "sdr"}
             The units of each training mixture in the signal-approximation
             loss, hence its weight
-            (:func:`~deepnmf.pipelines.frame_networks.signal_sources`).
+            (:func:`~deepnmf.pipelines.frame_networks.signal_sources`;
+            ``"sdr"`` also reweights the mixtures by their errors as training goes).
         lr_schedule : {"constant", "cosine"}
             The learning rate over the epochs (:func:`deepnmf.training.fit_module`).
         callback : callable, optional

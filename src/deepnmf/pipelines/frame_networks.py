@@ -419,7 +419,8 @@ class _MixtureWeights:
         return self.weights.to(mask.dtype)[index]
 
     def update(self) -> None:
-        """New weights from the errors recorded since the last update (mixtures not seen keep theirs)."""
+        """New weights from the errors recorded since the last update (a mixture not seen takes the mean of
+        the others' weights)."""
         seen = self.count > 0
         if bool(seen.any()):
             E = self.total[seen] / self.count[seen]
