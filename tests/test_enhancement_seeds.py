@@ -74,6 +74,7 @@ def test_cli_seeds_runs_the_experiment_once_per_seed(synthetic_audio, tmp_path):
     assert (out / "seeds.md").read_text() in res.output
     summary = json.loads((out / "seeds.json").read_text())
     assert set(summary) == {"sdr", "pesq", "stoi"} and summary["sdr"]["seeds"] == [3, 5]
+    assert (out / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for seed in (3, 5):
         written = json.loads((out / f"seed-{seed}" / "results.json").read_text())
         naive = np.mean([r["sdr"] for r in written if r["method"] == "nmf+mu"])
@@ -89,3 +90,17 @@ def test_cli_seeds_runs_the_experiment_once_per_seed(synthetic_audio, tmp_path):
     for extra, message in ((["--seeds", "2", "2"], "given twice"), (["--seeds", "two"], "takes integers")):
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+
+
+def test_seed_spread_figure_puts_each_seed_where_its_value_is():
+    from deepnmf.plotting.enhancement import plot_seed_spread
+
+    by_seed = {"nmf+mu": {0: 4.1, 1: 4.3}, "dnn-mask": {0: 9.9, 1: None}}
+    fig = plot_seed_spread(by_seed)
+    ax = fig.axes[0]
+    dots = {c.get_label(): c.get_offsets() for c in ax.collections}
+    np.testing.assert_allclose(dots["seed 0"], [[4.1, 0], [9.9, 1]])
+    np.testing.assert_allclose(dots["seed 1"], [[4.3, 0]])  # the missing value is left out
+    bars = [line.get_xdata()[0] for line in ax.lines]
+    np.testing.assert_allclose(bars, [4.2, 9.9])  # the means over the seeds
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["nmf+mu", "dnn-mask"]

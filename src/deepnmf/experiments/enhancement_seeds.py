@@ -143,9 +143,11 @@ def run_enhancement_seeds(cfg, seeds: Sequence[int], progress: Callback | None =
     -------
     summary : dict
         :func:`seed_summary` of the SDR, also written to ``out/seeds.json`` (with the PESQ and STOI
-        summaries) and ``out/seeds.md``.
+        summaries), ``out/seeds.md`` and ``out/seeds.png`` (each method's value at every seed,
+        :func:`~deepnmf.plotting.enhancement.plot_seed_spread`).
     """
     from deepnmf.experiments.enhancement import _check_config, run_enhancement
+    from deepnmf.plotting.enhancement import plot_seed_spread
 
     seeds = check_seeds(seeds)
     _check_config(cfg)
@@ -156,4 +158,5 @@ def run_enhancement_seeds(cfg, seeds: Sequence[int], progress: Callback | None =
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps(summaries, indent=2, allow_nan=False) + "\n")
     (out / "seeds.md").write_text(seeds_markdown(summaries["sdr"]))
+    plot_seed_spread({m: row["by_seed"] for m, row in summaries["sdr"]["methods"].items()}, out / "seeds.png")
     return summaries["sdr"]

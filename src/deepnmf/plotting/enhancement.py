@@ -43,6 +43,44 @@ def plot_sdr_improvement(
     return finish_figure(fig, path)
 
 
+def plot_seed_spread(
+    by_seed: dict[str, dict[int, float | None]],
+    path: str | Path | None = None,
+    *,
+    label: str = "average SDR (dB)",
+) -> Path | Figure:
+    """One row per method: its value at every seed (a dot each) and their mean (a bar).
+
+    Parameters
+    ----------
+    by_seed : dict
+        Method -> {seed -> value} (``None`` values are left out).
+    path : str or Path, optional
+        PNG to write; ``None`` returns the Figure unsaved.
+    label : str
+        The axis label of the values.
+    """
+    methods = list(by_seed)
+    fig, ax = new_figure(figsize=(6, 0.5 * len(methods) + 1.2))
+    seeds = sorted({s for values in by_seed.values() for s in values})
+    markers = "osd^v<>*"
+    for j, seed in enumerate(seeds):
+        points = [(by_seed[m][seed], i) for i, m in enumerate(methods) if by_seed[m].get(seed) is not None]
+        if points:
+            ax.scatter(*zip(*points), marker=markers[j % len(markers)], s=28, label=f"seed {seed}", zorder=3)
+    for i, m in enumerate(methods):
+        values = [v for v in by_seed[m].values() if v is not None]
+        if values:
+            ax.plot([np.mean(values)] * 2, [i - 0.3, i + 0.3], color="0.2", lw=2, zorder=2)
+    ax.set_yticks(range(len(methods)), methods)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{label}; bar: mean over the seeds")
+    ax.grid(axis="x", alpha=0.3)
+    if seeds:
+        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(seeds), 6), frameon=False)
+    return finish_figure(fig, path)
+
+
 def plot_enhancement(
     noisy_mag: np.ndarray,
     gain: np.ndarray,
