@@ -92,6 +92,7 @@ def main() -> None:
     p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
     p.add_argument("--recurrent", default=None)
     p.add_argument("--noise-aware", action="store_true")
+    p.add_argument("--noise-window", type=int, default=0, help="noise-aware: frames on each side of a running noise estimate")
     p.add_argument("--hidden", default="256,256")
     p.add_argument("--context", type=int, default=2)
     p.add_argument("--copies", type=int, default=1)
@@ -115,7 +116,7 @@ def main() -> None:
     data = load(a.noises)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
-                  lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, discriminative=a.discriminative,
+                  lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, noise_window=a.noise_window, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
                   dropout=a.dropout, loss_scale=a.loss_scale, random_state=a.seed)
     by_exponent, seconds = {}, {}

@@ -398,6 +398,43 @@ def test_noise_estimate_is_the_mean_of_the_quietest_frames():
     assert noise_estimate(feats[:1], quantile=0.2).shape == (1, 2)
 
 
+def test_running_noise_estimate_matches_a_naive_loop():
+    from deepnmf.nn.networks import noise_estimate
+
+    feats = torch.randn(40, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    feats[25:] += 3.0  # the noise gets louder
+    for window, quantile in ((3, 0.2), (5, 0.5), (1, 1.0)):
+        got = noise_estimate(feats, quantile=quantile, window=window)
+        for t in range(40):
+            lo, hi = max(0, t - window), min(40, t + window + 1)
+            part = feats[lo:hi]
+            n = max(1, round(quantile * part.shape[0]))
+            quiet = part[torch.argsort(part.mean(1))[:n]]
+            np.testing.assert_allclose(got[t], quiet.mean(0), rtol=1e-12, atol=1e-12)
+    # it follows the level: late frames' estimates are louder than early ones'
+    running = noise_estimate(feats, window=5)
+    assert float(running[35:].mean()) > float(running[:15].mean()) + 2
+    # a window as long as the utterance is the static estimate
+    np.testing.assert_allclose(noise_estimate(feats, window=39), noise_estimate(feats))
+
+
+def test_noise_window_is_saved_and_needs_noise_aware_input(tmp_path):
+    net = FrameNetwork(F, F, context=1, hidden=(8,), output="sigmoid", noise_aware=True, noise_window=4)
+    mag = torch.rand(30, F, generator=torch.Generator().manual_seed(1))
+    net.save(tmp_path / "net")
+    back = FrameNetwork.load(tmp_path / "net")
+    assert back.config["noise_window"] == 4
+    np.testing.assert_allclose(back.predict(mag), net.predict(mag))
+    from deepnmf.nn.networks import log_features, noise_estimate
+
+    np.testing.assert_allclose(net.raw_features(mag)[:, -F:], noise_estimate(log_features(mag), window=4))
+    assert "noise_window" not in FrameNetwork(F, F, noise_aware=True).config  # older files stay as they were
+    with pytest.raises(ParameterError, match="noise_aware"):
+        FrameNetwork(F, F, noise_window=4)
+    with pytest.raises(ParameterError, match="noise_window"):
+        FrameNetwork(F, F, noise_aware=True, noise_window=-1)
+
+
 def test_noise_aware_network_sees_the_utterance_noise_and_round_trips(tmp_path):
     net = FrameNetwork(F, F, context=1, hidden=(16,), output="joint", noise_aware=True)
     mag = torch.rand(50, F) + 0.1

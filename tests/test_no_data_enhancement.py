@@ -189,6 +189,8 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"],
              "mask_networks must be an integer >= 1": ["--mask-networks", "0"],
              "dnn_loss_scale must be one of": ["--dnn-loss-scale", "loudest"],
+             "dnn_noise_window must be an integer >= 0": ["--dnn-noise-window", "-1"],
+             "it needs dnn_noise_aware": ["--dnn-noise-window", "5", "--no-dnn-noise-aware"],
              "exponent must be a positive number": ["--exponent", "0"],
              "dnn_recurrent must be one of": ["--dnn-recurrent", "rnn"]}
     for message, extra in cases.items():  # option errors exit 2
@@ -332,3 +334,6 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     targets = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_loss_scale="sdr",
                                 dnn_objective="activations", mask_objective="mask")
     assert "loss_scale" not in _network_recipe(targets, "dnn") and "loss_scale" not in _network_recipe(targets, "mask")
+    assert "noise_window" not in _network_recipe(cfg, "mask")  # 0 keeps the cache key of before
+    running = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_noise_window=62)
+    assert _network_recipe(running, "dnn")["noise_window"] == 62 == _network_recipe(running, "mask")["noise_window"]

@@ -107,6 +107,7 @@ class EnhancementConfig:
     dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
     dnn_noise_aware: bool = True  # the utterance's noise estimate beside every frame (Seltzer et al. 2013):
     # validation dnn-mask 9.38, nmf+dnn 9.37 against 9.17 / 9.14 without
+    dnn_noise_window: int = 0  # noise-aware input: frames on each side of a running noise estimate (0: one per utterance)
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
     dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
     dnn_loss_scale: str = "mixture"  # units of each training mixture in the signal objectives (signal_sources):
@@ -162,6 +163,10 @@ def _check_config(cfg: EnhancementConfig) -> None:
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks"):
         check_positive_int(getattr(cfg, name), name)
+    check_positive_int(cfg.dnn_noise_window, "dnn_noise_window", minimum=0)
+    if cfg.dnn_noise_window and not cfg.dnn_noise_aware:
+        raise ParameterError("dnn_noise_window sets the running noise estimate of noise-aware networks: "
+                             "it needs dnn_noise_aware")
     if cfg.exponent is not None and not (np.isfinite(cfg.exponent) and cfg.exponent > 0):
         raise ParameterError(f"exponent must be a positive number, got {cfg.exponent}")
     if not (np.isfinite(cfg.dnn_lr) and cfg.dnn_lr > 0):
@@ -443,6 +448,7 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
         settings["recurrent"] = cfg.dnn_recurrent
     settings["max_mixtures"] = cfg.dnn_max_mixtures
     settings["noise_aware"] = bool(cfg.dnn_noise_aware)
+    settings["noise_window"] = cfg.dnn_noise_window
     settings["batch_size"] = cfg.dnn_batch_size
     settings["lr"] = cfg.dnn_lr
     settings["lr_schedule"] = cfg.dnn_lr_schedule
@@ -450,7 +456,8 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
         settings["discriminative"] = cfg.dnn_discriminative
         settings["loss_scale"] = cfg.dnn_loss_scale
     defaults = {"loss_scale": "mixture", "objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None,
-                "batch_size": 128, "lr": 1e-3, "noise_aware": False, "lr_schedule": "constant"}
+                "batch_size": 128, "lr": 1e-3, "noise_aware": False, "lr_schedule": "constant",
+                "noise_window": 0}
     return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
 
 

@@ -69,26 +69,44 @@ def log_features(magnitude: torch.Tensor, *, floor: float = LOG_FLOOR) -> torch.
     return torch.log(magnitude.clamp(min=0) + floor)
 
 
-def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE) -> torch.Tensor:
+def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE, window: int = 0) -> torch.Tensor:
     """A per-utterance noise estimate for noise-aware training (Seltzer et al. 2013).
 
     The mean log features of the quietest ``quantile`` of the frames (by
     mean log level; at least one frame), repeated for every frame: speech
-    pauses, where the noise shows alone.
+    pauses, where the noise shows alone. With ``window`` w > 0 the estimate
+    follows the noise in time: frame t gets the mean of the quietest
+    ``quantile`` of the frames ``t - w .. t + w`` (cut at the utterance's
+    ends), for noises whose level or colour changes within an utterance.
 
     Parameters
     ----------
     features : torch.Tensor [shape=(n_frames, n_bins)]
         Log features of one utterance (:func:`log_features`).
     quantile : float in (0, 1]
+    window : int
+        Frames on each side of the running estimate; 0: one estimate for the utterance.
 
     Returns
     -------
     estimate : torch.Tensor [shape=(n_frames, n_bins)]
     """
-    n = max(1, int(round(quantile * features.shape[0])))
-    quiet = torch.topk(features.mean(1), n, largest=False).indices
-    return features[quiet].mean(0, keepdim=True).expand(features.shape[0], -1)
+    T = features.shape[0]
+    if window <= 0 or window >= T - 1:  # every frame's window holds the whole utterance
+        n = max(1, int(round(quantile * T)))
+        quiet = torch.topk(features.mean(1), n, largest=False).indices
+        return features[quiet].mean(0, keepdim=True).expand(T, -1)
+    width = 2 * window + 1
+    level = torch.nn.functional.pad(features.mean(1), (window, window), value=float("inf"))
+    windows = level.unfold(0, width, 1)  # (T, width): frame t's window, inf outside the utterance
+    counts = torch.isfinite(windows).sum(1)
+    k = (quantile * counts).round().clamp(min=1)
+    order = windows.argsort(dim=1, stable=True)
+    chosen = torch.zeros_like(windows).scatter_(1, order, (torch.arange(width) < k[:, None]).to(windows.dtype))
+    weights = torch.zeros(T, T + 2 * window, dtype=features.dtype)
+    rows = torch.arange(T)[:, None]
+    weights[rows, rows + torch.arange(width)] = (chosen / k[:, None]).to(features.dtype)
+    return weights[:, window : window + T] @ features
 
 
 def stack_context(features: torch.Tensor, context: int) -> torch.Tensor:
@@ -138,6 +156,10 @@ class FrameNetwork(nn.Module):
     noise_aware : bool
         Append the utterance's noise estimate (:func:`noise_estimate`) to
         every frame's input (noise-aware training, Seltzer et al. 2013).
+    noise_window : int
+        With ``noise_aware``: frames on each side of a running noise
+        estimate (:func:`noise_estimate`); 0 (the default) estimates the
+        noise once per utterance.
     dropout : float
         Dropout rate after every hidden layer while training (as in Xu et
         al. 2015's regression networks for enhancement); 0 disables it.
@@ -162,6 +184,7 @@ class FrameNetwork(nn.Module):
         output: str = "softplus",
         recurrent: str | None = None,
         noise_aware: bool = False,
+        noise_window: int = 0,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
@@ -180,8 +203,14 @@ class FrameNetwork(nn.Module):
                        "hidden": list(hidden), "output": output}
         if recurrent is not None:
             self.config["recurrent"] = recurrent
+        check_positive_int(noise_window, "noise_window", minimum=0)
+        if noise_window and not noise_aware:
+            raise ParameterError("noise_window sets the running noise estimate of a noise-aware network: "
+                                 "pass noise_aware=True as well")
         if noise_aware:
             self.config["noise_aware"] = True
+        if noise_window:
+            self.config["noise_window"] = int(noise_window)
         if dropout:
             self.config["dropout"] = float(dropout)
         self.metadata: dict[str, Any] = {}
@@ -228,7 +257,7 @@ class FrameNetwork(nn.Module):
         logs = log_features(magnitude.to(self.in_mean.dtype))
         x = stack_context(logs, self.context)
         if self.config.get("noise_aware"):
-            x = torch.cat([x, noise_estimate(logs)], dim=1)
+            x = torch.cat([x, noise_estimate(logs, window=self.config.get("noise_window", 0))], dim=1)
         return x
 
     def features(self, magnitude: torch.Tensor) -> torch.Tensor:

@@ -462,6 +462,7 @@ class Enhancer:
         objective: str = "activations",
         recurrent: str | None = None,
         noise_aware: bool = False,
+        noise_window: int = 0,
         discriminative: float = 0.0,
         gain_range: tuple[float, float] = (0.0, 0.0),
         max_mixtures: int | None = None,
@@ -507,6 +508,9 @@ class Enhancer:
         noise_aware : bool
             Feed the network each utterance's noise estimate beside every
             frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
+        noise_window : int
+            With ``noise_aware``: frames on each side of a running noise
+            estimate (0: one estimate per utterance).
         dropout : float
             Dropout rate after every hidden layer while training.
         loss_scale : {"mixture", "noise", "speech", "sdr"}
@@ -535,7 +539,7 @@ class Enhancer:
                                      phase_sensitive=objective == "phase", random_state=random_state,
                                      callback=callback)
         net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
-                           recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
+                           recurrent=recurrent, noise_aware=noise_aware, noise_window=noise_window, dropout=dropout)
         self.network_training_ = train_on_mixtures(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
             mask_fn=self._mask_of_activations, discriminative=discriminative, loss_scale=loss_scale, epochs=epochs,

@@ -72,7 +72,7 @@ class MaskEnhancer:
     def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
             context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
             lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
-            noise_aware: bool = False, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
+            noise_aware: bool = False, noise_window: int = 0, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
             max_mixtures: int | None = None, lr_schedule: str = "constant",
             speed_range: tuple[float, float] = (1.0, 1.0), dropout: float = 0.0, n_networks: int = 1,
             loss_scale: str = "mixture", random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
@@ -83,7 +83,8 @@ class MaskEnhancer:
         al.'s signal approximation, with their ``discriminative`` term), ``"phase"`` to their
         phase-sensitive parts (:func:`~deepnmf.pipelines.enhancement.phase_sensitive_sources`). ``output="joint"`` is their
         joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network (``"bgru"|"blstm"`` bidirectional), ``noise_aware`` feeds
-        each utterance's noise estimate beside every frame and ``dropout`` is the rate after every
+        each utterance's noise estimate beside every frame (a running one over ``noise_window`` frames on each side
+        when it is not 0) and ``dropout`` is the rate after every
         hidden layer while training (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
         training mixtures in dB, ``max_mixtures`` their largest number, ``speed_range`` the speed
         perturbation of the training utterances (:func:`~deepnmf.pipelines.enhancement.training_mixtures`), ``lr_schedule`` the
@@ -115,7 +116,7 @@ class MaskEnhancer:
                                          gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
                                          phase_sensitive=objective == "phase", random_state=seed, callback=callback)
             net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
-                               recurrent=recurrent, noise_aware=noise_aware, dropout=dropout)
+                               recurrent=recurrent, noise_aware=noise_aware, noise_window=noise_window, dropout=dropout)
             self.ensemble_training_.append(train_on_mixtures(
                 net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
                 loss_scale=loss_scale,
