@@ -75,6 +75,15 @@ def test_cli_seeds_runs_the_experiment_once_per_seed(synthetic_audio, tmp_path):
     summary = json.loads((out / "seeds.json").read_text())
     assert set(summary) == {"sdr", "pesq", "stoi"} and summary["sdr"]["seeds"] == [3, 5]
     assert (out / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # deepnmf report shows the summary table and figure, then each seed's run
+    from deepnmf.report.sections import collect_sections
+
+    sections = {sec.title: sec for sec in collect_sections(out)}
+    top = sections["Enhancement experiment at 2 seeds"]
+    assert top.tables[0].columns == ["method", "seed 3", "seed 5", "mean", "sd"]
+    assert [r[0] for r in top.tables[0].rows] == ["noisy", "nmf+mu"]
+    assert top.figures[0][0] == out / "seeds.png"
+    assert any(title.startswith("seed-3") for title in sections) and any(title.startswith("seed-5") for title in sections)
     for seed in (3, 5):
         written = json.loads((out / f"seed-{seed}" / "results.json").read_text())
         naive = np.mean([r["sdr"] for r in written if r["method"] == "nmf+mu"])

@@ -26,7 +26,7 @@ import numpy as np
 from deepnmf.callbacks import Callback, EpochInfo
 from deepnmf.exceptions import ParameterError
 
-__all__ = ["check_seeds", "run_enhancement_seeds", "seed_summary", "seeds_markdown"]
+__all__ = ["check_seeds", "run_enhancement_seeds", "seed_summary", "seeds_markdown", "seeds_section"]
 
 
 def check_seeds(seeds: Sequence[Any]) -> list[int]:
@@ -116,6 +116,27 @@ def seeds_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seeds_section(summary: dict[str, Any]) -> dict[str, Any]:
+    """What ``deepnmf report`` shows of a several-seed run (``section.json``): the two tables of
+    :func:`seeds_markdown` and the figure."""
+    seeds = summary["seeds"]
+    methods = [[m, *(row["by_seed"][s] for s in seeds), row["mean"], row["sd"]] for m, row in summary["methods"].items()]
+    pairs = [[d["b"], d["a"], *(d["by_seed"].get(s) for s in seeds), d["mean"], f"{d['b_at_least_a']} of {len(d['by_seed'])}"]
+             for d in summary["differences"]]
+    key = summary["key"].upper()
+    return {
+        "title": f"Enhancement experiment at {len(seeds)} seeds",
+        "what": ("The whole experiment once per seed (the seed-S sections below); here each method's average "
+                 f"{key} over the noises and SNRs at every seed, and every pair's difference seed by seed."),
+        "tables": [{"caption": f"average {key} (dB) per seed", "columns": ["method", *(f"seed {s}" for s in seeds), "mean", "sd"],
+                    "rows": methods},
+                   {"caption": f"difference b - a in {key} (dB)", "columns": ["b", "a", *(f"seed {s}" for s in seeds), "mean",
+                                                                           "seeds with b >= a"], "rows": pairs}],
+        "figures": [{"file": "seeds.png", "caption": f"average {key} per method: a dot per seed, a bar at the mean"}],
+        "settings": {"seeds": seeds},
+    }
+
+
 def _tagged(progress: Callback | None, seed: int, n_seeds: int) -> Callback | None:
     """``progress`` with every record's stage prefixed by the seed (so a bar says which run it is in)."""
     if progress is None:
@@ -143,8 +164,9 @@ def run_enhancement_seeds(cfg, seeds: Sequence[int], progress: Callback | None =
     -------
     summary : dict
         :func:`seed_summary` of the SDR, also written to ``out/seeds.json`` (with the PESQ and STOI
-        summaries), ``out/seeds.md`` and ``out/seeds.png`` (each method's value at every seed,
-        :func:`~deepnmf.plotting.enhancement.plot_seed_spread`).
+        summaries), ``out/seeds.md``, ``out/seeds.png`` (each method's value at every seed,
+        :func:`~deepnmf.plotting.enhancement.plot_seed_spread`) and ``out/section.json`` (what
+        ``deepnmf report out`` shows, :func:`seeds_section`).
     """
     from deepnmf.experiments.enhancement import _check_config, run_enhancement
     from deepnmf.plotting.enhancement import plot_seed_spread
@@ -158,5 +180,6 @@ def run_enhancement_seeds(cfg, seeds: Sequence[int], progress: Callback | None =
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps(summaries, indent=2, allow_nan=False) + "\n")
     (out / "seeds.md").write_text(seeds_markdown(summaries["sdr"]))
+    (out / "section.json").write_text(json.dumps(seeds_section(summaries["sdr"]), indent=2, allow_nan=False) + "\n")
     plot_seed_spread({m: row["by_seed"] for m, row in summaries["sdr"]["methods"].items()}, out / "seeds.png")
     return summaries["sdr"]
