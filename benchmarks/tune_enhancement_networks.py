@@ -31,6 +31,7 @@ from deepnmf.metrics import bss_eval
 from deepnmf.models.factory import make_estimator
 from deepnmf.pipelines.enhancement import Enhancer, STFTSettings
 from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+from deepnmf.pipelines.frame_networks import LOSS_SCALES
 
 DATA = Path(os.environ.get("DEEPNMF_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 TRAIN = ["dr1-fvmh0", "dr1-mcpm0", "dr2-faem0", "dr2-marc0", "dr3-falk0", "dr3-madc0", "dr4-falr0", "dr4-maeb0"]
@@ -105,7 +106,7 @@ def main() -> None:
     p.add_argument("--speed-range", type=float, nargs=2, default=(1.0, 1.0))
     p.add_argument("--max-mixtures", type=int, default=None)
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--loss-scale", default="mixture", choices=["mixture", "noise", "speech", "sdr"],
+    p.add_argument("--loss-scale", default="mixture", choices=LOSS_SCALES,
                    help="units of each training mixture in the signal-approximation loss")
     p.add_argument("--networks", type=int, default=1, help="dnn-mask: an ensemble of this many networks")
     p.add_argument("--seed", type=int, default=0, help="seeds the dictionaries, mixtures and networks")

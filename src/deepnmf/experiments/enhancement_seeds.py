@@ -88,13 +88,11 @@ def seed_summary(per_seed: dict[int, list[dict]], key: str = "sdr") -> dict[str,
     return {"key": key, "seeds": seeds, "methods": table, "differences": pairs}
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def seeds_markdown(summary: dict[str, Any]) -> str:
     """``seeds.md``: one row per method (a column per seed, the mean, sd and range), then every pair's
     difference per seed."""
+    from deepnmf.experiments.enhancement_report import _fmt
+
     seeds, key = summary["seeds"], summary["key"].upper()
     lines = [f"# The enhancement experiment at {len(seeds)} seeds", "",
              f"Average {key} over the noises and SNRs of each run (`seed-S/results.md` has each run's tables and "
@@ -168,11 +166,10 @@ def run_enhancement_seeds(cfg, seeds: Sequence[int], progress: Callback | None =
         :func:`~deepnmf.plotting.enhancement.plot_seed_spread`) and ``out/section.json`` (what
         ``deepnmf report out`` shows, :func:`seeds_section`).
     """
-    from deepnmf.experiments.enhancement import _check_config, run_enhancement
+    from deepnmf.experiments.enhancement import run_enhancement
     from deepnmf.plotting.enhancement import plot_seed_spread
 
-    seeds = check_seeds(seeds)
-    _check_config(cfg)
+    seeds = check_seeds(seeds)  # (the settings are checked by the first run before it reads anything)
     out = Path(cfg.out)
     per_seed = {s: run_enhancement(replace(cfg, random_state=s, out=out / f"seed-{s}"), _tagged(progress, s, len(seeds)))
                 for s in seeds}

@@ -185,15 +185,10 @@ def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float
     """
     Y, S, N = sources.chunk(3, dim=-1)
     speech, noise = mask * Y, (1 - mask) * Y
-    if weights is not None:
-        frame = (speech - S).pow(2).mean(-1) + (noise - N).pow(2).mean(-1)
-        if discriminative:
-            frame = frame - discriminative * ((speech - N).pow(2).mean(-1) + (noise - S).pow(2).mean(-1))
-        return (weights * frame).mean()
-    loss = (speech - S).pow(2).mean() + (noise - N).pow(2).mean()
+    frame = (speech - S).pow(2).mean(-1) + (noise - N).pow(2).mean(-1)  # every frame has n_bins elements
     if discriminative:
-        loss = loss - discriminative * ((speech - N).pow(2).mean() + (noise - S).pow(2).mean())
-    return loss
+        frame = frame - discriminative * ((speech - N).pow(2).mean(-1) + (noise - S).pow(2).mean(-1))
+    return frame.mean() if weights is None else (weights * frame).mean()
 
 
 LOSS_SCALES = ("mixture", "noise", "speech", "sdr")
@@ -328,13 +323,13 @@ def train_frame_network(
         if length:
             batch = batch.reshape(batch.shape[0], length, -1)
         out = module(batch[..., :d])
-        if weighting is not None:
-            mask, src, index = mask_fn(out), batch[..., d : d + width], batch[..., -1].long()
-            weights = weighting.observe(mask, src, index) if module.training else None
-            return {"loss": signal_loss(mask, src, discriminative, weights)}
-        if signal:
-            return {"loss": signal_loss(mask_fn(out), batch[..., d:], discriminative)}
-        return {"loss": frame_network_loss(module, out, batch[..., d:])}
+        if not signal:
+            return {"loss": frame_network_loss(module, out, batch[..., d:])}
+        mask, src = mask_fn(out), batch[..., d : d + width]  # (the mixture numbers follow with sdr_weights)
+        weights = None
+        if weighting is not None and module.training:
+            weights = weighting.observe(mask, src, batch[..., -1].long())
+        return {"loss": signal_loss(mask, src, discriminative, weights)}
 
     def on_epoch(info):
         if weighting is not None:
