@@ -181,7 +181,7 @@ def network_settings(cfg) -> dict:
 
 def enhancers(spec: dict, models: dict, corpus, cfg, with_dnn: bool):
     """``{(method, noise): enhancer}`` for ``+mu`` and (when asked) ``+dnn``."""
-    from deepnmf.experiments.enhancement import DEFAULT_GAINS
+    from deepnmf.experiments.enhancement import DEFAULT_GAINS, network_training
     from deepnmf.pipelines.enhancement import Enhancer
 
     out = {}
@@ -194,9 +194,8 @@ def enhancers(spec: dict, models: dict, corpus, cfg, with_dnn: bool):
         enh = cls(models["speech"], models[noise], activations="dnn", power=DEFAULT_GAINS["dnn"][0],
                   floor=DEFAULT_GAINS["dnn"][1], max_iter=cfg.nmf_iter)
         speech = [x for utts in corpus.train.values() for x in utts]
-        enh.fit_network(speech, [train_part], snr_range=(min(SNRS), max(SNRS)), n_copies=cfg.dnn_copies,
-                        context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden), epochs=cfg.dnn_epochs,
-                        random_state=cfg.random_state, **network_settings(cfg))
+        enh.fit_network(speech, [train_part], objective=cfg.dnn_objective, training=network_training(cfg, cfg.dnn_objective),
+                        snr_range=(min(SNRS), max(SNRS)), random_state=cfg.random_state)
         out[("dnn", noise)] = enh
     return out
 

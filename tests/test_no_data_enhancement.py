@@ -299,8 +299,9 @@ def test_cli_enhance_bad_input(run, noisy_file, tmp_path):
 def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     import inspect
 
-    from deepnmf.experiments.enhancement import _network_recipe
+    from deepnmf.experiments.enhancement import _network_recipe, network_training
     from deepnmf.pipelines.enhancement import Enhancer
+    from deepnmf.pipelines.network_training import NetworkTraining
     from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
     cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused")
@@ -313,9 +314,16 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     single = _network_recipe(EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused",
                                                mask_networks=1), "mask")
     assert "n_networks" not in single  # a single network keeps the cache key of before
-    # every setting is passed to the fit call as a keyword, so each must be one
-    assert set(dnn) <= set(inspect.signature(Enhancer.fit_network).parameters)
-    assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters)
+    # every setting is an argument of the fit call or a field of its NetworkTraining
+    names = set(NetworkTraining.names())
+    assert set(dnn) <= set(inspect.signature(Enhancer.fit_network).parameters) | names
+    assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters) | names
+    # and the training the experiment runs carries the config's values
+    training = network_training(cfg, cfg.mask_objective)
+    assert (training.epochs, training.n_copies, tuple(training.hidden), training.batch_size) == (
+        cfg.dnn_epochs, cfg.dnn_copies, tuple(cfg.dnn_hidden), cfg.dnn_batch_size)
+    assert training.snr_range == (min(cfg.snrs), max(cfg.snrs)) and training.discriminative == cfg.dnn_discriminative
+    assert network_training(cfg, "activations").discriminative == 0.0  # a target objective has no such term
     # settings at the library's old values stay out of the recipe (older caches stay valid)
     old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_batch_size=128,
                             dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False, dnn_lr_schedule="constant")

@@ -41,6 +41,7 @@ from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import RECURRENT
 from deepnmf.pipelines.frame_networks import LOSS_SCALES
+from deepnmf.pipelines.network_training import NetworkTraining
 
 DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
@@ -425,9 +426,8 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
 
     def build():
         speech = [x for utts in corpus.train.values() for x in utts]
-        enh.fit_network(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
-                        n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
-                        epochs=cfg.dnn_epochs, random_state=cfg.random_state, **_network_recipe(cfg, "dnn"))
+        enh.fit_network(speech, [corpus.noises[n][0] for n in names], objective=cfg.dnn_objective,
+                        training=network_training(cfg, cfg.dnn_objective), random_state=cfg.random_state)
         enh.network.metadata["loss"] = enh.network_training_.val_loss
         return enh.network
 
@@ -436,29 +436,36 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
     return enh
 
 
+def network_training(cfg: EnhancementConfig, objective: str) -> NetworkTraining:
+    """How the experiment trains its activation and mask networks (the ``dnn_*`` settings); the
+    discriminative weight and the loss units apply to the signal objectives only."""
+    signal = objective in ("signal", "phase")
+    return NetworkTraining(
+        snr_range=(float(min(cfg.snrs)), float(max(cfg.snrs))), n_copies=cfg.dnn_copies, max_mixtures=cfg.dnn_max_mixtures,
+        context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden), recurrent=cfg.dnn_recurrent,
+        noise_aware=bool(cfg.dnn_noise_aware), noise_window=cfg.dnn_noise_window, epochs=cfg.dnn_epochs,
+        batch_size=cfg.dnn_batch_size, lr=cfg.dnn_lr, lr_schedule=cfg.dnn_lr_schedule,
+        discriminative=cfg.dnn_discriminative if signal else 0.0, loss_scale=cfg.dnn_loss_scale if signal else "mixture",
+    )
+
+
 def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
-    """The settings of an activation (``"dnn"``) or mask (``"mask"``) network that differ from the
-    original MLP with its target loss (so caches made before these settings existed stay valid)."""
-    settings = {"objective": cfg.dnn_objective if which == "dnn" else cfg.mask_objective}
-    if which == "mask":
+    """The part of an activation (``"dnn"``) or mask (``"mask"``) network's cache recipe that differs from
+    the original MLP with its target loss (so caches made before these settings existed stay valid)."""
+    objective = cfg.dnn_objective if which == "dnn" else cfg.mask_objective
+    settings: dict[str, Any] = {}
+    if objective != ("activations" if which == "dnn" else "mask"):
+        settings["objective"] = objective
+    if which == "mask" and cfg.mask_output != "sigmoid":
         settings["output"] = cfg.mask_output
     if which == "mask" and cfg.mask_networks != 1:
         settings["n_networks"] = cfg.mask_networks
-    if cfg.dnn_recurrent is not None:
-        settings["recurrent"] = cfg.dnn_recurrent
-    settings["max_mixtures"] = cfg.dnn_max_mixtures
-    settings["noise_aware"] = bool(cfg.dnn_noise_aware)
-    settings["noise_window"] = cfg.dnn_noise_window
-    settings["batch_size"] = cfg.dnn_batch_size
-    settings["lr"] = cfg.dnn_lr
-    settings["lr_schedule"] = cfg.dnn_lr_schedule
-    if settings["objective"] in ("signal", "phase"):
-        settings["discriminative"] = cfg.dnn_discriminative
-        settings["loss_scale"] = cfg.dnn_loss_scale
-    defaults = {"loss_scale": "mixture", "objective": "activations" if which == "dnn" else "mask", "output": "sigmoid", "max_mixtures": None,
-                "batch_size": 128, "lr": 1e-3, "noise_aware": False, "lr_schedule": "constant",
-                "noise_window": 0}
-    return {k: v for k, v in settings.items() if defaults.get(k, object()) != v}
+    training, defaults = network_training(cfg, objective), NetworkTraining()
+    for name in ("recurrent", "max_mixtures", "noise_aware", "noise_window", "batch_size", "lr", "lr_schedule",
+                 "discriminative", "loss_scale"):
+        if getattr(training, name) != getattr(defaults, name):
+            settings[name] = getattr(training, name)
+    return settings
 
 
 def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
@@ -472,9 +479,9 @@ def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: lis
 
     def build():
         speech = [x for utts in corpus.train.values() for x in utts]
-        return MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], snr_range=(min(cfg.snrs), max(cfg.snrs)),
-                                  n_copies=cfg.dnn_copies, context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden),
-                                  epochs=cfg.dnn_epochs, random_state=cfg.random_state, **_network_recipe(cfg, "mask"))
+        return MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], objective=cfg.mask_objective,
+                                  output=cfg.mask_output, n_networks=cfg.mask_networks,
+                                  training=network_training(cfg, cfg.mask_objective), random_state=cfg.random_state)
 
     enh, _ = _cached_model(root / MASK_METHOD / f"mask-{group}", recipe, build, load=MaskEnhancer.load)
     enh.exponent = _exponent(cfg, "mask")  # an enhancement setting, not part of the trained model

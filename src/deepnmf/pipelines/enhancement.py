@@ -58,8 +58,9 @@ import numpy as np
 import torch
 
 from deepnmf._utils import check_choice, check_nonneg_float, check_positive_int
-from deepnmf.callbacks import Callback, EpochInfo, notify, stage_reporter
+from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
+from deepnmf.pipelines.network_training import NetworkTraining
 
 __all__ = ["ACTIVATIONS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
            "frozen_activations", "load_enhancer", "phase_sensitive_sources", "sharpen", "training_mixtures",
@@ -452,26 +453,11 @@ class Enhancer:
         speech: Sequence[Any],
         noise: Any,
         *,
-        snr_range: tuple[float, float] = (-5.0, 10.0),
-        n_copies: int = 1,
-        context: int = 2,
-        hidden: Sequence[int] = (256, 256),
-        epochs: int = 12,
-        batch_size: int = 128,
-        lr: float = 1e-3,
         objective: str = "activations",
-        recurrent: str | None = None,
-        noise_aware: bool = False,
-        noise_window: int = 0,
-        discriminative: float = 0.0,
-        gain_range: tuple[float, float] = (0.0, 0.0),
-        max_mixtures: int | None = None,
-        lr_schedule: str = "constant",
-        speed_range: tuple[float, float] = (1.0, 1.0),
-        dropout: float = 0.0,
-        loss_scale: str = "mixture",
+        training: NetworkTraining | None = None,
         random_state: Any = None,
         callback: Callback | None = None,
+        **settings: Any,
     ) -> "Enhancer":
         """Train the activation network on generated noisy mixtures.
 
@@ -496,56 +482,35 @@ class Enhancer:
             the phase-sensitive speech and noise magnitudes
             (:func:`phase_sensitive_sources`, Erdogan et al. 2015), which
             the noisy phase of the output can actually reach.
-        gain_range : (float, float)
-            Random level of each training mixture, in dB
-            (:func:`training_mixtures`).
-        max_mixtures : int, optional
-            At most this many training mixtures (:func:`training_mixtures`).
-        speed_range : (float, float)
-            Speed perturbation of the training utterances (:func:`training_mixtures`).
-        recurrent : {None, "gru", "lstm", "bgru", "blstm"}
-            A recurrent network (:class:`~deepnmf.nn.networks.FrameNetwork`).
-        noise_aware : bool
-            Feed the network each utterance's noise estimate beside every
-            frame (noise-aware training, :class:`~deepnmf.nn.networks.FrameNetwork`).
-        noise_window : int
-            With ``noise_aware``: frames on each side of a running noise
-            estimate (0: one estimate per utterance).
-        dropout : float
-            Dropout rate after every hidden layer while training.
-        loss_scale : {"mixture", "noise", "speech", "sdr"}
-            The units of each training mixture in the signal-approximation
-            loss, hence its weight
-            (:func:`~deepnmf.pipelines.frame_networks.signal_sources`;
-            ``"sdr"`` also reweights the mixtures by their errors as training goes).
-        lr_schedule : {"constant", "cosine"}
-            The learning rate over the epochs (:func:`deepnmf.training.fit_module`).
+        training : NetworkTraining, optional
+            The mixtures, the network and its optimiser
+            (:class:`~deepnmf.pipelines.network_training.NetworkTraining`;
+            default: its defaults).
+        random_state : int, generator or None
+            Seeds the mixtures, the initial weights and the shuffling.
         callback : callable, optional
             Receives :class:`~deepnmf.callbacks.EpochInfo` records: stage
             ``"pairs"`` while making the training pairs (``epoch`` pairs of
             ``max_epochs`` done), then stage ``"network"`` once per epoch
             with the training and validation losses.
+        **settings :
+            Fields of :class:`~deepnmf.pipelines.network_training.NetworkTraining`
+            that replace those of ``training`` (``snr_range``, ``n_copies``,
+            ``hidden``, ``epochs``, ``noise_aware``, ``loss_scale``, ...).
 
         Returns
         -------
         self
         """
-        from deepnmf.nn.networks import FrameNetwork
-        from deepnmf.pipelines.frame_networks import train_on_mixtures
 
         check_choice(objective, "objective", ("activations", "signal", "phase"))
-        mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                     gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
-                                     phase_sensitive=objective == "phase", random_state=random_state,
-                                     callback=callback)
-        net = FrameNetwork(self.stft.n_bins, self.n_speech + self.n_noise, context=context, hidden=hidden,
-                           recurrent=recurrent, noise_aware=noise_aware, noise_window=noise_window, dropout=dropout)
-        self.network_training_ = train_on_mixtures(
+        training = NetworkTraining.of(training, settings)
+        mixtures = training.mixtures(speech, noise, self.stft, phase_sensitive=objective == "phase",
+                                     random_state=random_state, callback=callback)
+        net = training.network(self.stft.n_bins, self.n_speech + self.n_noise)
+        self.network_training_ = training.fit(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
-            mask_fn=self._mask_of_activations, discriminative=discriminative, loss_scale=loss_scale, epochs=epochs,
-            batch_size=batch_size,
-            lr=lr, lr_schedule=lr_schedule, random_state=random_state, callback=stage_reporter(callback, "network"),
-        )
+            mask_fn=self._mask_of_activations, random_state=random_state, callback=callback)
         net.metadata["fingerprints"] = self.fingerprints()
         net.metadata["objective"] = objective
         self.network = net

@@ -16,8 +16,9 @@ from typing import Any, Sequence
 
 import torch
 
-from deepnmf.callbacks import Callback, stage_reporter
+from deepnmf.callbacks import Callback
 from deepnmf.exceptions import ModelFileError, ParameterError
+from deepnmf.pipelines.network_training import NetworkTraining
 from deepnmf.pipelines.enhancement import (
     _EPS, STFTSettings, _apply_gain, _dictionary, _fingerprint, _settings, sharpen, training_mixtures, wiener_gain,
 )
@@ -69,28 +70,22 @@ class MaskEnhancer:
         """The (first) mask network, ``None`` before :meth:`fit`."""
         return self.networks[0] if self.networks else None
 
-    def fit(self, speech: Sequence[Any], noise: Any, *, snr_range: tuple[float, float] = (-5.0, 10.0), n_copies: int = 1,
-            context: int = 2, hidden: Sequence[int] = (256, 256), epochs: int = 12, batch_size: int = 128,
-            lr: float = 1e-3, objective: str = "mask", output: str = "sigmoid", recurrent: str | None = None,
-            noise_aware: bool = False, noise_window: int = 0, discriminative: float = 0.0, gain_range: tuple[float, float] = (0.0, 0.0),
-            max_mixtures: int | None = None, lr_schedule: str = "constant",
-            speed_range: tuple[float, float] = (1.0, 1.0), dropout: float = 0.0, n_networks: int = 1,
-            loss_scale: str = "mixture", random_state: Any = None, callback: Callback | None = None) -> "MaskEnhancer":
+    def fit(self, speech: Sequence[Any], noise: Any, *, objective: str = "mask", output: str = "sigmoid",
+            n_networks: int = 1, training: NetworkTraining | None = None, random_state: Any = None,
+            callback: Callback | None = None, **settings: Any) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
         ``objective="mask"`` fits the ratio mask ``|S|^p / (|S|^p + |N|^p)`` by squared error;
         ``"signal"`` fits the masked noisy magnitudes to the clean speech and the noise (Huang et
         al.'s signal approximation, with their ``discriminative`` term), ``"phase"`` to their
-        phase-sensitive parts (:func:`~deepnmf.pipelines.enhancement.phase_sensitive_sources`). ``output="joint"`` is their
-        joint mask layer, ``recurrent="gru"|"lstm"`` their recurrent network (``"bgru"|"blstm"`` bidirectional), ``noise_aware`` feeds
-        each utterance's noise estimate beside every frame (a running one over ``noise_window`` frames on each side
-        when it is not 0) and ``dropout`` is the rate after every
-        hidden layer while training (:class:`~deepnmf.nn.networks.FrameNetwork`); ``gain_range`` the random level of the
-        training mixtures in dB, ``max_mixtures`` their largest number, ``speed_range`` the speed
-        perturbation of the training utterances (:func:`~deepnmf.pipelines.enhancement.training_mixtures`), ``lr_schedule`` the
-        learning rate over the epochs (``"constant"`` or ``"cosine"``, :func:`deepnmf.training.fit_module`),
-        ``loss_scale`` the units of each training mixture in the signal-approximation losses
-        (:func:`~deepnmf.pipelines.frame_networks.signal_sources`).
+        phase-sensitive parts (:func:`~deepnmf.pipelines.enhancement.phase_sensitive_sources`).
+        ``output="joint"`` is their joint mask layer (:class:`~deepnmf.nn.networks.FrameNetwork`).
+
+        ``training`` (a :class:`~deepnmf.pipelines.network_training.NetworkTraining`) and the
+        keyword ``settings`` that replace its fields (``snr_range``, ``n_copies``, ``hidden``,
+        ``epochs``, ``recurrent="gru"|"lstm"`` for Huang et al.'s recurrent network,
+        ``noise_aware``, ``loss_scale``, ...) set the mixtures, the network and its optimiser, as
+        for :meth:`Enhancer.fit_network`.
 
         ``n_networks`` above 1 trains an ensemble: network ``i`` is trained as a single one would be
         with seed ``random_state + i`` (its own initialisation, shuffling and training mixtures; the
@@ -98,12 +93,11 @@ class MaskEnhancer:
         trainings and predictions.
         """
         from deepnmf._utils import check_choice, check_positive_int
-        from deepnmf.nn.networks import FrameNetwork
-        from deepnmf.pipelines.frame_networks import train_on_mixtures
 
         check_choice(objective, "objective", ("mask", "signal", "phase"))
         check_choice(output, "output", ("sigmoid", "joint"))
         n_networks = check_positive_int(n_networks, "n_networks")
+        training = NetworkTraining.of(training, settings)
         integer = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
         if n_networks > 1 and random_state is not None and not integer:
             raise ParameterError("an ensemble (n_networks > 1) needs an integer random_state (member i uses random_state + i) "
@@ -112,17 +106,13 @@ class MaskEnhancer:
         networks, self.ensemble_training_ = [], []
         for i in range(n_networks):
             seed = int(random_state) + i if integer else random_state
-            mixtures = training_mixtures(speech, noise, self.stft, snr_range=snr_range, n_copies=n_copies,
-                                         gain_range=gain_range, max_mixtures=max_mixtures, speed_range=speed_range,
-                                         phase_sensitive=objective == "phase", random_state=seed, callback=callback)
-            net = FrameNetwork(self.stft.n_bins, self.stft.n_bins, context=context, hidden=hidden, output=output,
-                               recurrent=recurrent, noise_aware=noise_aware, noise_window=noise_window, dropout=dropout)
-            self.ensemble_training_.append(train_on_mixtures(
-                net, mixtures, target_fn=ratio_mask if objective == "mask" else None, discriminative=discriminative,
-                loss_scale=loss_scale,
-                epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, random_state=seed,
-                callback=stage_reporter(callback, "network")))
-            net.metadata.update(type="mask", objective=objective, discriminative=discriminative)
+            mixtures = training.mixtures(speech, noise, self.stft, phase_sensitive=objective == "phase",
+                                         random_state=seed, callback=callback)
+            net = training.network(self.stft.n_bins, self.stft.n_bins, output=output)
+            self.ensemble_training_.append(training.fit(
+                net, mixtures, target_fn=ratio_mask if objective == "mask" else None, random_state=seed,
+                callback=callback))
+            net.metadata.update(type="mask", objective=objective, discriminative=training.discriminative)
             networks.append(net)
         self.network_training_ = self.ensemble_training_[0]
         self.networks = networks

@@ -1,0 +1,75 @@
+"""The one settings object of the enhancement networks' training (pipelines.network_training)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from deepnmf.exceptions import ParameterError
+from deepnmf.pipelines.network_training import NetworkTraining
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    speech = [rng.standard_normal(4000) * np.sin(np.linspace(0, 3, 4000)) ** 2 for _ in range(3)]
+    return speech, 0.5 * rng.standard_normal(30000)
+
+
+def _toy_enhancer():
+    from deepnmf import NMF
+    from deepnmf.pipelines.enhancement import Enhancer
+
+    rng = np.random.default_rng(0)
+    return Enhancer(*(NMF(3, max_iter=20, random_state=i).fit(rng.random((40, 257))) for i in range(2)), power=1.0)
+
+
+def test_settings_replace_fields_and_refuse_unknown_names():
+    base = NetworkTraining(epochs=3, hidden=(8,))
+    merged = NetworkTraining.of(base, {"lr": 2e-3})
+    assert (merged.epochs, tuple(merged.hidden), merged.lr) == (3, (8,), 2e-3)
+    assert base.lr == 1e-3  # frozen: the original is unchanged
+    assert NetworkTraining.of(None, {}) == NetworkTraining()
+    assert NetworkTraining.names() == tuple(f.name for f in dataclasses.fields(NetworkTraining))
+    with pytest.raises(ParameterError, match="unknown network training setting.*epoch.*the settings are"):
+        NetworkTraining.of(None, {"epoch": 3})
+    with pytest.raises(ParameterError, match="must be a NetworkTraining"):
+        NetworkTraining.of({"epochs": 3})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.epochs = 4
+
+
+def test_mask_fit_with_a_settings_object_equals_keywords():
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+    speech, noise = _data()
+    kw = dict(hidden=(16, 16), epochs=2, n_copies=1, noise_aware=True, discriminative=0.05, batch_size=64)
+    by_keywords = MaskEnhancer().fit(speech, noise, objective="signal", output="joint", random_state=3, **kw)
+    training = NetworkTraining(**kw)
+    by_object = MaskEnhancer().fit(speech, noise, objective="signal", output="joint", training=training, random_state=3)
+    # an object with a keyword on top: the keyword wins
+    mixed = MaskEnhancer().fit(speech, noise, objective="signal", output="joint", random_state=3,
+                               training=dataclasses.replace(training, epochs=5), epochs=2)
+    mag = torch.rand(20, 257) + 0.05
+    np.testing.assert_array_equal(by_object.gain(mag), by_keywords.gain(mag))
+    np.testing.assert_array_equal(mixed.gain(mag), by_keywords.gain(mag))
+    assert by_object.network.config["noise_aware"] is True and by_object.network.config["hidden"] == [16, 16]
+    assert by_object.network.metadata["discriminative"] == 0.05
+    assert len(by_object.network_training_.train_loss) == 2
+    with pytest.raises(ParameterError, match="unknown network training setting"):
+        MaskEnhancer().fit(speech, noise, epochz=2)
+
+
+def test_activation_network_fit_with_a_settings_object_equals_keywords():
+    speech, noise = _data()
+    kw = dict(hidden=(8,), epochs=2, n_copies=1, context=1)
+    a = _toy_enhancer().fit_network(speech, noise, objective="signal", random_state=0, **kw)
+    b = _toy_enhancer().fit_network(speech, noise, objective="signal", training=NetworkTraining(**kw), random_state=0)
+    mag = torch.rand(20, 257) + 0.05
+    np.testing.assert_array_equal(a.gain(mag), b.gain(mag))
+    assert b.network.config["context"] == 1 and b.activations == "dnn"
+    with pytest.raises(ParameterError, match="unknown network training setting.*n_copy"):
+        _toy_enhancer().fit_network(speech, noise, n_copy=2)
+    with pytest.raises(ParameterError, match="loss_scale"):  # a target objective has no loss units
+        _toy_enhancer().fit_network(speech, noise, objective="activations", loss_scale="noise", **kw)
