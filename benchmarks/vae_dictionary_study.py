@@ -194,7 +194,7 @@ def enhancers(spec: dict, models: dict, corpus, cfg, with_dnn: bool):
         enh = cls(models["speech"], models[noise], activations="dnn", power=DEFAULT_GAINS["dnn"][0],
                   floor=DEFAULT_GAINS["dnn"][1], max_iter=cfg.nmf_iter)
         speech = [x for utts in corpus.train.values() for x in utts]
-        enh.fit_network(speech, [train_part], objective=cfg.dnn_objective, training=network_training(cfg, cfg.dnn_objective),
+        enh.fit_network(speech, [train_part], objective=cfg.dnn_objective, training=network_training(cfg, "dnn"),
                         snr_range=(min(SNRS), max(SNRS)), random_state=cfg.random_state)
         out[("dnn", noise)] = enh
     return out

@@ -25,6 +25,7 @@ def _tiny(data_dir, out, **kw):
         noises=[data_dir / "noise" / "noisex-excerpts" / "factory2.wav", "babble"], out=out, snrs=(0.0, 10.0),
         methods=("nmf+mu", "nmf+dnn", "dnn-mask"), n_test=2, n_components=6, speech_frames=1500, noise_frames=800,
         nmf_iter=30, dnn_epochs=2, dnn_hidden=(32,), babble_seconds=20.0, random_state=0,
+        mask_copies=None, mask_epochs=None, mask_max_mixtures=None,  # the mask networks train as the others
     )
     base.update(kw)
     return EnhancementConfig(**base)

@@ -34,7 +34,8 @@ METHODS = ("nmf+mu", "nmf+dnn", "vae-nmf+encoder", "dnn-mask")
 def _config(audio, out, **kw) -> EnhancementConfig:
     base = dict(train_speech=audio["train"], test_speech=audio["test"], noises=[audio["noise_files"]["hum"]],
                 out=out, snrs=(0.0,), methods=METHODS, n_test=2, n_components=6, speech_frames=600, noise_frames=300,
-                nmf_iter=30, vae_epochs=2, dnn_epochs=2, dnn_hidden=(16,), babble_seconds=8.0, random_state=0)
+                nmf_iter=30, vae_epochs=2, dnn_epochs=2, dnn_hidden=(16,), babble_seconds=8.0, random_state=0,
+                mask_copies=None, mask_epochs=None, mask_max_mixtures=None)
     base.update(kw)
     return EnhancementConfig(**base)
 
@@ -188,6 +189,8 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "dnn_objective must be one of": ["--dnn-objective", "magic"],
              "dnn_lr_schedule must be one of": ["--dnn-lr-schedule", "linear"],
              "mask_networks must be an integer >= 1": ["--mask-networks", "0"],
+             "mask_copies must be an integer >= 1": ["--mask-copies", "0"],
+             "mask_epochs must be an integer >= 1": ["--mask-epochs", "0"],
              "dnn_loss_scale must be one of": ["--dnn-loss-scale", "loudest"],
              "dnn_noise_window must be an integer >= 0": ["--dnn-noise-window", "-1"],
              "it needs dnn_noise_aware": ["--dnn-noise-window", "5", "--no-dnn-noise-aware"],
@@ -319,11 +322,22 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     assert set(dnn) <= set(inspect.signature(Enhancer.fit_network).parameters) | names
     assert set(mask) <= set(inspect.signature(MaskEnhancer.fit).parameters) | names
     # and the training the experiment runs carries the config's values
-    training = network_training(cfg, cfg.mask_objective)
-    assert (training.epochs, training.n_copies, tuple(training.hidden), training.batch_size) == (
-        cfg.dnn_epochs, cfg.dnn_copies, tuple(cfg.dnn_hidden), cfg.dnn_batch_size)
+    training = network_training(cfg, "dnn")
+    assert (training.epochs, training.n_copies, tuple(training.hidden), training.batch_size, training.max_mixtures) == (
+        cfg.dnn_epochs, cfg.dnn_copies, tuple(cfg.dnn_hidden), cfg.dnn_batch_size, cfg.dnn_max_mixtures)
     assert training.snr_range == (min(cfg.snrs), max(cfg.snrs)) and training.discriminative == cfg.dnn_discriminative
-    assert network_training(cfg, "activations").discriminative == 0.0  # a target objective has no such term
+    # the mask networks have their own mixtures and epochs; None falls back to the dnn_* ones
+    masks = network_training(cfg, "mask")
+    assert (masks.n_copies, masks.epochs, masks.max_mixtures) == (cfg.mask_copies, cfg.mask_epochs, cfg.mask_max_mixtures)
+    assert (masks.n_copies, masks.epochs) != (training.n_copies, training.epochs) and masks.hidden == training.hidden
+    shared = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", mask_copies=None,
+                               mask_epochs=None, mask_max_mixtures=None)
+    masks = network_training(shared, "mask")
+    assert (masks.n_copies, masks.epochs, masks.max_mixtures) == (shared.dnn_copies, shared.dnn_epochs, shared.dnn_max_mixtures)
+    targets = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_objective="activations")
+    assert network_training(targets, "dnn").discriminative == 0.0  # a target objective has no such term
+    with pytest.raises(ParameterError, match="which"):
+        network_training(cfg, "mu")
     # settings at the library's old values stay out of the recipe (older caches stay valid)
     old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_batch_size=128,
                             dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False, dnn_lr_schedule="constant")

@@ -83,9 +83,9 @@ def enhancement_command(
     vae_likelihood: Optional[str] = typer.Option(None, "--vae-likelihood", help="VAE-NMF likelihood: poisson (default), gaussian or exponential."),
     vae_kl_warmup: Optional[int] = typer.Option(None, "--vae-kl-warmup", help="VAE-NMF: epochs over which the KL weight rises from 0 to 1 (default 10; 0: none)."),
     vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
-    dnn_epochs: int = typer.Option(10, "--dnn-epochs", help="Most network epochs (activation and mask networks; early stopping on 10% held-out frames)."),
-    dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the networks (default: the experiment's)."),
-    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per network and for dnmf (default 300; utterances drawn at random beyond it)."),
+    dnn_epochs: Optional[int] = typer.Option(None, "--dnn-epochs", help="Most epochs of the activation networks (default: the experiment's)."),
+    dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the activation networks (default: the experiment's)."),
+    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per activation network and for dnmf (default 300; utterances drawn at random beyond it)."),
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
     dnn_batch_size: Optional[int] = typer.Option(None, "--dnn-batch-size", help="Frames per Adam step of the networks (default: the experiment's)."),
     dnn_lr: Optional[float] = typer.Option(None, "--dnn-lr", help="Adam's learning rate for the networks (default: the experiment's)."),
@@ -99,6 +99,9 @@ def enhancement_command(
     mask_objective: Optional[str] = typer.Option(None, "--mask-objective", help="dnn-mask: mask (ratio-mask error), signal (Huang et al.) or phase (phase-sensitive signal approximation)."),
     mask_output: Optional[str] = typer.Option(None, "--mask-output", help="dnn-mask: sigmoid or joint (Huang et al.'s joint mask layer)."),
     mask_networks: Optional[int] = typer.Option(None, "--mask-networks", help="dnn-mask: an ensemble of this many networks, masks averaged (default 2)."),
+    mask_copies: Optional[int] = typer.Option(None, "--mask-copies", help="dnn-mask: training mixtures per training utterance (default 10)."),
+    mask_epochs: Optional[int] = typer.Option(None, "--mask-epochs", help="dnn-mask: training epochs (default 3)."),
+    mask_max_mixtures: Optional[int] = typer.Option(None, "--mask-max-mixtures", help="dnn-mask: at most this many training mixtures per network (default 1000)."),
     dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -117,19 +120,20 @@ def enhancement_command(
         raise ParameterError(f"--snr takes numbers of dB, got {snr}") from err
     method_names = _split(methods)
     parse_methods(method_names)  # fail fast, before reading any audio
-    given = {"dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
+    given = {"dnn_epochs": dnn_epochs, "dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
              "dnn_batch_size": dnn_batch_size, "dnn_lr": dnn_lr, "dnn_lr_schedule": dnn_lr_schedule, "dnn_noise_aware": dnn_noise_aware,
              "dnn_noise_window": dnn_noise_window,
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
              "dnn_loss_scale": dnn_loss_scale,
              "mask_objective": mask_objective, "mask_output": mask_output, "mask_networks": mask_networks,
+             "mask_copies": mask_copies, "mask_epochs": mask_epochs, "mask_max_mixtures": mask_max_mixtures,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,
              "vae_init": vae_init}
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
                             snrs=snrs, methods=method_names, n_test=n_test, pooled=pooled, n_components=rank,
                             power=power, floor=floor, exponent=exponent, sparsity=sparsity, vae_epochs=vae_epochs,
-                            dnn_epochs=dnn_epochs, dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
+                            dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
                             random_state=seed, **networks)
     if seeds:
         return _run_seeds(cfg, seeds)
