@@ -258,6 +258,7 @@ def test_training_rows_are_the_standardised_features_beside_the_targets(recurren
     inputs = [torch.rand(n, 9, generator=g) + 0.01 for n in (5, 12, 20)]
     targets = [torch.rand(n, 4, generator=g) for n in (5, 12, 20)]
     rows = _training_rows(net, inputs, targets, length, 4)
+    assert torch.equal(_training_rows(net, inputs, targets, length, 4, chunk=3), rows)  # standardised chunk by chunk
     L = max(length, 1)
     X = torch.cat([_chunks(net.raw_features(m), length) for m in inputs])
     Y = torch.cat([_chunks(t, length) for t in targets])

@@ -61,35 +61,35 @@ def _check_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Seq
 
 
 def _training_rows(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
-                   sequence_length: int, n_targets: int | None) -> torch.Tensor:
+                   sequence_length: int, n_targets: int | None, chunk: int = 16384) -> torch.Tensor:
     """The training matrix: standardised log features with context beside what the loss needs.
 
     Sets the network's input mean and deviation ``(n_in,)`` and, for a softplus network trained on
     ``n_targets``-wide targets, its output scale, from these pairs (:func:`_set_normalisation`). One
     row per frame, ``[x (n_in), target]``; with ``sequence_length`` L > 0 (recurrent networks) one
     row per chunk of L consecutive frames of one pair, ``(L * (n_in + width),)``, frame after frame.
-    The matrix is written once, pair by pair: no stacked copy of the features is made (at 800
-    mixtures of 3 s each such copies cost 2 GB apiece and most of a minute).
+    The matrix is the only copy: each pair's raw features are written into it as they are made, the
+    statistics are read from it, and it is standardised in place, ``chunk`` rows at a time (a second
+    copy of the features cost as much memory again, and the time to touch its pages: at 1000
+    mixtures of 3 s some 3.5 GB and seconds per network).
     """
     L = max(sequence_length, 1)
-    feats, outs = [], []
-    for mag, target in zip(inputs, targets):
+    d, w = net.in_mean.numel(), targets[0].shape[1]
+    frames = [-(-max(mag.shape[0], L) // L) * L if sequence_length > 0 else mag.shape[0] for mag in inputs]
+    rows = torch.empty(sum(frames) // L, L * (d + w))
+    view = rows.view(-1, d + w)  # frame by frame
+    start = 0
+    for mag, target, n in zip(inputs, targets, frames):
         x = net.raw_features(mag.float()).float()  # context (and the noise estimate) never crosses pairs
         y = target.float()
         if not (_all_finite(x) and _all_finite(y)) or bool((y < 0).any()):
             raise DataError("training pairs contain NaN/inf or negative targets")
-        feats.append(_chunks(x, sequence_length).reshape(-1, x.shape[1]))  # frames (of the chunks)
-        outs.append(_chunks(y, sequence_length).reshape(-1, y.shape[1]))
-    _set_normalisation(net, feats, outs, n_targets)
-    d, w = feats[0].shape[1], outs[0].shape[1]
-    rows = torch.empty(sum(x.shape[0] for x in feats) // L, L * (d + w))
-    view = rows.view(-1, d + w)  # frame by frame
-    start = 0
-    for x, y in zip(feats, outs):
-        torch.sub(x, net.in_mean, out=view[start : start + x.shape[0], :d])
-        view[start : start + x.shape[0], :d].div_(net.in_std)
-        view[start : start + x.shape[0], d:] = y
-        start += x.shape[0]
+        view[start : start + n, :d] = _chunks(x, sequence_length).reshape(-1, d)  # frames (of the chunks)
+        view[start : start + n, d:] = _chunks(y, sequence_length).reshape(-1, w)
+        start += n
+    _set_normalisation(net, [view[:, :d]], [view[:, d:]], n_targets)
+    for first in range(0, view.shape[0], chunk):
+        view[first : first + chunk, :d].sub_(net.in_mean).div_(net.in_std)
     return rows
 
 
