@@ -120,7 +120,7 @@ class EnhancementConfig:
     # validation 9.77 dB against 9.55 and 9.71 for its two members alone (docs/enhancement.md)
     # the mask networks' training mixtures and epochs (None: dnn_copies, dnn_epochs, dnn_max_mixtures): 10 mixtures per
     # utterance for 3 epochs (the same number of steps as 3 for 10, more diverse data) scored 0.12-0.18 dB more on
-    # validation at gain exponent 2 (docs/enhancement.md), for about 10% more training time
+    # validation at gain exponent 2 (docs/enhancement.md), for 20-30% more time per mask network (about 70 s per run)
     mask_copies: int | None = 10
     mask_epochs: int | None = 3
     mask_max_mixtures: int | None = 1000
