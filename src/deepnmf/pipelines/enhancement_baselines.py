@@ -18,10 +18,10 @@ import torch
 
 from deepnmf.callbacks import Callback
 from deepnmf.exceptions import ModelFileError, ParameterError
-from deepnmf.pipelines.network_training import NetworkTraining
 from deepnmf.pipelines.enhancement import (
     _EPS, STFTSettings, _apply_gain, _dictionary, _fingerprint, _settings, sharpen, training_mixtures, wiener_gain,
 )
+from deepnmf.pipelines.network_training import NetworkTraining
 
 __all__ = ["MaskEnhancer", "DNMFEnhancer"]
 
