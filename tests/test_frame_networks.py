@@ -412,6 +412,8 @@ def test_running_noise_estimate_matches_a_naive_loop():
             n = max(1, round(quantile * part.shape[0]))
             quiet = part[torch.argsort(part.mean(1))[:n]]
             np.testing.assert_allclose(got[t], quiet.mean(0), rtol=1e-12, atol=1e-12)
+    # computed block by block (memory not quadratic in the length), to the same values
+    np.testing.assert_allclose(noise_estimate(feats, window=3, block=7), noise_estimate(feats, window=3), rtol=1e-12)
     # it follows the level: late frames' estimates are louder than early ones'
     running = noise_estimate(feats, window=5)
     assert float(running[35:].mean()) > float(running[:15].mean()) + 2

@@ -69,7 +69,8 @@ def log_features(magnitude: torch.Tensor, *, floor: float = LOG_FLOOR) -> torch.
     return torch.log(magnitude.clamp(min=0) + floor)
 
 
-def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE, window: int = 0) -> torch.Tensor:
+def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE, window: int = 0,
+                   block: int = 1024) -> torch.Tensor:
     """A per-utterance noise estimate for noise-aware training (Seltzer et al. 2013).
 
     The mean log features of the quietest ``quantile`` of the frames (by
@@ -86,6 +87,9 @@ def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE, win
     quantile : float in (0, 1]
     window : int
         Frames on each side of the running estimate; 0: one estimate for the utterance.
+    block : int
+        Frames whose running estimates are computed together (memory ``block * (block + 2 window)``,
+        not quadratic in the utterance's length).
 
     Returns
     -------
@@ -103,10 +107,16 @@ def noise_estimate(features: torch.Tensor, quantile: float = NOISE_QUANTILE, win
     k = (quantile * counts).round().clamp(min=1)
     order = windows.argsort(dim=1, stable=True)
     chosen = torch.zeros_like(windows).scatter_(1, order, (torch.arange(width) < k[:, None]).to(windows.dtype))
-    weights = torch.zeros(T, T + 2 * window, dtype=features.dtype)
-    rows = torch.arange(T)[:, None]
-    weights[rows, rows + torch.arange(width)] = (chosen / k[:, None]).to(features.dtype)
-    return weights[:, window : window + T] @ features
+    chosen = (chosen / k[:, None]).to(features.dtype)  # (T, width): each frame's weights over its window
+    padded = torch.nn.functional.pad(features, (0, 0, window, window))  # the zero rows get zero weight
+    out = torch.empty_like(features)
+    for start in range(0, T, block):  # frames start..stop see padded rows start..stop + 2 window: a banded product
+        stop = min(start + block, T)
+        rows = torch.arange(stop - start)[:, None]
+        weights = torch.zeros(stop - start, stop - start + 2 * window, dtype=features.dtype)
+        weights[rows, rows + torch.arange(width)] = chosen[start:stop]
+        out[start:stop] = weights @ padded[start : stop + 2 * window]
+    return out
 
 
 def stack_context(features: torch.Tensor, context: int) -> torch.Tensor:
