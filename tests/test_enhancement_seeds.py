@@ -89,6 +89,14 @@ def test_cli_seeds_runs_the_experiment_once_per_seed(synthetic_audio, tmp_path):
         naive = np.mean([r["sdr"] for r in written if r["method"] == "nmf+mu"])
         assert summary["sdr"]["methods"]["nmf+mu"]["by_seed"][str(seed)] == pytest.approx(naive)
         assert json.loads((out / f"seed-{seed}" / "run.json").read_text())["config"]["random_state"] == seed
+    # summarising the seed folders afterwards (runs made one at a time) writes the same summary
+    from deepnmf.experiments.enhancement_seeds import write_seed_summary
+
+    again = write_seed_summary({s: json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in (3, 5)},
+                               tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "seeds.json").read_text()) == summary
+    assert (tmp_path / "again" / "seeds.md").read_text() == (out / "seeds.md").read_text()
+    assert again["methods"]["nmf+mu"]["mean"] == pytest.approx(summary["sdr"]["methods"]["nmf+mu"]["mean"])
     # each seed's run is the plain run with that seed
     cfg = EnhancementConfig(train_speech=a["train"], test_speech=a["test"], noises=["babble"], out=tmp_path / "lib",
                             snrs=[5.0], methods=["nmf+mu"], n_test=1, n_components=4, vae_epochs=1, dnn_epochs=1,

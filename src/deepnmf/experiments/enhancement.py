@@ -455,14 +455,15 @@ def network_training(cfg: EnhancementConfig, which: str) -> NetworkTraining:
     check_choice(which, "which", ("dnn", "mask"))
     objective = cfg.dnn_objective if which == "dnn" else cfg.mask_objective
     signal = objective in ("signal", "phase")
-    own = {"copies": cfg.mask_copies, "epochs": cfg.mask_epochs, "max_mixtures": cfg.mask_max_mixtures} if which == "mask" else {}
+    copies, epochs, max_mixtures = cfg.dnn_copies, cfg.dnn_epochs, cfg.dnn_max_mixtures
+    if which == "mask":  # the mask networks' own settings, where given
+        copies = copies if cfg.mask_copies is None else cfg.mask_copies
+        epochs = epochs if cfg.mask_epochs is None else cfg.mask_epochs
+        max_mixtures = max_mixtures if cfg.mask_max_mixtures is None else cfg.mask_max_mixtures
     return NetworkTraining(
-        snr_range=(float(min(cfg.snrs)), float(max(cfg.snrs))),
-        n_copies=cfg.dnn_copies if own.get("copies") is None else own["copies"],
-        max_mixtures=cfg.dnn_max_mixtures if own.get("max_mixtures") is None else own["max_mixtures"],
+        snr_range=(float(min(cfg.snrs)), float(max(cfg.snrs))), n_copies=copies, max_mixtures=max_mixtures,
         context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden), recurrent=cfg.dnn_recurrent,
-        noise_aware=bool(cfg.dnn_noise_aware), noise_window=cfg.dnn_noise_window,
-        epochs=cfg.dnn_epochs if own.get("epochs") is None else own["epochs"],
+        noise_aware=bool(cfg.dnn_noise_aware), noise_window=cfg.dnn_noise_window, epochs=epochs,
         batch_size=cfg.dnn_batch_size, lr=cfg.dnn_lr, lr_schedule=cfg.dnn_lr_schedule,
         discriminative=cfg.dnn_discriminative if signal else 0.0, loss_scale=cfg.dnn_loss_scale if signal else "mixture",
     )

@@ -26,7 +26,7 @@ import numpy as np
 from deepnmf.callbacks import Callback, EpochInfo
 from deepnmf.exceptions import ParameterError
 
-__all__ = ["check_seeds", "run_enhancement_seeds", "seed_summary", "seeds_markdown", "seeds_section"]
+__all__ = ["check_seeds", "run_enhancement_seeds", "seed_summary", "seeds_markdown", "seeds_section", "write_seed_summary"]
 
 
 def check_seeds(seeds: Sequence[Any]) -> list[int]:
@@ -167,12 +167,24 @@ def run_enhancement_seeds(cfg, seeds: Sequence[int], progress: Callback | None =
         ``deepnmf report out`` shows, :func:`seeds_section`).
     """
     from deepnmf.experiments.enhancement import run_enhancement
-    from deepnmf.plotting.enhancement import plot_seed_spread
 
     seeds = check_seeds(seeds)  # (the settings are checked by the first run before it reads anything)
     out = Path(cfg.out)
     per_seed = {s: run_enhancement(replace(cfg, random_state=s, out=out / f"seed-{s}"), _tagged(progress, s, len(seeds)))
                 for s in seeds}
+    return write_seed_summary(per_seed, out)
+
+
+def write_seed_summary(per_seed: dict[int, list[dict]], out: str | Path) -> dict[str, Any]:
+    """Write the across-seed summary of runs already made into ``out``: ``seeds.json`` (SDR, PESQ and STOI
+    :func:`seed_summary`), ``seeds.md``, ``seeds.png`` and ``section.json``; return the SDR summary.
+
+    ``per_seed`` maps each seed to its run's rows (``results.json``), so runs made one at a time
+    (``--seed S``) can be summarised as ``--seeds`` would.
+    """
+    from deepnmf.plotting.enhancement import plot_seed_spread
+
+    out = Path(out)
     summaries = {key: seed_summary(per_seed, key) for key in ("sdr", "pesq", "stoi")}
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps(summaries, indent=2, allow_nan=False) + "\n")
