@@ -96,6 +96,7 @@ def main() -> None:
     p.add_argument("--noise-window", type=int, default=0, help="noise-aware: frames on each side of a running noise estimate")
     p.add_argument("--hidden", default="256,256")
     p.add_argument("--context", type=int, default=2)
+    p.add_argument("--context-bands", type=int, default=0, help="the context frames and noise estimate in this many bands (0: every bin)")
     p.add_argument("--copies", type=int, default=1)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=128)
@@ -116,7 +117,7 @@ def main() -> None:
     a = p.parse_args()
     data = load(a.noises)
     hidden = tuple(int(h) for h in a.hidden.split(","))
-    common = dict(n_copies=a.copies, context=a.context, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
+    common = dict(n_copies=a.copies, context=a.context, context_bands=a.context_bands, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
                   lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, noise_window=a.noise_window, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
                   dropout=a.dropout, loss_scale=a.loss_scale, random_state=a.seed)

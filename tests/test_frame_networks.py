@@ -536,3 +536,68 @@ def test_gain_exponent_applies_at_enhancement_only_and_round_trips(tmp_path):
         load_enhancer(mask_network=tmp_path / "mask", power=2.0)
     with pytest.raises(ParameterError, match="gain exponent"):
         MaskEnhancer(exponent=-1)
+
+
+@pytest.mark.parametrize("n_bins, n_bands", [(257, 64), (257, 128), (24, 24), (24, 5), (3, 1)])
+def test_band_matrix_averages_contiguous_bands_widening_upwards(n_bins, n_bands):
+    from deepnmf.nn.networks import band_matrix
+
+    M = band_matrix(n_bins, n_bands)
+    assert M.shape == (n_bins, n_bands)
+    support = M > 0
+    assert bool((support.sum(1) == 1).all())  # every bin in exactly one band
+    widths = support.sum(0)
+    assert bool((widths >= 1).all())
+    torch.testing.assert_close(M.sum(0), torch.ones(n_bands))  # band means
+    band_of = support.float().argmax(1)
+    assert bool((band_of.diff() >= 0).all())  # contiguous, in order
+    if n_bands < n_bins // 2:
+        assert widths[-1] > widths[0]  # mel-like: wider at the top
+    X = torch.rand(7, n_bins, dtype=torch.float64)
+    naive = torch.stack([X[:, band_of == k].mean(1) for k in range(n_bands)], dim=1)
+    torch.testing.assert_close(X @ M.double(), naive)
+
+
+def test_band_matrix_refuses_more_bands_than_bins():
+    from deepnmf.nn.networks import band_matrix
+
+    with pytest.raises(ParameterError, match="bands"):
+        band_matrix(10, 11)
+    with pytest.raises(ParameterError, match="n_bands"):
+        band_matrix(10, 0)
+
+
+@pytest.mark.parametrize("noise_aware", [False, True])
+def test_context_bands_feed_neighbours_as_band_means_and_round_trip(noise_aware, tmp_path):
+    from deepnmf.nn.networks import band_matrix, log_features, noise_estimate
+
+    B, c = 5, 2
+    net = FrameNetwork(F, F, context=c, hidden=(16,), output="joint", noise_aware=noise_aware, context_bands=B)
+    mag = torch.rand(30, F, generator=torch.Generator().manual_seed(3)) + 0.05
+    x = net.raw_features(mag)
+    assert x.shape == (30, F + 2 * c * B + (B if noise_aware else 0)) == (30, net.in_mean.numel())
+    logs = log_features(mag)
+    band_of = (band_matrix(F, B) > 0).float().argmax(1)
+    bands = lambda v: torch.stack([v[band_of == k].mean() for k in range(B)])  # noqa: E731
+    for t in (0, 1, 14, 29):  # edge frames repeat the first / last frame
+        naive = [bands(logs[min(max(t + d, 0), 29)]) for d in range(-c, 0)] + [logs[t]] \
+            + [bands(logs[min(max(t + d, 0), 29)]) for d in range(1, c + 1)]
+        if noise_aware:
+            naive.append(bands(noise_estimate(logs)[t]))
+        torch.testing.assert_close(x[t], torch.cat(naive))
+    mixes = _mixtures(3)
+    train_frame_network(net, [Y for Y, _, _ in mixes], sources=signal_sources(mixes), epochs=1, random_state=0)
+    net.save(tmp_path / "banded")
+    back = FrameNetwork.load(tmp_path / "banded")
+    assert back.config["context_bands"] == B
+    torch.testing.assert_close(back.predict(mag), net.predict(mag))
+    assert "context_bands" not in FrameNetwork(F, F, hidden=(8,)).config  # older folders load unchanged
+
+
+def test_context_bands_are_refused_where_they_mean_nothing():
+    with pytest.raises(ParameterError, match="context_bands"):
+        FrameNetwork(F, F, context=0, context_bands=4)
+    with pytest.raises(ParameterError, match="at most n_bins"):
+        FrameNetwork(F, F, context=2, context_bands=F + 1)
+    with pytest.raises(ParameterError, match="context_bands"):
+        FrameNetwork(F, F, context=2, context_bands=-1)

@@ -193,6 +193,8 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "mask_epochs must be an integer >= 1": ["--mask-epochs", "0"],
              "dnn_loss_scale must be one of": ["--dnn-loss-scale", "loudest"],
              "dnn_noise_window must be an integer >= 0": ["--dnn-noise-window", "-1"],
+             "dnn_context_bands must be an integer >= 0": ["--dnn-context-bands", "-1"],
+             "dnn_context_bands must be at most 257": ["--dnn-context-bands", "300"],
              "it needs dnn_noise_aware": ["--dnn-noise-window", "5", "--no-dnn-noise-aware"],
              "exponent must be a positive number": ["--exponent", "0"],
              "dnn_recurrent must be one of": ["--dnn-recurrent", "rnn"]}
@@ -343,6 +345,12 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
                             dnn_lr=1e-3, dnn_objective="phase", dnn_noise_aware=False, dnn_lr_schedule="constant")
     recipe = _network_recipe(old, "dnn")
     assert "batch_size" not in recipe and "lr" not in recipe and "noise_aware" not in recipe
+    # banded context: in both networks' training and recipes, absent from the recipe at 0 (every bin)
+    for bands in (0, 48):
+        banded = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_context_bands=bands)
+        for which in ("dnn", "mask"):
+            assert network_training(banded, which).context_bands == bands
+            assert _network_recipe(banded, which).get("context_bands", 0) == bands
     assert "lr_schedule" not in recipe
     old = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_lr=2e-3,
                             dnn_lr_schedule="constant")

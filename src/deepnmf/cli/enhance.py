@@ -93,6 +93,7 @@ def enhancement_command(
     dnn_objective: Optional[str] = typer.Option(None, "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets), signal (masked magnitudes through the dictionaries) or phase (the same, phase-sensitive targets)."),
     dnn_noise_aware: Optional[bool] = typer.Option(None, "--dnn-noise-aware/--no-dnn-noise-aware", help="Feed the networks each utterance's noise estimate beside every frame (noise-aware training)."),
     dnn_noise_window: Optional[int] = typer.Option(None, "--dnn-noise-window", help="Noise-aware networks: frames on each side of a running noise estimate (default 0: one estimate per utterance)."),
+    dnn_context_bands: Optional[int] = typer.Option(None, "--dnn-context-bands", help="Feed the networks the context frames and the noise estimate in this many mel-like bands (the current frame keeps every bin; 0: every bin)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.); bgru or blstm: bidirectional."),
     dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
     dnn_loss_scale: Optional[str] = typer.Option(None, "--dnn-loss-scale", help="Signal objectives (+dnn and dnn-mask networks): the units of each training mixture in the loss, mixture, noise or speech (its RMS magnitude is 1), hence its weight; sdr: noise units, each mixture reweighted by its error as training goes (default mixture)."),
@@ -122,7 +123,7 @@ def enhancement_command(
     parse_methods(method_names)  # fail fast, before reading any audio
     given = {"dnn_epochs": dnn_epochs, "dnn_copies": dnn_copies, "dnn_max_mixtures": dnn_max_mixtures, "dnn_hidden": None if dnn_hidden is None else _widths(dnn_hidden),
              "dnn_batch_size": dnn_batch_size, "dnn_lr": dnn_lr, "dnn_lr_schedule": dnn_lr_schedule, "dnn_noise_aware": dnn_noise_aware,
-             "dnn_noise_window": dnn_noise_window,
+             "dnn_noise_window": dnn_noise_window, "dnn_context_bands": dnn_context_bands,
              "dnn_objective": dnn_objective, "dnn_recurrent": dnn_recurrent, "dnn_discriminative": dnn_discriminative,
              "dnn_loss_scale": dnn_loss_scale,
              "mask_objective": mask_objective, "mask_output": mask_output, "mask_networks": mask_networks,

@@ -100,6 +100,7 @@ class EnhancementConfig:
     dnn_max_mixtures: int = 300  # at most this many (utterances drawn at random) per network and for DNMF: the cost
     # stays bounded on large corpora
     dnn_context: int = 2
+    dnn_context_bands: int = 0  # the context frames and noise estimate in this many mel-like bands (0: every bin)
     dnn_hidden: Sequence[int] = (512, 512)
     dnn_batch_size: int = 512  # frames per Adam step (large batches use 2 CPU cores 2x better than 128)
     dnn_lr: float = 1e-3  # Adam's learning rate, decayed by dnn_lr_schedule (validation, mean of the 3 networks:
@@ -171,6 +172,9 @@ def _check_config(cfg: EnhancementConfig) -> None:
                  "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks"):
         check_positive_int(getattr(cfg, name), name)
     check_positive_int(cfg.dnn_noise_window, "dnn_noise_window", minimum=0)
+    check_positive_int(cfg.dnn_context_bands, "dnn_context_bands", minimum=0)
+    if cfg.dnn_context_bands > 257:  # the experiment's STFT: 512 points
+        raise ParameterError(f"dnn_context_bands must be at most 257 (the bins of the experiment's STFT), got {cfg.dnn_context_bands}")
     for name in ("mask_copies", "mask_epochs", "mask_max_mixtures"):
         if getattr(cfg, name) is not None:
             check_positive_int(getattr(cfg, name), name)
@@ -462,7 +466,7 @@ def network_training(cfg: EnhancementConfig, which: str) -> NetworkTraining:
         max_mixtures = max_mixtures if cfg.mask_max_mixtures is None else cfg.mask_max_mixtures
     return NetworkTraining(
         snr_range=(float(min(cfg.snrs)), float(max(cfg.snrs))), n_copies=copies, max_mixtures=max_mixtures,
-        context=cfg.dnn_context, hidden=tuple(cfg.dnn_hidden), recurrent=cfg.dnn_recurrent,
+        context=cfg.dnn_context, context_bands=cfg.dnn_context_bands, hidden=tuple(cfg.dnn_hidden), recurrent=cfg.dnn_recurrent,
         noise_aware=bool(cfg.dnn_noise_aware), noise_window=cfg.dnn_noise_window, epochs=epochs,
         batch_size=cfg.dnn_batch_size, lr=cfg.dnn_lr, lr_schedule=cfg.dnn_lr_schedule,
         discriminative=cfg.dnn_discriminative if signal else 0.0, loss_scale=cfg.dnn_loss_scale if signal else "mixture",
@@ -482,7 +486,7 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
         settings["n_networks"] = cfg.mask_networks
     training, defaults = network_training(cfg, which), NetworkTraining()
     for name in ("recurrent", "max_mixtures", "noise_aware", "noise_window", "batch_size", "lr", "lr_schedule",
-                 "discriminative", "loss_scale"):
+                 "discriminative", "loss_scale", "context_bands"):
         if getattr(training, name) != getattr(defaults, name):
             settings[name] = getattr(training, name)
     return settings

@@ -35,6 +35,7 @@ from deepnmf.nn.implicit import (
 )
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 from deepnmf.nn.optim import ETAS, STEP_SIZES, FlatRprop, rprop_update
+from deepnmf.training import adam
 
 #: Features are padded with zero columns up to a multiple of this many points.
 PAD_MULTIPLE = 16
@@ -43,10 +44,11 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """``"rprop"``: :class:`FlatRprop` (torch's Rprop arithmetic, numpy passes on CPU); ``"adam"``: torch's Adam."""
+    """``"rprop"``: :class:`FlatRprop` (torch's Rprop arithmetic, numpy passes on CPU); ``"adam"``: torch's Adam
+    (:func:`deepnmf.training.adam`)."""
     if name == "rprop":
         return FlatRprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr)
+    return adam(params, lr=lr)
 
 
 def grid_objective(W: torch.Tensor, H: torch.Tensor, X: torch.Tensor, loss: str, eps: float, *,
@@ -393,7 +395,7 @@ def train_grid_compiled(net: ImplicitFactor, F: torch.Tensor, H: torch.Tensor, X
         X = X.view_as(X)  # specialises sizes 0 and 1, so a single frame gets its own; the mark goes on
         torch._dynamo.mark_dynamic(X, 0)  # a view of ours, not on a tensor the caller may pass elsewhere
         torch._dynamo.mark_dynamic(H, 0)
-    opt = None if rprop else torch.optim.Adam([net.theta], lr=lr)
+    opt = None if rprop else adam([net.theta], lr=lr)
     scale, const = 1.0 / X.numel(), data_term(X, loss, eps)
     losses: list[float] = []
     clock = Clock()
@@ -492,7 +494,7 @@ def train_points_compiled(nets: torch.nn.ModuleDict, Ff: torch.Tensor, Ft: torch
     rprop = (ETAS, STEP_SIZES) if optimizer == "rprop" else None
     thetas = (nets["W"].theta.detach().clone(), nets["H"].theta.detach().clone())
     states = tuple(t for theta in thetas for t in (torch.zeros_like(theta), torch.full_like(theta, lr)))
-    opt = None if rprop else torch.optim.Adam([nets["W"].theta, nets["H"].theta], lr=lr)
+    opt = None if rprop else adam([nets["W"].theta, nets["H"].theta], lr=lr)
     step = torch.compile(_points_epoch, dynamic=False, fullgraph=True)
     losses: list[float] = []
     clock = Clock()

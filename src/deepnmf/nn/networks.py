@@ -38,6 +38,7 @@ nor the model files at module level.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -47,7 +48,7 @@ from torch import nn
 from deepnmf._utils import check_choice, check_positive_int
 from deepnmf.exceptions import DataError, ModelFileError, ParameterError
 
-__all__ = ["FrameNetwork", "stack_context", "log_features", "noise_estimate"]
+__all__ = ["FrameNetwork", "band_matrix", "stack_context", "log_features", "noise_estimate"]
 
 OUTPUTS = ("softplus", "sigmoid", "joint")
 RECURRENT = ("gru", "lstm", "bgru", "blstm")
@@ -142,6 +143,43 @@ def stack_context(features: torch.Tensor, context: int) -> torch.Tensor:
     return features[rows].reshape(n_frames, -1)  # (T, 2c+1, F) -> (T, (2c+1) F)
 
 
+def band_matrix(n_bins: int, n_bands: int) -> torch.Tensor:
+    """Averages of the bins in ``n_bands`` contiguous bands spaced as the mel scale is at 16 kHz.
+
+    The bin axis is warped by ``log(1 + b / c)`` with the corner ``c = 0.0875 (n_bins - 1)`` bins (700 Hz
+    of 8000 at 16 kHz, the mel scale's corner); the bands are equal steps of the warped axis, widened
+    to at least one bin each from the low end up.
+
+    Parameters
+    ----------
+    n_bins : int
+        Frequency bins.
+    n_bands : int
+        Bands, at most ``n_bins``.
+
+    Returns
+    -------
+    M : torch.Tensor [shape=(n_bins, n_bands)]
+        ``X @ M`` is the band means of the rows of ``X`` ``(..., n_bins)``; each column has the weight
+        ``1 / width`` on its bins and 0 elsewhere, and every bin is in exactly one band.
+    """
+    check_positive_int(n_bins, "n_bins")
+    check_positive_int(n_bands, "n_bands")
+    if n_bands > n_bins:
+        raise ParameterError(f"cannot make {n_bands} bands of {n_bins} bins")
+    corner = max(0.0875 * (n_bins - 1), 1e-6)
+    top = math.log1p((n_bins - 1) / corner)
+    edges = [0]  # band k covers bins edges[k] .. edges[k + 1] - 1
+    for k in range(1, n_bands):
+        ideal = math.ceil(corner * math.expm1(top * k / n_bands))
+        edges.append(min(max(ideal, edges[-1] + 1), n_bins - (n_bands - k)))
+    edges.append(n_bins)
+    M = torch.zeros(n_bins, n_bands)
+    for k in range(n_bands):
+        M[edges[k] : edges[k + 1], k] = 1.0 / (edges[k + 1] - edges[k])
+    return M
+
+
 class FrameNetwork(nn.Module):
     """MLP from a noisy frame with context to nonnegative activations or a mask.
 
@@ -173,6 +211,13 @@ class FrameNetwork(nn.Module):
     dropout : float
         Dropout rate after every hidden layer while training (as in Xu et
         al. 2015's regression networks for enhancement); 0 disables it.
+    context_bands : int
+        Feed the ``context`` neighbours (and the noise estimate) as the means
+        of their log features in this many mel-like bands (:func:`band_matrix`)
+        instead of every bin; the current frame keeps every bin. The first
+        layer, most of the network's arithmetic, then takes
+        ``n_bins + (2 context + noise_aware) context_bands`` inputs instead of
+        ``(2 context + 1 + noise_aware) n_bins``. 0 (the default): every bin.
 
     Attributes
     ----------
@@ -196,6 +241,7 @@ class FrameNetwork(nn.Module):
         noise_aware: bool = False,
         noise_window: int = 0,
         dropout: float = 0.0,
+        context_bands: int = 0,
     ) -> None:
         super().__init__()
         check_positive_int(n_bins, "n_bins")
@@ -223,8 +269,17 @@ class FrameNetwork(nn.Module):
             self.config["noise_window"] = int(noise_window)
         if dropout:
             self.config["dropout"] = float(dropout)
+        check_positive_int(context_bands, "context_bands", minimum=0)
+        if context_bands and not (context or noise_aware):
+            raise ParameterError("context_bands shrinks the context frames and the noise estimate: give context > 0 "
+                                 "or noise_aware=True, or context_bands=0")
+        if context_bands > n_bins:
+            raise ParameterError(f"context_bands ({context_bands}) must be at most n_bins ({n_bins})")
+        if context_bands:
+            self.config["context_bands"] = int(context_bands)
         self.metadata: dict[str, Any] = {}
-        n_in = n_bins * (2 * context + 1 + int(bool(noise_aware)))
+        width = context_bands or n_bins  # the width of each context frame and of the noise estimate
+        n_in = n_bins + width * (2 * context + int(bool(noise_aware)))
         n_features = n_in
         n_dense = 1 if recurrent else len(hidden)
         layers: list[nn.Module] = []
@@ -246,6 +301,8 @@ class FrameNetwork(nn.Module):
         self.register_buffer("in_mean", torch.zeros(n_features))
         self.register_buffer("in_std", torch.ones(n_features))
         self.register_buffer("out_scale", torch.ones(n_outputs))
+        # not a buffer: a function of the config, so files stay as they were
+        self._bands = band_matrix(n_bins, context_bands) if context_bands else None
 
     @property
     def context(self) -> int:
@@ -265,10 +322,16 @@ class FrameNetwork(nn.Module):
                 f"got {tuple(magnitude.shape)}; use the STFT settings it was trained with"
             )
         logs = log_features(magnitude.to(self.in_mean.dtype))
-        x = stack_context(logs, self.context)
-        if self.config.get("noise_aware"):
-            x = torch.cat([x, noise_estimate(logs, window=self.config.get("noise_window", 0))], dim=1)
-        return x
+        noise = noise_estimate(logs, window=self.config.get("noise_window", 0)) if self.config.get("noise_aware") else None
+        if self._bands is None:
+            x = stack_context(logs, self.context)
+        else:  # the neighbours in bands, the current frame in full
+            c, bands = self.context, self._bands.to(logs)
+            B = bands.shape[1]
+            around = stack_context(logs @ bands, c)
+            x = torch.cat([around[:, : c * B], logs, around[:, (c + 1) * B :]], dim=1)
+            noise = None if noise is None else noise @ bands
+        return x if noise is None else torch.cat([x, noise], dim=1)
 
     def features(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Standardised :meth:`raw_features`, ``(n_frames, n_in)``."""

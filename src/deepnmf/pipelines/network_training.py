@@ -41,6 +41,9 @@ class NetworkTraining:
         Speed perturbation of the training utterances (``(1, 1)``: none).
     context : int
         Neighbouring frames on each side in the network's input.
+    context_bands : int
+        The neighbours and the noise estimate in this many mel-like bands (0: every bin;
+        :class:`~deepnmf.nn.networks.FrameNetwork`).
     hidden : sequence of int
         Widths of the dense layers.
     recurrent : {None, "gru", "lstm", "bgru", "blstm"}
@@ -73,6 +76,7 @@ class NetworkTraining:
     max_mixtures: int | None = None
     speed_range: tuple[float, float] = (1.0, 1.0)
     context: int = 2
+    context_bands: int = 0
     hidden: Sequence[int] = (256, 256)
     recurrent: str | None = None
     noise_aware: bool = False
@@ -127,7 +131,7 @@ class NetworkTraining:
 
         return FrameNetwork(n_bins, n_outputs, context=self.context, hidden=tuple(self.hidden), output=output,
                             recurrent=self.recurrent, noise_aware=self.noise_aware, noise_window=self.noise_window,
-                            dropout=self.dropout)
+                            dropout=self.dropout, context_bands=self.context_bands)
 
     def fit(self, net: Any, mixtures: Any, *, target_fn: Callable | None = None, mask_fn: Callable | None = None,
             random_state: Any = None, callback: Callback | None = None) -> Any:
