@@ -194,6 +194,7 @@ def test_cli_experiment_option_errors(synthetic_audio, tmp_path):
              "dnn_loss_scale must be one of": ["--dnn-loss-scale", "loudest"],
              "dnn_noise_window must be an integer >= 0": ["--dnn-noise-window", "-1"],
              "dnn_context_bands must be an integer >= 0": ["--dnn-context-bands", "-1"],
+             "dnmf_max_mixtures must be an integer >= 1": ["--dnmf-max-mixtures", "0"],
              "dnn_context_bands must be at most 257": ["--dnn-context-bands", "300"],
              "it needs dnn_noise_aware": ["--dnn-noise-window", "5", "--no-dnn-noise-aware"],
              "exponent must be a positive number": ["--exponent", "0"],
@@ -331,7 +332,12 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     # the mask networks have their own mixtures and epochs; None falls back to the dnn_* ones
     masks = network_training(cfg, "mask")
     assert (masks.n_copies, masks.epochs, masks.max_mixtures) == (cfg.mask_copies, cfg.mask_epochs, cfg.mask_max_mixtures)
-    assert (masks.n_copies, masks.epochs) != (training.n_copies, training.epochs) and masks.hidden == training.hidden
+    assert masks.hidden == training.hidden and masks.context_bands == training.context_bands
+    own = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", mask_copies=5, mask_epochs=7,
+                            mask_max_mixtures=50)
+    assert (network_training(own, "mask").n_copies, network_training(own, "mask").epochs,
+            network_training(own, "mask").max_mixtures) == (5, 7, 50)
+    assert network_training(own, "dnn") == network_training(cfg, "dnn")  # the activation networks keep theirs
     shared = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", mask_copies=None,
                                mask_epochs=None, mask_max_mixtures=None)
     masks = network_training(shared, "mask")

@@ -48,12 +48,18 @@ def fitted(small_data):
 
 @pytest.mark.slow
 def test_planted_dictionary_is_recovered():
-    """Paper defaults (hidden 400x400, Adam 1e-3, wd 5e-4, batch 128) on a small budget."""
+    """Paper defaults (hidden 400x400, Adam 1e-3, wd 5e-4, batch 128) on a small budget, three seeds.
+
+    One seed in a few lands in a poorer optimum (seeds 0-4 matched 0.93-0.995 with torch's default
+    Adam and 0.89-0.997 with its fused kernel, whose rounding differs), so the median is checked."""
     X, W_true = planted(1, n=2000)
-    model = VAENMF(10, max_epochs=60, early_stopping=False, random_state=1).fit(X.astype(np.float32))
-    assert matched_cosine(model.components_, W_true) >= 0.9
-    # the loss went down: last epoch well below the first
-    assert model.loss_curve_[-1] < model.loss_curve_[0] - 10
+    matches = []
+    for seed in (0, 1, 2):
+        model = VAENMF(10, max_epochs=60, early_stopping=False, random_state=seed).fit(X.astype(np.float32))
+        matches.append(matched_cosine(model.components_, W_true))
+        # the loss went down: last epoch well below the first
+        assert model.loss_curve_[-1] < model.loss_curve_[0] - 10
+    assert float(np.median(matches)) >= 0.95 and min(matches) >= 0.85
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "poisson", "exponential"])

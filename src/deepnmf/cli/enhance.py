@@ -85,7 +85,7 @@ def enhancement_command(
     vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
     dnn_epochs: Optional[int] = typer.Option(None, "--dnn-epochs", help="Most epochs of the activation networks (default: the experiment's)."),
     dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the activation networks (default: the experiment's)."),
-    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per activation network and for dnmf (default 300; utterances drawn at random beyond it)."),
+    dnn_max_mixtures: Optional[int] = typer.Option(None, "--dnn-max-mixtures", help="At most this many training mixtures per activation network (default 1000; utterances drawn at random beyond it)."),
     dnn_hidden: Optional[str] = typer.Option(None, "--dnn-hidden", help="Hidden widths of the networks, comma-separated (recurrent: the first is dense)."),
     dnn_batch_size: Optional[int] = typer.Option(None, "--dnn-batch-size", help="Frames per Adam step of the networks (default: the experiment's)."),
     dnn_lr: Optional[float] = typer.Option(None, "--dnn-lr", help="Adam's learning rate for the networks (default: the experiment's)."),
@@ -93,7 +93,7 @@ def enhancement_command(
     dnn_objective: Optional[str] = typer.Option(None, "--dnn-objective", help="+dnn networks: activations (Kang et al.'s targets), signal (masked magnitudes through the dictionaries) or phase (the same, phase-sensitive targets)."),
     dnn_noise_aware: Optional[bool] = typer.Option(None, "--dnn-noise-aware/--no-dnn-noise-aware", help="Feed the networks each utterance's noise estimate beside every frame (noise-aware training)."),
     dnn_noise_window: Optional[int] = typer.Option(None, "--dnn-noise-window", help="Noise-aware networks: frames on each side of a running noise estimate (default 0: one estimate per utterance)."),
-    dnn_context_bands: Optional[int] = typer.Option(None, "--dnn-context-bands", help="Feed the networks the context frames and the noise estimate in this many mel-like bands (the current frame keeps every bin; 0: every bin)."),
+    dnn_context_bands: Optional[int] = typer.Option(None, "--dnn-context-bands", help="Feed the networks the context frames and the noise estimate in this many mel-like bands (the current frame keeps every bin; default 64; 0: every bin)."),
     dnn_recurrent: Optional[str] = typer.Option(None, "--dnn-recurrent", help="gru or lstm: recurrent activation and mask networks (Huang et al.); bgru or blstm: bidirectional."),
     dnn_discriminative: Optional[float] = typer.Option(None, "--dnn-discriminative", help="Huang et al.'s discriminative weight for signal objectives."),
     dnn_loss_scale: Optional[str] = typer.Option(None, "--dnn-loss-scale", help="Signal objectives (+dnn and dnn-mask networks): the units of each training mixture in the loss, mixture, noise or speech (its RMS magnitude is 1), hence its weight; sdr: noise units, each mixture reweighted by its error as training goes (default mixture)."),
@@ -105,6 +105,7 @@ def enhancement_command(
     mask_max_mixtures: Optional[int] = typer.Option(None, "--mask-max-mixtures", help="dnn-mask: at most this many training mixtures per network (default 1000)."),
     dnmf_solver: str = typer.Option("mu", "--dnmf-solver", help="dnmf: mu (Weninger et al.'s multiplicative updates) or adam (projected Adam)."),
     dnmf_epochs: int = typer.Option(200, "--dnmf-epochs", help="dnmf: training epochs of the reconstruction dictionary."),
+    dnmf_max_mixtures: Optional[int] = typer.Option(None, "--dnmf-max-mixtures", help="dnmf: at most this many training mixtures, one per utterance drawn at random (default 300)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     seeds: List[str] = typer.Option([], "--seeds", help="Run the whole experiment once per seed (e.g. 0 1 2) into OUT/seed-S and summarise how each method moves across the seeds in OUT/seeds.md (instead of --seed)."),
 ) -> None:
@@ -128,6 +129,7 @@ def enhancement_command(
              "dnn_loss_scale": dnn_loss_scale,
              "mask_objective": mask_objective, "mask_output": mask_output, "mask_networks": mask_networks,
              "mask_copies": mask_copies, "mask_epochs": mask_epochs, "mask_max_mixtures": mask_max_mixtures,
+             "dnmf_max_mixtures": dnmf_max_mixtures,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,
              "vae_init": vae_init}
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)
