@@ -73,3 +73,56 @@ def test_activation_network_fit_with_a_settings_object_equals_keywords():
         _toy_enhancer().fit_network(speech, noise, n_copy=2)
     with pytest.raises(ParameterError, match="loss_scale"):  # a target objective has no loss units
         _toy_enhancer().fit_network(speech, noise, objective="activations", loss_scale="noise", **kw)
+
+
+@pytest.mark.parametrize("loss_scale", ["mixture", "sdr"])
+def test_shared_training_matrix_trains_the_same_networks_without_remaking_the_mixtures(loss_scale):
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+    speech, noise = _data()
+    kw = dict(hidden=(16, 16), epochs=2, n_copies=2, noise_aware=True, context_bands=12, discriminative=0.05,
+              batch_size=64, loss_scale=loss_scale)
+    alone = [_toy_enhancer().fit_network(speech, noise, objective="signal", random_state=4, **kw),
+             MaskEnhancer().fit(speech, noise, objective="signal", output="joint", n_networks=2, random_state=4, **kw)]
+    cache: dict = {}
+    pairs = []
+    count = lambda info: pairs.append(info) if info.stage == "pairs" else None  # noqa: E731
+    first = _toy_enhancer().fit_network(speech, noise, objective="signal", random_state=4, cache=cache, callback=count, **kw)
+    made = len(pairs)
+    assert made == 2 * len(speech) and len(cache) == 1
+    # another dictionary's network and the mask ensemble: the first member takes the matrix, the second (seed 5) makes its own
+    shared = MaskEnhancer().fit(speech, noise, objective="signal", output="joint", n_networks=2, random_state=4,
+                                cache=cache, callback=count, **kw)
+    assert len(pairs) == 2 * made and len(cache) == 2
+    mag = torch.rand(30, 257) + 0.05
+    np.testing.assert_array_equal(first.gain(mag), alone[0].gain(mag))
+    np.testing.assert_array_equal(shared.gain(mag), alone[1].gain(mag))
+    for net, ref in ((first.network, alone[0].network), (shared.networks[0], alone[1].networks[0])):
+        torch.testing.assert_close(net.in_std, ref.in_std, rtol=0, atol=0)
+    # other inputs, units or seeds are not shared
+    _toy_enhancer().fit_network(speech, noise, objective="signal", random_state=4, cache=cache, **{**kw, "context_bands": 0})
+    _toy_enhancer().fit_network(speech, noise, objective="signal", random_state=6, cache=cache, **kw)
+    assert len(cache) == 4
+    # target objectives and unseeded fits never touch the cache
+    _toy_enhancer().fit_network(speech, noise, objective="activations", random_state=4, cache=cache,
+                                **{**kw, "loss_scale": "mixture"})
+    _toy_enhancer().fit_network(speech, noise, objective="signal", random_state=np.random.default_rng(0), cache=cache, **kw)
+    assert len(cache) == 4
+
+
+def test_a_laid_out_matrix_is_refused_by_a_network_of_other_inputs():
+    from deepnmf.nn.networks import FrameNetwork
+    from deepnmf.pipelines.frame_networks import signal_sources, train_frame_network
+
+    g = torch.Generator().manual_seed(0)
+    mixes = [(S + N, S, N) for S, N in ((torch.rand(40, 20, generator=g), torch.rand(40, 20, generator=g)) for _ in range(3))]
+    kept = []
+    net = FrameNetwork(20, 20, context=1, hidden=(8,), output="joint", context_bands=5)
+    train_frame_network(net, [m[0] for m in mixes], sources=signal_sources(mixes), epochs=1, random_state=0, keep=kept.append)
+    assert len(kept) == 1 and kept[0].rows.shape[0] == 120
+    other = FrameNetwork(20, 20, context=2, hidden=(8,), output="joint", context_bands=5)
+    with pytest.raises(ParameterError, match="laid out for inputs"):
+        train_frame_network(other, [], sources=[], laid_out=kept[0], epochs=1)
+    with pytest.raises(ParameterError, match="this fit needs"):  # the matrix holds sources, not targets
+        train_frame_network(FrameNetwork(20, 20, context=1, hidden=(8,), output="sigmoid", context_bands=5), [], [],
+                            laid_out=kept[0], epochs=1)

@@ -404,18 +404,22 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
                 root / kind / f"noise-{group}", recipe,
                 lambda names=names: _make_dictionary(kind, noise_frames(corpus, cfg, names), cfg, cfg.random_state + 1))
             done += 1
-    for kind, act in methods:
-        if act not in ("dnn", "mask", "dnmf"):
-            continue
-        for group, names in groups.items():
+    for group, names in groups.items():
+        # the networks of a noise model train on the same mixtures (same settings and seed; the mask ensemble's
+        # first member too): their training matrix is laid out once, kept here until the next noise model
+        cache: dict = {}
+        for kind, act in methods:
+            if act not in ("dnn", "mask", "dnmf"):
+                continue
             _report(progress, "models", done, total, f"{method_name(kind, act)} training ({group})")
             if act == "mask":
-                models[("mask", group)] = _mask_network(corpus, cfg, group, names, root)
+                models[("mask", group)] = _mask_network(corpus, cfg, group, names, root, cache)
             elif act == "dnmf":
                 models[("dnmf", group)] = _dnmf(corpus, cfg, models, group, names, root)
             else:
-                models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root)
+                models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root, cache)
             done += 1
+        del cache
     _report(progress, "models", done, total, "done")
     return models
 
@@ -434,8 +438,10 @@ def _exponent(cfg: EnhancementConfig, activations: str) -> float:
     return DEFAULT_EXPONENTS[activations] if cfg.exponent is None else float(cfg.exponent)
 
 
-def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: str, names: list[str], root: Path):
-    """The ``kind+dnn`` enhancer of a noise group, its activation network trained (or cached in ``dnn-GROUP``)."""
+def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: str, names: list[str], root: Path,
+             cache: dict | None = None):
+    """The ``kind+dnn`` enhancer of a noise group, its activation network trained (or cached in ``dnn-GROUP``;
+    ``cache``: training matrices shared with the group's other networks, ``Enhancer.fit_network(cache=)``)."""
     from deepnmf.nn.networks import FrameNetwork
 
     enh = _enhancer(cfg, models, kind, group, "dnn")
@@ -446,7 +452,7 @@ def _network(corpus: Corpus, cfg: EnhancementConfig, models, kind: str, group: s
     def build():
         speech = [x for utts in corpus.train.values() for x in utts]
         enh.fit_network(speech, [corpus.noises[n][0] for n in names], objective=cfg.dnn_objective,
-                        training=network_training(cfg, "dnn"), random_state=cfg.random_state)
+                        training=network_training(cfg, "dnn"), random_state=cfg.random_state, cache=cache)
         enh.network.metadata["loss"] = enh.network_training_.val_loss
         return enh.network
 
@@ -498,8 +504,10 @@ def _network_recipe(cfg: EnhancementConfig, which: str) -> dict[str, Any]:
     return settings
 
 
-def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path):
-    """The DNN mask baseline of a noise group, trained (or cached in ``dnn-mask/mask-GROUP``)."""
+def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: list[str], root: Path,
+                  cache: dict | None = None):
+    """The DNN mask baseline of a noise group, trained (or cached in ``dnn-mask/mask-GROUP``; ``cache`` as
+    :func:`_network`)."""
     from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
     training = network_training(cfg, "mask")
@@ -512,7 +520,7 @@ def _mask_network(corpus: Corpus, cfg: EnhancementConfig, group: str, names: lis
         speech = [x for utts in corpus.train.values() for x in utts]
         return MaskEnhancer().fit(speech, [corpus.noises[n][0] for n in names], objective=cfg.mask_objective,
                                   output=cfg.mask_output, n_networks=cfg.mask_networks,
-                                  training=training, random_state=cfg.random_state)
+                                  training=training, random_state=cfg.random_state, cache=cache)
 
     enh, _ = _cached_model(root / MASK_METHOD / f"mask-{group}", recipe, build, load=MaskEnhancer.load)
     enh.exponent = _exponent(cfg, "mask")  # an enhancement setting, not part of the trained model

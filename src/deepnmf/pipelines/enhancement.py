@@ -52,7 +52,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, MutableMapping, Sequence
 
 import numpy as np
 import torch
@@ -457,6 +457,7 @@ class Enhancer:
         training: NetworkTraining | None = None,
         random_state: Any = None,
         callback: Callback | None = None,
+        cache: MutableMapping | None = None,
         **settings: Any,
     ) -> "Enhancer":
         """Train the activation network on generated noisy mixtures.
@@ -493,6 +494,12 @@ class Enhancer:
             ``"pairs"`` while making the training pairs (``epoch`` pairs of
             ``max_epochs`` done), then stage ``"network"`` once per epoch
             with the training and validation losses.
+        cache : dict, optional
+            Signal objectives with an integer ``random_state``: a training matrix laid out by an
+            earlier fit on the same speech, noise, mixtures and network inputs is taken from it
+            (another enhancer's, or a :class:`MaskEnhancer`'s), and this fit's is stored in it
+            (:func:`~deepnmf.pipelines.frame_networks.train_on_mixtures`). Give one dict to fits
+            on the same speech and noise only.
         **settings :
             Fields of :class:`~deepnmf.pipelines.network_training.NetworkTraining`
             that replace those of ``training`` (``snr_range``, ``n_copies``,
@@ -510,7 +517,7 @@ class Enhancer:
         net = training.network(self.stft.n_bins, self.n_speech + self.n_noise)
         self.network_training_ = training.fit(
             net, mixtures, target_fn=self.targets if objective == "activations" else None,
-            mask_fn=self._mask_of_activations, random_state=random_state, callback=callback)
+            mask_fn=self._mask_of_activations, random_state=random_state, callback=callback, cache=cache)
         net.metadata["fingerprints"] = self.fingerprints()
         net.metadata["objective"] = objective
         self.network = net

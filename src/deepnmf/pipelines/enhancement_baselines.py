@@ -12,7 +12,7 @@ from __future__ import annotations
 import numbers
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, MutableMapping, Sequence
 
 import torch
 
@@ -72,7 +72,7 @@ class MaskEnhancer:
 
     def fit(self, speech: Sequence[Any], noise: Any, *, objective: str = "mask", output: str = "sigmoid",
             n_networks: int = 1, training: NetworkTraining | None = None, random_state: Any = None,
-            callback: Callback | None = None, **settings: Any) -> "MaskEnhancer":
+            callback: Callback | None = None, cache: MutableMapping | None = None, **settings: Any) -> "MaskEnhancer":
         """Train on generated mixtures (as :meth:`Enhancer.fit_network`, same callback records); returns ``self``.
 
         ``objective="mask"`` fits the ratio mask ``|S|^p / (|S|^p + |N|^p)`` by squared error;
@@ -91,6 +91,10 @@ class MaskEnhancer:
         with seed ``random_state + i`` (its own initialisation, shuffling and training mixtures; the
         first is the single network), and :meth:`gain` averages their masks. It costs ``n_networks``
         trainings and predictions.
+
+        ``cache`` shares laid-out training matrices with other fits on the same speech and noise
+        (:meth:`Enhancer.fit_network`): the first member's mixtures are those of an activation
+        network trained with the same settings and ``random_state``.
         """
         from deepnmf._utils import check_choice, check_positive_int
 
@@ -111,7 +115,7 @@ class MaskEnhancer:
             net = training.network(self.stft.n_bins, self.stft.n_bins, output=output)
             self.ensemble_training_.append(training.fit(
                 net, mixtures, target_fn=ratio_mask if objective == "mask" else None, random_state=seed,
-                callback=callback))
+                callback=callback, cache=cache))
             net.metadata.update(type="mask", objective=objective, discriminative=training.discriminative)
             networks.append(net)
         self.network_training_ = self.ensemble_training_[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, MutableMapping, Sequence
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import FrameNetwork
 from deepnmf.training import fit_module
 
-__all__ = ["TrainingResult", "frame_network_loss", "signal_loss", "signal_sources", "train_frame_network",
+__all__ = ["LaidOut", "TrainingResult", "frame_network_loss", "input_layout", "signal_loss", "signal_sources", "train_frame_network",
            "train_on_mixtures"]
 
 
@@ -44,6 +44,45 @@ class TrainingResult:
     best_epoch: int = 0
     n_train: int = 0
     n_val: int = 0
+
+
+@dataclass(frozen=True)
+class LaidOut:
+    """A training matrix of :func:`train_frame_network`, standardised, with the statistics it was standardised by.
+
+    Networks of the same input layout (:func:`input_layout`) trained on the same pairs can share it
+    (``train_on_mixtures(cache=)``): the matrix is read, never written, by the training loop.
+    """
+
+    rows: torch.Tensor  # (n_rows, L * (n_in + width)), see _training_rows
+    in_mean: torch.Tensor  # (n_in,)
+    in_std: torch.Tensor  # (n_in,)
+    out_scale: torch.Tensor | None  # (n_outputs,) of a softplus network trained on targets, else None
+    layout: tuple  # input_layout(net) of the network it was made for, the sequence length and the width
+    n_pairs: int
+
+    def normalise(self, net: FrameNetwork) -> None:
+        """Give ``net`` this matrix's input statistics (and output scale).
+
+        Raises
+        ------
+        ParameterError
+            ``net`` takes other inputs than the network the matrix was made for.
+        """
+        if input_layout(net) != self.layout[0]:
+            raise ParameterError(f"these training rows were laid out for inputs {self.layout[0]}, "
+                                 f"not {input_layout(net)}")
+        net.in_mean.copy_(self.in_mean)
+        net.in_std.copy_(self.in_std)
+        if self.out_scale is not None:
+            net.out_scale.copy_(self.out_scale)
+
+
+def input_layout(net: FrameNetwork) -> tuple:
+    """What a network's input features depend on: bins, context, bands, noise estimate, dtype, recurrence."""
+    c = net.config
+    return (c["n_bins"], c["context"], c.get("context_bands", 0), bool(c.get("noise_aware")), c.get("noise_window", 0),
+            str(net.in_mean.dtype), net.is_recurrent)
 
 
 def _check_pairs(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], width: int,
@@ -244,6 +283,8 @@ def train_frame_network(
     patience: int = 5,
     random_state: Any = None,
     callback: Callback | None = None,
+    laid_out: LaidOut | None = None,
+    keep: Callable[[LaidOut], None] | None = None,
 ) -> TrainingResult:
     """Fit ``net`` on noisy magnitude spectrograms (in place), against targets or by signal approximation.
 
@@ -291,6 +332,12 @@ def train_frame_network(
     callback : callable, optional
         Called with an :class:`~deepnmf.callbacks.EpochInfo` after every
         epoch (``train["loss"]``, ``val["loss"]``); returning ``True`` stops.
+    laid_out : LaidOut, optional
+        The training matrix of these pairs, laid out by an earlier call for a network of the same
+        inputs (``inputs`` and ``targets`` / ``sources`` are then not read and may be empty; give
+        the pairs' kind, ``targets`` or ``sources``, as an empty list).
+    keep : callable, optional
+        Called with the :class:`LaidOut` matrix this call made (not with a ``laid_out`` given).
 
     Returns
     -------
@@ -305,19 +352,30 @@ def train_frame_network(
         raise ParameterError("give either targets (what the network predicts) or sources (signal approximation)")
     signal = sources is not None
     width = 3 * net.config["n_bins"] if signal else net.config["n_outputs"]
-    _check_pairs(net, inputs, sources if signal else targets, width, "sources" if signal else "target")
     if sdr_weights and not signal:
         raise ParameterError("sdr_weights weighs the signal-approximation loss: give sources, not targets")
+    layout = (input_layout(net), length, width + int(sdr_weights), signal)
+    if laid_out is not None:
+        if laid_out.layout[1:] != layout[1:]:
+            raise ParameterError(f"these training rows hold {laid_out.layout[1:]} (sequence length, row width, "
+                                 f"signal approximation), this fit needs {layout[1:]}")
+        laid_out.normalise(net)
+        rows, n_pairs = laid_out.rows, laid_out.n_pairs
+    else:
+        _check_pairs(net, inputs, sources if signal else targets, width, "sources" if signal else "target")
+        pairs = sources if signal else targets
+        if sdr_weights:  # each frame carries its mixture's number in a last column
+            pairs = [torch.cat([src.float(), torch.full((src.shape[0], 1), float(i))], dim=1) for i, src in enumerate(pairs)]
+        # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
+        rows, n_pairs = _training_rows(net, inputs, pairs, length, None if signal else width), len(pairs)
+        if keep is not None:
+            keep(LaidOut(rows, net.in_mean.clone(), net.in_std.clone(),
+                         None if signal or net.config["output"] != "softplus" else net.out_scale.clone(), layout, n_pairs))
     gen = make_generator(random_state)
-    pairs = sources if signal else targets
-    if sdr_weights:  # each frame carries its mixture's number in a last column
-        pairs = [torch.cat([src.float(), torch.full((src.shape[0], 1), float(i))], dim=1) for i, src in enumerate(pairs)]
-    # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
-    rows = _training_rows(net, inputs, pairs, length, None if signal else width)
     _reset_parameters(net, gen)
     d = net.in_mean.numel()
     mask_fn = mask_fn or (lambda out: out)
-    weighting = _MixtureWeights(len(pairs)) if sdr_weights else None
+    weighting = _MixtureWeights(n_pairs) if sdr_weights else None
 
     def loss_fn(module: FrameNetwork, batch: torch.Tensor, _gen: torch.Generator) -> dict[str, torch.Tensor]:
         if length:
@@ -357,6 +415,7 @@ def train_on_mixtures(
     mask_fn: MaskFn | None = None,
     discriminative: float = 0.0,
     loss_scale: str = "mixture",
+    cache: MutableMapping | None = None,
     **training: Any,
 ) -> TrainingResult:
     """Fit ``net`` on training mixtures, against targets or by signal approximation.
@@ -375,6 +434,13 @@ def train_on_mixtures(
     loss_scale : {"mixture", "noise", "speech", "sdr"}
         The units of each mixture in the signal-approximation loss (:func:`signal_sources`);
         ``"sdr"`` also reweights the mixtures as training goes (``sdr_weights``).
+    cache : dict, optional
+        Signal approximation of mixtures that carry a ``key`` (those of
+        :meth:`~deepnmf.pipelines.network_training.NetworkTraining.mixtures` with an integer seed):
+        the training matrix is taken from ``cache`` when a network of the same inputs was trained
+        on the same mixtures and units before (the mixtures are then not even generated), and
+        stored in it otherwise. One cache is for networks trained on the same speech and noise
+        only; it holds each matrix (GBs for 1000 mixtures) until it is dropped.
     **training :
         The other arguments of :func:`train_frame_network` (epochs, batch size, seed, ...).
 
@@ -385,6 +451,13 @@ def train_on_mixtures(
     if target_fn is not None and loss_scale != "mixture":
         raise ParameterError(f"loss_scale={loss_scale!r} weighs the signal-approximation loss; "
                              "a network trained on targets has none")
+    key = getattr(mixtures, "key", None)
+    if cache is not None and key is not None and target_fn is None:
+        key = (key, loss_scale, input_layout(net), training.get("sequence_length", 100) if net.is_recurrent else 0)
+        if key in cache:
+            return train_frame_network(net, [], sources=[], laid_out=cache[key], mask_fn=mask_fn,
+                                       discriminative=discriminative, sdr_weights=loss_scale == "sdr", **training)
+        training["keep"] = lambda laid: cache.__setitem__(key, laid)
     inputs, extra = [], []
     for Y, S, N in mixtures:
         inputs.append(Y)

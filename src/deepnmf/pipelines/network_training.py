@@ -12,15 +12,16 @@ their own (the objective, the output layer, the ensemble).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, MutableMapping, Sequence
 
 import torch
 
 from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import ParameterError
 
-__all__ = ["NetworkTraining"]
+__all__ = ["NetworkTraining", "TrainingMixtures"]
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,24 @@ class NetworkTraining:
         return replace(training, **dict(options or {}))
 
     def mixtures(self, speech: Sequence[Any], noise: Any, stft: Any, *, phase_sensitive: bool = False,
-                 random_state: Any = None, callback: Callback | None = None
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """The training mixtures ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``
-        (:func:`~deepnmf.pipelines.enhancement.training_mixtures`; ``callback`` gets stage ``"pairs"``)."""
+                 random_state: Any = None, callback: Callback | None = None) -> "TrainingMixtures":
+        """The training mixtures ``(|Y|, |S|, |N|)``, each ``(n_frames, n_bins)``, made as they are iterated
+        (:func:`~deepnmf.pipelines.enhancement.training_mixtures`; ``callback`` gets stage ``"pairs"``).
+
+        With an integer ``random_state`` they carry a ``key``: the settings that decide them, for the
+        ``cache`` of :meth:`fit` (the speech and the noise are the cache's to keep the same)."""
         from deepnmf.pipelines.enhancement import training_mixtures
 
-        return training_mixtures(speech, noise, stft, snr_range=self.snr_range, n_copies=self.n_copies,
-                                 gain_range=self.gain_range, max_mixtures=self.max_mixtures,
-                                 speed_range=self.speed_range, phase_sensitive=phase_sensitive,
-                                 random_state=random_state, callback=callback)
+        def make() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+            return training_mixtures(speech, noise, stft, snr_range=self.snr_range, n_copies=self.n_copies,
+                                     gain_range=self.gain_range, max_mixtures=self.max_mixtures,
+                                     speed_range=self.speed_range, phase_sensitive=phase_sensitive,
+                                     random_state=random_state, callback=callback)
+
+        seeded = isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+        key = (tuple(self.snr_range), self.n_copies, tuple(self.gain_range), self.max_mixtures,
+               tuple(self.speed_range), bool(phase_sensitive), repr(stft), int(random_state)) if seeded else None
+        return TrainingMixtures(make, key)
 
     def network(self, n_bins: int, n_outputs: int, output: str = "softplus") -> Any:
         """A new :class:`~deepnmf.nn.networks.FrameNetwork` ``n_bins -> n_outputs`` of these settings."""
@@ -134,10 +143,11 @@ class NetworkTraining:
                             dropout=self.dropout, context_bands=self.context_bands)
 
     def fit(self, net: Any, mixtures: Any, *, target_fn: Callable | None = None, mask_fn: Callable | None = None,
-            random_state: Any = None, callback: Callback | None = None) -> Any:
+            random_state: Any = None, callback: Callback | None = None, cache: MutableMapping | None = None) -> Any:
         """Train ``net`` in place on ``mixtures`` (:func:`~deepnmf.pipelines.frame_networks.train_on_mixtures`:
         against ``target_fn(|S|, |N|)``, or by signal approximation of ``mask_fn(outputs)`` without it);
-        ``callback`` gets stage ``"network"`` once per epoch. Returns the
+        ``callback`` gets stage ``"network"`` once per epoch. ``cache`` (a dict) shares the laid-out
+        training matrix between signal-approximation fits of the same mixtures and inputs. Returns the
         :class:`~deepnmf.pipelines.frame_networks.TrainingResult`."""
         from deepnmf.pipelines.frame_networks import train_on_mixtures
 
@@ -146,5 +156,24 @@ class NetworkTraining:
             net, mixtures, target_fn=target_fn, mask_fn=mask_fn,
             discriminative=self.discriminative if signal else 0.0, loss_scale=self.loss_scale,
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
-            random_state=random_state, callback=stage_reporter(callback, "network"),
+            random_state=random_state, callback=stage_reporter(callback, "network"), cache=cache,
         )
+
+
+class TrainingMixtures:
+    """Training mixtures made afresh each time they are iterated (:meth:`NetworkTraining.mixtures`).
+
+    Attributes
+    ----------
+    key : tuple or None
+        What decides them apart from the speech and the noise (settings, STFT, integer seed), or
+        ``None`` when the seed is not an integer.
+    """
+
+    def __init__(self, make: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]],
+                 key: tuple | None) -> None:
+        self._make = make
+        self.key = key
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        return self._make()
