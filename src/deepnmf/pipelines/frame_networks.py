@@ -132,6 +132,19 @@ def _training_rows(net: FrameNetwork, inputs: Sequence[torch.Tensor], targets: S
     return rows
 
 
+def _lay_out(net: FrameNetwork, inputs: Sequence[torch.Tensor], pairs: Sequence[torch.Tensor], layout: tuple,
+             sdr_weights: bool) -> LaidOut:
+    """The :class:`LaidOut` training matrix of checked pairs (sources or targets ``(n_i, width)``), standardised by
+    their statistics, which ``net`` takes too (:func:`_training_rows`)."""
+    _, length, _, signal = layout
+    if sdr_weights:  # each frame carries its mixture's number in a last column
+        pairs = [torch.cat([src.float(), torch.full((src.shape[0], 1), float(i))], dim=1) for i, src in enumerate(pairs)]
+    # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
+    rows = _training_rows(net, inputs, pairs, length, None if signal else pairs[0].shape[1])
+    scale = None if signal or net.config["output"] != "softplus" else net.out_scale.clone()
+    return LaidOut(rows, net.in_mean.clone(), net.in_std.clone(), scale, layout, len(pairs))
+
+
 def _all_finite(x: torch.Tensor) -> bool:
     """Whether every element is finite: one sum first (NaN or inf anywhere makes it non-finite), the
     elementwise check only when the sum is not (an overflowing sum of finite values then passes it).
@@ -355,22 +368,16 @@ def train_frame_network(
     if sdr_weights and not signal:
         raise ParameterError("sdr_weights weighs the signal-approximation loss: give sources, not targets")
     layout = (input_layout(net), length, width + int(sdr_weights), signal)
-    if laid_out is not None:
-        if laid_out.layout[1:] != layout[1:]:
-            raise ParameterError(f"these training rows hold {laid_out.layout[1:]} (sequence length, row width, "
-                                 f"signal approximation), this fit needs {layout[1:]}")
-        laid_out.normalise(net)
-        rows, n_pairs = laid_out.rows, laid_out.n_pairs
-    else:
+    if laid_out is None:
         _check_pairs(net, inputs, sources if signal else targets, width, "sources" if signal else "target")
-        pairs = sources if signal else targets
-        if sdr_weights:  # each frame carries its mixture's number in a last column
-            pairs = [torch.cat([src.float(), torch.full((src.shape[0], 1), float(i))], dim=1) for i, src in enumerate(pairs)]
-        # inputs and targets side by side, so that the shared loop's row split and shuffling keep them paired
-        rows, n_pairs = _training_rows(net, inputs, pairs, length, None if signal else width), len(pairs)
+        laid_out = _lay_out(net, inputs, sources if signal else targets, layout, sdr_weights)
         if keep is not None:
-            keep(LaidOut(rows, net.in_mean.clone(), net.in_std.clone(),
-                         None if signal or net.config["output"] != "softplus" else net.out_scale.clone(), layout, n_pairs))
+            keep(laid_out)
+    elif laid_out.layout[1:] != layout[1:]:
+        raise ParameterError(f"these training rows hold {laid_out.layout[1:]} (sequence length, row width, "
+                             f"signal approximation), this fit needs {layout[1:]}")
+    laid_out.normalise(net)
+    rows, n_pairs = laid_out.rows, laid_out.n_pairs
     gen = make_generator(random_state)
     _reset_parameters(net, gen)
     d = net.in_mean.numel()
