@@ -419,7 +419,6 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
             else:
                 models[(kind, "dnn", group)] = _network(corpus, cfg, models, kind, group, names, root, cache)
             done += 1
-        del cache
     _report(progress, "models", done, total, "done")
     return models
 

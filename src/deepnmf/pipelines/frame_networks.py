@@ -62,16 +62,7 @@ class LaidOut:
     n_pairs: int
 
     def normalise(self, net: FrameNetwork) -> None:
-        """Give ``net`` this matrix's input statistics (and output scale).
-
-        Raises
-        ------
-        ParameterError
-            ``net`` takes other inputs than the network the matrix was made for.
-        """
-        if input_layout(net) != self.layout[0]:
-            raise ParameterError(f"these training rows were laid out for inputs {self.layout[0]}, "
-                                 f"not {input_layout(net)}")
+        """Give ``net`` (of this matrix's input layout) its input statistics (and output scale)."""
         net.in_mean.copy_(self.in_mean)
         net.in_std.copy_(self.in_std)
         if self.out_scale is not None:
@@ -244,6 +235,8 @@ def signal_loss(mask: torch.Tensor, sources: torch.Tensor, discriminative: float
 
 
 LOSS_SCALES = ("mixture", "noise", "speech", "sdr")
+#: frames per training chunk of a recurrent network (train_frame_network's default)
+SEQUENCE_LENGTH = 100
 
 
 def signal_sources(mixtures: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
@@ -286,7 +279,7 @@ def train_frame_network(
     mask_fn: MaskFn | None = None,
     discriminative: float = 0.0,
     sdr_weights: bool = False,
-    sequence_length: int = 100,
+    sequence_length: int = SEQUENCE_LENGTH,
     epochs: int = 30,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -373,9 +366,9 @@ def train_frame_network(
         laid_out = _lay_out(net, inputs, sources if signal else targets, layout, sdr_weights)
         if keep is not None:
             keep(laid_out)
-    elif laid_out.layout[1:] != layout[1:]:
-        raise ParameterError(f"these training rows hold {laid_out.layout[1:]} (sequence length, row width, "
-                             f"signal approximation), this fit needs {layout[1:]}")
+    elif laid_out.layout != layout:
+        raise ParameterError(f"these training rows were laid out for inputs, sequence length, row width and "
+                             f"objective {laid_out.layout}; this fit needs {layout}")
     laid_out.normalise(net)
     rows, n_pairs = laid_out.rows, laid_out.n_pairs
     gen = make_generator(random_state)
@@ -460,7 +453,7 @@ def train_on_mixtures(
                              "a network trained on targets has none")
     key = getattr(mixtures, "key", None)
     if cache is not None and key is not None and target_fn is None:
-        key = (key, loss_scale, input_layout(net), training.get("sequence_length", 100) if net.is_recurrent else 0)
+        key = (key, loss_scale, input_layout(net), training.get("sequence_length", SEQUENCE_LENGTH) if net.is_recurrent else 0)
         if key in cache:
             return train_frame_network(net, [], sources=[], laid_out=cache[key], mask_fn=mask_fn,
                                        discriminative=discriminative, sdr_weights=loss_scale == "sdr", **training)
