@@ -91,6 +91,25 @@ def test_rerun_reuses_cached_models(tiny_run):
     assert info["test_utterances"] and len(info["train_speakers"]) == 2
 
 
+def test_scoring_in_worker_processes_gives_the_same_rows(tiny_run):
+    """eval_jobs=2 scores in a spawned pool while this process enhances on one thread: the same rows (up to the
+    round-off of a one-thread enhancement; the noisy mixture's SAR is round-off itself, some 150 dB)."""
+    from dataclasses import replace
+
+    from deepnmf.experiments.enhancement import build_models, evaluate, load_corpus
+
+    cfg, rows = tiny_run
+    cfg = replace(cfg, eval_jobs=2)
+    corpus = load_corpus(cfg)
+    methods = parse_methods(cfg.methods)
+    again = evaluate(corpus, cfg, methods, build_models(corpus, cfg, methods))
+    assert [(r["method"], r["noise"], r["snr"], r["utterances"]) for r in again] == \
+        [(r["method"], r["noise"], r["snr"], r["utterances"]) for r in rows]
+    for a, b in zip(again, rows):
+        for key in ("sdr", "sir", "pesq", "stoi") + (() if a["method"] == "noisy" else ("sar",)):
+            assert a["per_utterance"][key] == pytest.approx(b["per_utterance"][key], abs=1e-3), (a["method"], key)
+
+
 def test_parse_methods():
     assert parse_methods("nmf+mu, vae-nmf+dnn,noisy") == [("nmf", "mu"), ("vae-nmf", "dnn")]
     with pytest.raises(ParameterError, match="unknown method 'nmf\\+wiener'"):
@@ -132,6 +151,8 @@ def test_runner_bad_input(data_dir, tmp_path):
         run_enhancement(_tiny(data_dir, tmp_path, vae_likelihood="laplace"))
     with pytest.raises(ParameterError, match="vae_kl_warmup must be an integer >= 0"):
         run_enhancement(_tiny(data_dir, tmp_path, vae_kl_warmup=-1))
+    with pytest.raises(ParameterError, match="eval_jobs must be"):
+        run_enhancement(_tiny(data_dir, tmp_path, eval_jobs=0))
 
 
 # ------------------------------------------------------------------ CLI
@@ -199,6 +220,10 @@ def test_cli_experiment_multi_value_options_and_errors(data_dir, tmp_path):
                               "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--vae-likelihood", "laplace",
                               "--out", str(tmp_path)])
     assert res.exit_code == 2 and "vae_likelihood must be one of" in res.output
+    res = runner.invoke(app, ["experiment", "enhancement", "--train-speech", str(timit / "dr1-fvmh0"),
+                              "--test-speech", str(timit / "dr6-fapb0"), "--noise", "babble", "--jobs", "0",
+                              "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "eval_jobs must be an integer >= 1" in res.output
 
 
 def test_missing_pesq_is_null_and_counted(tmp_path):

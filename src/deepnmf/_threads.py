@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Callable
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,6 +26,20 @@ _CONTROLLER: Any = None
 def default_workers() -> int:
     """Worker count: torch's intra-op thread count (follows ``OMP_NUM_THREADS`` and ``torch.set_num_threads``)."""
     return max(1, torch.get_num_threads())
+
+
+@contextmanager
+def limit_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads and BLAS's limited to ``n`` inside the block, restored after."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def blas_single_thread() -> AbstractContextManager:

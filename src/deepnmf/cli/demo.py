@@ -13,20 +13,13 @@ from deepnmf.cli.app import app, echo, handle_errors, reporting
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
     """torch's intra-op threads and BLAS's limited to ``n`` for the command, restored after."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
+    from deepnmf._threads import limit_threads
     from deepnmf.exceptions import ParameterError
 
     if n < 1:
         raise ParameterError(f"--threads must be >= 1, got {n}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with limit_threads(n):
+        yield
 
 
 @app.command("demo")

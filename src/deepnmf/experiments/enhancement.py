@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -72,6 +73,9 @@ class EnhancementConfig:
     snrs: Sequence[float] = (-5.0, 0.0, 5.0, 10.0)
     methods: Sequence[str] = ("nmf+mu", "vae-nmf+dnn", "dnmf")
     n_test: int = 4
+    eval_jobs: int = 1  # worker processes scoring the enhanced utterances while the next are enhanced (1: in this
+    # process; the scores do not depend on it). Above 1, a script calling run_enhancement needs the `if __name__ ==
+    # "__main__":` guard of multiprocessing's spawn start; `deepnmf experiment enhancement --jobs` defaults to 2
     dnmf_solver: str = "mu"  # how DNMF's reconstruction dictionary trains: "mu" (Weninger et al.) or "adam"
     dnmf_epochs: int = 200
     pooled: bool = False
@@ -175,7 +179,8 @@ def _check_config(cfg: EnhancementConfig) -> None:
 
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnmf_max_mixtures",
-                 "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks"):
+                 "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks",
+                 "eval_jobs"):
         check_positive_int(getattr(cfg, name), name)
     check_positive_int(cfg.dnn_noise_window, "dnn_noise_window", minimum=0)
     check_positive_int(cfg.dnn_context_bands, "dnn_context_bands", minimum=0)
@@ -558,7 +563,11 @@ def score(clean: np.ndarray, noise: np.ndarray, estimate: np.ndarray, sr: int) -
 
 
 def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: Callback | None = None) -> list[dict]:
-    """Score ``noisy`` and every method on every (noise, SNR, utterance); one row per cell."""
+    """Score ``noisy`` and every method on every (noise, SNR, utterance); one row per cell.
+
+    With ``cfg.eval_jobs`` above 1 the scores (PESQ, BSS Eval, STOI: most of the time) are computed by that many
+    worker processes while this one enhances the next mixtures; the rows are the same as with one.
+    """
     from deepnmf.audio.mixing import mix_at_snr, noise_excerpt
 
     groups = _noise_groups(corpus, cfg)
@@ -573,20 +582,50 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
                 enhancers[(method_name(kind, act), n)] = (models[(kind, "dnn", g)] if act == "dnn"
                                                           else _enhancer(cfg, models, kind, g, act))
     names = ["noisy"] + [method_name(k, a) for k, a in methods]
-    cells: dict[tuple, list[dict]] = {}
-    total, done = len(corpus.noises) * len(cfg.snrs) * len(corpus.test), 0
-    for i, (noise_name, (_, test_part)) in enumerate(corpus.noises.items()):
-        for j, (utt, clean) in enumerate(corpus.test):
-            excerpt = noise_excerpt(test_part, clean.size, random_state=cfg.random_state * 1000 + 100 * i + j)
-            for snr in cfg.snrs:
-                y, s, n = mix_at_snr(clean, excerpt, float(snr))
-                for name in names:
-                    est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
-                    scores = {**score(s, n, est, cfg.sr), "utterance": utt}
-                    cells.setdefault((name, noise_name, float(snr)), []).append(scores)
-                done += 1
-                _report(progress, "evaluate", done, total, f"{noise_name} {snr:+g} dB {utt}")
+    total = len(corpus.noises) * len(cfg.snrs) * len(corpus.test)
+    pending: list[tuple[tuple, str, Any]] = []  # (cell, utterance, scores or their future), in the order of the loops
+    with _scoring(cfg.eval_jobs) as submit:
+        for i, (noise_name, (_, test_part)) in enumerate(corpus.noises.items()):
+            for j, (utt, clean) in enumerate(corpus.test):
+                excerpt = noise_excerpt(test_part, clean.size, random_state=cfg.random_state * 1000 + 100 * i + j)
+                for snr in cfg.snrs:
+                    y, s, n = mix_at_snr(clean, excerpt, float(snr))
+                    for name in names:
+                        est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
+                        pending.append(((name, noise_name, float(snr)), utt, submit(s, n, est, cfg.sr)))
+                    _report(progress, "evaluate", _scored(pending, len(names)), total, f"{noise_name} {snr:+g} dB {utt}")
+        cells: dict[tuple, list[dict]] = {}
+        for k, (cell, utt, scores) in enumerate(pending, 1):
+            cells.setdefault(cell, []).append({**(scores if isinstance(scores, dict) else scores.result()), "utterance": utt})
+            if k % len(names) == 0 and not isinstance(scores, dict):
+                _report(progress, "evaluate", k // len(names), total, "scoring")
     return [_row(name, noise, snr, scores) for (name, noise, snr), scores in cells.items()]
+
+
+@contextmanager
+def _scoring(jobs: int):
+    """``submit(clean, noise, estimate, sr)``: the scores (:func:`score`) now when ``jobs`` is 1, else their future
+    from a pool of ``jobs`` worker processes (:func:`deepnmf.pipelines.batch.process_pool`)."""
+    if jobs == 1:
+        yield score
+        return
+    from deepnmf._threads import limit_threads
+    from deepnmf.pipelines.batch import process_pool
+
+    # this process enhances on one thread: with the workers on every core, threads synchronising at each
+    # operation (torch's, the blocked multiplicative updates') wait on descheduled peers (no faster than jobs=1)
+    with process_pool(jobs) as pool, limit_threads(1):
+        yield lambda *args: pool.submit(score, *args)
+
+
+def _scored(pending: list, per_mixture: int) -> int:
+    """Mixtures whose every score is done (in order), for the progress record."""
+    done = 0
+    for _, _, scores in pending:
+        if not (isinstance(scores, dict) or scores.done()):
+            break
+        done += 1
+    return done // per_mixture
 
 
 def _row(method: str, noise: str, snr: float, scores: list[dict]) -> dict[str, Any]:

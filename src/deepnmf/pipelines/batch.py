@@ -20,10 +20,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 
-__all__ = ["BatchResult", "plan_outputs", "run_batch", "enhance_folder", "separate_folder"]
+__all__ = ["BatchResult", "plan_outputs", "process_pool", "run_batch", "enhance_folder", "separate_folder"]
 
 TMP_TAG = ".partial-"
 
@@ -129,6 +131,27 @@ def _worker_init(initializer: Callable[..., None] | None, initargs: tuple) -> No
         initializer(*initargs)
 
 
+def process_pool(jobs: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` worker processes, started by ``spawn`` (safe with torch's threads), one torch thread each.
+
+    Parameters
+    ----------
+    jobs : int
+        Worker processes.
+    initializer, initargs
+        Run once in each worker after its thread count is set (load models there).
+
+    Returns
+    -------
+    concurrent.futures.ProcessPoolExecutor
+        Use it as a context manager; what it runs must be module-level functions (they are sent by name).
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ParameterError(f"jobs must be a positive integer, got {jobs!r}")
+    return ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn"),
+                               initializer=_worker_init, initargs=(initializer, initargs))
+
+
 def _remove_stale(plan: list[tuple[Path, Path]]) -> None:
     for folder in {dst.parent for _, dst in plan if dst.parent.is_dir()}:
         for stale in folder.glob(f"*{TMP_TAG}*"):
@@ -186,8 +209,7 @@ def run_batch(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None],
             except Exception as err:  # noqa: BLE001 - one file's failure is reported, the batch goes on
                 record(i, src, dst, err)
     else:
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn"),
-                                 initializer=_worker_init, initargs=(initializer, initargs)) as pool:
+        with process_pool(int(jobs), initializer, initargs) as pool:
             futures = {pool.submit(_run_one, work, s, d): (s, d) for s, d in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 src, dst = futures[fut]
