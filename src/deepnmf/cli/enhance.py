@@ -73,7 +73,7 @@ def enhancement_command(
     snr: List[str] = typer.Option(["-5", "0", "5", "10"], "--snr", help="Input SNRs in dB."),
     methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn,dnmf"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or the baselines dnn-mask (DNN mask) and dnmf (discriminative NMF), comma-separated."),
     n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell."),
-    jobs: int = typer.Option(2, "--jobs", "-j", help="Worker processes that score the enhanced utterances while the next are enhanced (1: in this process; the scores do not change)."),
+    jobs: int = typer.Option(2, "--jobs", "-j", help="Worker processes: the dictionaries, then each noise model's networks, train in parallel (one thread each), and the enhanced utterances are scored while the next are enhanced (1: all in this process)."),
     pooled: bool = typer.Option(False, "--pooled", help="One noise model from all noises pooled (the paper's Table 2)."),
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p in S^p/(S^p+N^p) (the paper: 2; default 0.5 for mu, 1 for dnn/encoder)."),
@@ -135,7 +135,7 @@ def enhancement_command(
              "vae_init": vae_init}
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
-                            snrs=snrs, methods=method_names, n_test=n_test, eval_jobs=jobs, pooled=pooled, n_components=rank,
+                            snrs=snrs, methods=method_names, n_test=n_test, jobs=jobs, pooled=pooled, n_components=rank,
                             power=power, floor=floor, exponent=exponent, sparsity=sparsity, vae_epochs=vae_epochs,
                             dnmf_solver=dnmf_solver, dnmf_epochs=dnmf_epochs,
                             random_state=seed, **networks)

@@ -73,9 +73,11 @@ class EnhancementConfig:
     snrs: Sequence[float] = (-5.0, 0.0, 5.0, 10.0)
     methods: Sequence[str] = ("nmf+mu", "vae-nmf+dnn", "dnmf")
     n_test: int = 4
-    eval_jobs: int = 1  # worker processes scoring the enhanced utterances while the next are enhanced (1: in this
-    # process; the scores do not depend on it). Above 1, a script calling run_enhancement needs the `if __name__ ==
-    # "__main__":` guard of multiprocessing's spawn start; `deepnmf experiment enhancement --jobs` defaults to 2
+    # worker processes (1: everything in this process): the dictionaries, then each noise model's networks, train
+    # in parallel (one thread each), and the enhanced utterances are scored while the next are enhanced. Above 1, a
+    # script calling run_enhancement needs the `if __name__ == "__main__":` guard of multiprocessing's spawn start;
+    # `deepnmf experiment enhancement --jobs` defaults to 2
+    jobs: int = 1
     dnmf_solver: str = "mu"  # how DNMF's reconstruction dictionary trains: "mu" (Weninger et al.) or "adam"
     dnmf_epochs: int = 200
     pooled: bool = False
@@ -180,7 +182,7 @@ def _check_config(cfg: EnhancementConfig) -> None:
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnmf_max_mixtures",
                  "dnn_epochs", "dnn_copies", "dnn_batch_size", "babble_talkers", "dnmf_epochs", "mask_networks",
-                 "eval_jobs"):
+                 "jobs"):
         check_positive_int(getattr(cfg, name), name)
     check_positive_int(cfg.dnn_noise_window, "dnn_noise_window", minimum=0)
     check_positive_int(cfg.dnn_context_bands, "dnn_context_bands", minimum=0)
@@ -270,6 +272,8 @@ def load_corpus(cfg: EnhancementConfig) -> Corpus:
         name, signal = _noise_signal(spec, train, cfg)
         if name in noises:
             raise ParameterError(f"noise {name!r} is given twice")
+        if name == "speech":  # the noise models are named after their noises, beside the speech model
+            raise ParameterError(f"a noise cannot be named 'speech' (from {spec}): rename the file")
         noises[name] = _split_noise(name, signal, cfg, max(len(x) for _, x in test))
     return Corpus(train=train, test=test, noises=noises)
 
@@ -375,8 +379,16 @@ def _noise_groups(corpus: Corpus, cfg: EnhancementConfig) -> dict[str, list[str]
 
 
 def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str, str]],
-                 progress: Callback | None = None):
+                 progress: Callback | None = None, *, groups: Sequence[str] | None = None):
     """Fit (or load from the cache) every dictionary and network the methods need.
+
+    With ``cfg.jobs`` above 1 they are first fitted by that many worker processes into the cache
+    (:func:`deepnmf.experiments.enhancement_jobs.fit_in_workers`), then loaded from it here.
+
+    Parameters
+    ----------
+    groups : sequence of str, optional
+        Only these noise models' dictionaries and networks (and the speech dictionaries); default all.
 
     Returns
     -------
@@ -385,36 +397,28 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
         ``(kind, "dnn", noise_model_name)`` -> trained :class:`~deepnmf.pipelines.enhancement.Enhancer`.
     """
     root = Path(cfg.out) / "models"
-    kinds = sorted({k for k, a in methods if a != "mask"}, key=DICTIONARIES.index)
-    groups = _noise_groups(corpus, cfg)
-    base = {"n_components": cfg.n_components, "sr": cfg.sr, "random_state": cfg.random_state, "stft": [512, 128, "hamming"]}
-    speech_recipe = {**base, "files": sorted(corpus.train), "frames": cfg.speech_frames}
+    kinds = dictionary_kinds(methods)
+    every = _noise_groups(corpus, cfg)
+    if groups is None and cfg.jobs > 1:
+        from deepnmf.experiments.enhancement_jobs import fit_in_workers
+
+        fit_in_workers(corpus, cfg, methods, progress)
+    groups = every if groups is None else {g: every[g] for g in groups}
     models: dict[tuple, Any] = {}
-    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a in ("dnn", "mask", "dnmf"))
+    total = len(kinds) * (1 + len(groups)) + sum(len(groups) for k, a in methods if a in NETWORK_ACTIVATIONS)
     done = 0
     for kind in kinds:
-        extra = {"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {
-            "vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood, "kl_warmup": cfg.vae_kl_warmup,
-            **({"init": cfg.vae_init} if cfg.vae_init != "random" else {})}
-        _report(progress, "models", done, total, f"{kind} speech dictionary")
-        models[(kind, "speech")], _ = _cached_model(
-            root / kind / "speech", {**speech_recipe, **extra, "kind": kind},
-            lambda: _make_dictionary(kind, speech_frames(corpus, cfg), cfg, cfg.random_state))
-        done += 1
-        for group, names in groups.items():
-            _report(progress, "models", done, total, f"{kind} noise dictionary ({group})")
-            recipe = {**base, **extra, "kind": kind, "noises": names, "frames": cfg.noise_frames,
-                      "noise_samples": [int(corpus.noises[n][0].size) for n in names]}
-            models[(kind, group)], _ = _cached_model(
-                root / kind / f"noise-{group}", recipe,
-                lambda names=names: _make_dictionary(kind, noise_frames(corpus, cfg, names), cfg, cfg.random_state + 1))
+        for group, names in [("speech", None), *groups.items()]:
+            _report(progress, "models", done, total, f"{kind} {'speech' if names is None else 'noise'} dictionary"
+                                                     + ("" if names is None else f" ({group})"))
+            models[(kind, group)] = dictionary_model(corpus, cfg, kind, group, names)
             done += 1
     for group, names in groups.items():
         # the networks of a noise model train on the same mixtures (same settings and seed; the mask ensemble's
         # first member too): their training matrix is laid out once, kept here until the next noise model
         cache: dict = {}
         for kind, act in methods:
-            if act not in ("dnn", "mask", "dnmf"):
+            if act not in NETWORK_ACTIVATIONS:
                 continue
             _report(progress, "models", done, total, f"{method_name(kind, act)} training ({group})")
             if act == "mask":
@@ -426,6 +430,35 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
             done += 1
     _report(progress, "models", done, total, "done")
     return models
+
+
+#: the methods' activation kinds that train a model per noise group after the dictionaries
+NETWORK_ACTIVATIONS = ("dnn", "mask", "dnmf")
+
+
+def dictionary_kinds(methods: list[tuple[str, str]]) -> list[str]:
+    """The dictionary kinds (``"nmf"``, ``"vae-nmf"``) the methods use, in :data:`DICTIONARIES` order."""
+    return sorted({k for k, a in methods if a != "mask"}, key=DICTIONARIES.index)
+
+
+def dictionary_model(corpus: Corpus, cfg: EnhancementConfig, kind: str, group: str, names: list[str] | None):
+    """The speech dictionary (``names`` None) or the noise dictionary of group ``group`` (trained on the
+    noises ``names``), fitted or loaded from ``cfg.out/models/KIND/speech|noise-GROUP``."""
+    root = Path(cfg.out) / "models" / kind
+    recipe = {"n_components": cfg.n_components, "sr": cfg.sr, "random_state": cfg.random_state,
+              "stft": [512, 128, "hamming"], "kind": kind,
+              **({"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {
+                  "vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood, "kl_warmup": cfg.vae_kl_warmup,
+                  **({"init": cfg.vae_init} if cfg.vae_init != "random" else {})})}
+    if names is None:
+        recipe.update(files=sorted(corpus.train), frames=cfg.speech_frames)
+        model, _ = _cached_model(root / "speech", recipe,
+                                 lambda: _make_dictionary(kind, speech_frames(corpus, cfg), cfg, cfg.random_state))
+        return model
+    recipe.update(noises=names, frames=cfg.noise_frames, noise_samples=[int(corpus.noises[n][0].size) for n in names])
+    model, _ = _cached_model(root / f"noise-{group}", recipe,
+                             lambda: _make_dictionary(kind, noise_frames(corpus, cfg, names), cfg, cfg.random_state + 1))
+    return model
 
 
 def _enhancer(cfg: EnhancementConfig, models, kind: str, group: str, activations: str):
@@ -565,7 +598,7 @@ def score(clean: np.ndarray, noise: np.ndarray, estimate: np.ndarray, sr: int) -
 def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: Callback | None = None) -> list[dict]:
     """Score ``noisy`` and every method on every (noise, SNR, utterance); one row per cell.
 
-    With ``cfg.eval_jobs`` above 1 the scores (PESQ, BSS Eval, STOI: most of the time) are computed by that many
+    With ``cfg.jobs`` above 1 the scores (PESQ, BSS Eval, STOI: most of the time) are computed by that many
     worker processes while this one enhances the next mixtures; the rows are the same as with one.
     """
     from deepnmf.audio.mixing import mix_at_snr, noise_excerpt
@@ -584,7 +617,7 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
     names = ["noisy"] + [method_name(k, a) for k, a in methods]
     total = len(corpus.noises) * len(cfg.snrs) * len(corpus.test)
     pending: list[tuple[tuple, str, Any]] = []  # (cell, utterance, scores or their future), in the order of the loops
-    with _scoring(cfg.eval_jobs) as submit:
+    with _scoring(cfg.jobs) as submit:
         for i, (noise_name, (_, test_part)) in enumerate(corpus.noises.items()):
             for j, (utt, clean) in enumerate(corpus.test):
                 excerpt = noise_excerpt(test_part, clean.size, random_state=cfg.random_state * 1000 + 100 * i + j)
