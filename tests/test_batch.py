@@ -149,3 +149,29 @@ def test_cli_separates_a_folder_like_one_file_at_a_time(tmp_path):
         np.testing.assert_allclose(folder, single, atol=1e-4)
     assert (tmp_path / "out" / "m0" / "source_2.wav").is_file()
     assert not list((tmp_path / "out").glob(f"*{TMP_TAG}*"))
+
+
+def test_process_pool_workers_run_one_torch_and_one_blas_thread():
+    """Worker processes get one torch thread and one BLAS thread for their life (OpenBLAS's busy-waiting
+    threads would take the cycles of the other workers), and a dead worker becomes one clear error."""
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    from threadpoolctl import threadpool_info
+
+    from deepnmf._threads import default_workers
+    from deepnmf.exceptions import DeepNMFError
+    from deepnmf.pipelines.batch import process_pool, worker_died
+
+    with process_pool(2) as pool:
+        assert [f.result() for f in [pool.submit(default_workers) for _ in range(2)]] == [1, 1]
+        blas = [lib for lib in pool.submit(threadpool_info).result() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+    with process_pool(1) as pool:
+        with pytest.raises(BrokenProcessPool) as died:
+            pool.submit(os._exit, 1).result()
+    err = worker_died(died.value, "run again with --jobs 1")
+    assert isinstance(err, DeepNMFError) and "a worker process died" in str(err) and str(err).endswith("--jobs 1")
+    for jobs in (0, 1.5, True):
+        with pytest.raises(ParameterError, match="jobs must be a positive integer"):
+            process_pool(jobs)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -643,12 +644,15 @@ def _scoring(jobs: int):
         yield score
         return
     from deepnmf._threads import limit_threads
-    from deepnmf.pipelines.batch import process_pool
+    from deepnmf.pipelines.batch import process_pool, worker_died
 
     # this process enhances on one thread: with the workers on every core, threads synchronising at each
     # operation (torch's, the blocked multiplicative updates') wait on descheduled peers (no faster than jobs=1)
     with process_pool(jobs) as pool, limit_threads(1):
-        yield lambda *args: pool.submit(score, *args)
+        try:
+            yield lambda *args: pool.submit(score, *args)
+        except BrokenProcessPool as err:
+            raise worker_died(err, "run again with --jobs 1 to score in this process") from err
 
 
 def _scored(pending: list, per_mixture: int) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from deepnmf.callbacks import Callback, EpochInfo, notify
@@ -70,7 +71,7 @@ def fit_in_workers(corpus: Any, cfg: Any, methods: list[tuple[str, str]], progre
     serve that one job. A job's error is raised here, as it would be in one process.
     """
     from deepnmf.experiments.enhancement import NETWORK_ACTIVATIONS, _noise_groups, dictionary_kinds
-    from deepnmf.pipelines.batch import process_pool
+    from deepnmf.pipelines.batch import process_pool, worker_died
 
     groups = _noise_groups(corpus, cfg)
     kinds = sorted(dictionary_kinds(methods), key=lambda k: k != "vae-nmf")  # the longest jobs first
@@ -85,8 +86,11 @@ def fit_in_workers(corpus: Any, cfg: Any, methods: list[tuple[str, str]], progre
             if networks:
                 _wait([pool.submit(_networks_job, cfg, methods, g) for g in networks],
                       [f"networks ({g})" for g in networks], done, total, progress)
-        except BaseException:
+        except BaseException as err:
             pool.shutdown(wait=False, cancel_futures=True)  # the jobs not started; running ones end first
+            if isinstance(err, BrokenProcessPool):
+                raise worker_died(err, "if it ran out of memory, run again with --jobs 1 (the models fitted so "
+                                       "far are cached)") from err
             raise
 
 

@@ -23,9 +23,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from deepnmf.callbacks import Callback, EpochInfo, notify
-from deepnmf.exceptions import DataError, ParameterError
+from deepnmf.exceptions import DataError, DeepNMFError, ParameterError
 
-__all__ = ["BatchResult", "plan_outputs", "process_pool", "run_batch", "enhance_folder", "separate_folder"]
+__all__ = ["BatchResult", "plan_outputs", "process_pool", "worker_died", "run_batch", "enhance_folder", "separate_folder"]
 
 TMP_TAG = ".partial-"
 
@@ -154,6 +154,11 @@ def process_pool(jobs: int, initializer: Callable[..., None] | None = None, init
         raise ParameterError(f"jobs must be a positive integer, got {jobs!r}")
     return ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn"),
                                initializer=_worker_init, initargs=(initializer, initargs))
+
+
+def worker_died(err: BaseException, hint: str = "") -> DeepNMFError:
+    """The error to raise when a pool's worker process died (killed, for example for memory): one line, a hint."""
+    return DeepNMFError(f"a worker process died ({err}){'; ' + hint if hint else ''}")
 
 
 def _remove_stale(plan: list[tuple[Path, Path]]) -> None:
