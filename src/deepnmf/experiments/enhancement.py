@@ -627,7 +627,9 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
                     for name in names:
                         est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
                         pending.append(((name, noise_name, float(snr)), utt, submit(s, n, est, cfg.sr)))
-                    _report(progress, "evaluate", _scored(pending, len(names)), total, f"{noise_name} {snr:+g} dB {utt}")
+                    scored = _scored(pending, len(names))
+                    if scored:  # (a record of 0 units done with a message is a notice)
+                        _report(progress, "evaluate", scored, total, f"{noise_name} {snr:+g} dB {utt}")
         cells: dict[tuple, list[dict]] = {}
         for k, (cell, utt, scores) in enumerate(pending, 1):
             cells.setdefault(cell, []).append({**(scores if isinstance(scores, dict) else scores.result()), "utterance": utt})
@@ -689,7 +691,8 @@ def run_enhancement(cfg: EnhancementConfig, progress: Callback | None = None) ->
     ``results.md``, ``sdr_improvement.png`` and ``run.json`` into ``cfg.out``.
 
     ``progress`` receives :class:`~deepnmf.callbacks.EpochInfo` records with
-    ``stage`` ``"data"``, ``"models"`` or ``"evaluate"``, ``epoch`` units done
+    ``stage`` ``"data"``, ``"workers"`` (``cfg.jobs`` above 1: models fitted by
+    the worker processes), ``"models"`` or ``"evaluate"``, ``epoch`` units done
     of ``max_epochs`` and a ``message``.
 
     Returns

@@ -63,7 +63,7 @@ def fit_in_workers(corpus: Any, cfg: Any, methods: list[tuple[str, str]], progre
     methods : list of (str, str)
         From :func:`~deepnmf.experiments.enhancement.parse_methods`.
     progress : callable, optional
-        Receives ``stage="models"`` records, one per finished job.
+        Receives ``stage="workers"`` records, one per finished job.
 
     Notes
     -----
@@ -100,5 +100,5 @@ def _wait(futures: list[Future], labels: list[str], done: int, total: int, progr
     for fut in as_completed(futures):
         seconds = fut.result()
         done += 1
-        notify(progress, EpochInfo(done, total, stage="models", message=f"{label[id(fut)]}: {seconds:.0f} s in a worker"))
+        notify(progress, EpochInfo(done, total, stage="workers", message=f"{label[id(fut)]}: {seconds:.0f} s"))
     return done
