@@ -110,6 +110,36 @@ def test_shared_training_matrix_trains_the_same_networks_without_remaking_the_mi
     assert len(cache) == 4
 
 
+def test_the_last_fit_takes_the_shared_matrix_and_frees_it():
+    """The experiment hands a noise model's last network fit its cache as a _LastUse: the mask ensemble's first
+    member reads (removes) the shared matrix, which is freed once that member is trained; the second member's
+    own matrix is not kept; the networks are those trained without any cache."""
+    import gc
+    import weakref
+
+    from deepnmf.experiments.enhancement import _LastUse
+    from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
+
+    speech, noise = _data()
+    kw = dict(hidden=(16,), epochs=1, n_copies=2, noise_aware=True, context_bands=12, batch_size=64)
+    alone = MaskEnhancer().fit(speech, noise, objective="signal", output="joint", n_networks=2, random_state=4, **kw)
+    cache: dict = {}
+    _toy_enhancer().fit_network(speech, noise, objective="signal", random_state=4, cache=cache, **kw)
+    (matrix,) = cache.values()
+    gone = weakref.ref(matrix)
+    last = _LastUse(cache)
+    del cache, matrix
+    freed = []
+    watch = lambda info: freed.append(gone() is None) if info.stage == "pairs" else None  # noqa: E731
+    shared = MaskEnhancer().fit(speech, noise, objective="signal", output="joint", n_networks=2, random_state=4,
+                                cache=last, callback=watch, **kw)
+    gc.collect()
+    assert len(last) == 0 and gone() is None
+    assert freed and all(freed)  # already freed while the second member made its mixtures
+    mag = torch.rand(30, 257) + 0.05
+    np.testing.assert_array_equal(shared.gain(mag), alone.gain(mag))
+
+
 def test_a_laid_out_matrix_is_refused_by_a_network_of_other_inputs():
     from deepnmf.nn.networks import FrameNetwork
     from deepnmf.pipelines.frame_networks import signal_sources, train_frame_network

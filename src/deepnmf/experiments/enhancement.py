@@ -416,11 +416,15 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
             done += 1
     for group, names in groups.items():
         # the networks of a noise model train on the same mixtures (same settings and seed; the mask ensemble's
-        # first member too): their training matrix is laid out once, kept here until the next noise model
+        # first member too): their training matrix is laid out once and kept here for the next ones, the last of
+        # which takes it (_LastUse) so that it is freed as soon as that network is trained
         cache: dict = {}
+        sharing = [m for m in methods if m[1] in ("dnn", "mask")]
         for kind, act in methods:
             if act not in NETWORK_ACTIVATIONS:
                 continue
+            if sharing and (kind, act) == sharing[-1]:
+                cache = _LastUse(cache)
             _report(progress, "models", done, total, f"{method_name(kind, act)} training ({group})")
             if act == "mask":
                 models[("mask", group)] = _mask_network(corpus, cfg, group, names, root, cache)
@@ -431,6 +435,18 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
             done += 1
     _report(progress, "models", done, total, "done")
     return models
+
+
+class _LastUse(dict):
+    """The training matrices handed to a noise model's last network fit: reading one removes it (its reader then
+    holds the only reference) and nothing new is kept (no later fit would read it). Without it, the shared matrix
+    of a noise model (1.6 GB for 1000 mixtures) stayed while the mask ensemble's second member laid out its own."""
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.pop(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
 
 
 #: the methods' activation kinds that train a model per noise group after the dictionaries
