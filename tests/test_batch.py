@@ -173,5 +173,5 @@ def test_process_pool_workers_run_one_torch_and_one_blas_thread():
     err = worker_died(died.value, "run again with --jobs 1")
     assert isinstance(err, DeepNMFError) and "a worker process died" in str(err) and str(err).endswith("--jobs 1")
     for jobs in (0, 1.5, True):
-        with pytest.raises(ParameterError, match="jobs must be a positive integer"):
+        with pytest.raises(ParameterError, match="jobs must be an integer >= 1"):
             process_pool(jobs)

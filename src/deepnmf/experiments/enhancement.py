@@ -410,16 +410,15 @@ def build_models(corpus: Corpus, cfg: EnhancementConfig, methods: list[tuple[str
     done = 0
     for kind in kinds:
         for group, names in [("speech", None), *groups.items()]:
-            _report(progress, "models", done, total, f"{kind} {'speech' if names is None else 'noise'} dictionary"
-                                                     + ("" if names is None else f" ({group})"))
+            _report(progress, "models", done, total, dictionary_label(kind, group, names))
             models[(kind, group)] = dictionary_model(corpus, cfg, kind, group, names)
             done += 1
+    sharing = [m for m in methods if m[1] in ("dnn", "mask")]  # the fits that may share a training matrix
     for group, names in groups.items():
         # the networks of a noise model train on the same mixtures (same settings and seed; the mask ensemble's
         # first member too): their training matrix is laid out once and kept here for the next ones, the last of
         # which takes it (_LastUse) so that it is freed as soon as that network is trained
         cache: dict = {}
-        sharing = [m for m in methods if m[1] in ("dnn", "mask")]
         for kind, act in methods:
             if act not in NETWORK_ACTIVATIONS:
                 continue
@@ -456,6 +455,11 @@ NETWORK_ACTIVATIONS = ("dnn", "mask", "dnmf")
 def dictionary_kinds(methods: list[tuple[str, str]]) -> list[str]:
     """The dictionary kinds (``"nmf"``, ``"vae-nmf"``) the methods use, in :data:`DICTIONARIES` order."""
     return sorted({k for k, a in methods if a != "mask"}, key=DICTIONARIES.index)
+
+
+def dictionary_label(kind: str, group: str, names: list[str] | None) -> str:
+    """``"nmf speech dictionary"`` or ``"nmf noise dictionary (GROUP)"``, for progress records."""
+    return f"{kind} speech dictionary" if names is None else f"{kind} noise dictionary ({group})"
 
 
 def dictionary_model(corpus: Corpus, cfg: EnhancementConfig, kind: str, group: str, names: list[str] | None):
@@ -634,6 +638,7 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
     names = ["noisy"] + [method_name(k, a) for k, a in methods]
     total = len(corpus.noises) * len(cfg.snrs) * len(corpus.test)
     pending: list[tuple[tuple, str, Any]] = []  # (cell, utterance, scores or their future), in the order of the loops
+    ready = 0  # leading entries of pending whose scores are done
     with _scoring(cfg.jobs) as submit:
         for i, (noise_name, (_, test_part)) in enumerate(corpus.noises.items()):
             for j, (utt, clean) in enumerate(corpus.test):
@@ -643,9 +648,10 @@ def evaluate(corpus: Corpus, cfg: EnhancementConfig, methods, models, progress: 
                     for name in names:
                         est = y if name == "noisy" else enhancers[(name, noise_name)].enhance(y)
                         pending.append(((name, noise_name, float(snr)), utt, submit(s, n, est, cfg.sr)))
-                    scored = _scored(pending, len(names))
-                    if scored:  # (a record of 0 units done with a message is a notice)
-                        _report(progress, "evaluate", scored, total, f"{noise_name} {snr:+g} dB {utt}")
+                    while ready < len(pending) and _done(pending[ready][2]):
+                        ready += 1
+                    if ready >= len(names):  # (a record of 0 units done with a message is a notice)
+                        _report(progress, "evaluate", ready // len(names), total, f"{noise_name} {snr:+g} dB {utt}")
         cells: dict[tuple, list[dict]] = {}
         for k, (cell, utt, scores) in enumerate(pending, 1):
             cells.setdefault(cell, []).append({**(scores if isinstance(scores, dict) else scores.result()), "utterance": utt})
@@ -673,14 +679,9 @@ def _scoring(jobs: int):
             raise worker_died(err, "run again with --jobs 1 to score in this process") from err
 
 
-def _scored(pending: list, per_mixture: int) -> int:
-    """Mixtures whose every score is done (in order), for the progress record."""
-    done = 0
-    for _, _, scores in pending:
-        if not (isinstance(scores, dict) or scores.done()):
-            break
-        done += 1
-    return done // per_mixture
+def _done(scores: Any) -> bool:
+    """Whether a pending score (a dict, or the future of one) is there."""
+    return isinstance(scores, dict) or scores.done()
 
 
 def _row(method: str, noise: str, snr: float, scores: list[dict]) -> dict[str, Any]:

@@ -70,7 +70,8 @@ def fit_in_workers(corpus: Any, cfg: Any, methods: list[tuple[str, str]], progre
     With a single noise model (``pooled``) its networks are left to the calling process, whose threads all
     serve that one job. A job's error is raised here, as it would be in one process.
     """
-    from deepnmf.experiments.enhancement import NETWORK_ACTIVATIONS, _noise_groups, dictionary_kinds
+    from deepnmf.experiments.enhancement import (NETWORK_ACTIVATIONS, _noise_groups, dictionary_kinds,
+                                                 dictionary_label)
     from deepnmf.pipelines.batch import process_pool, worker_died
 
     groups = _noise_groups(corpus, cfg)
@@ -80,9 +81,8 @@ def fit_in_workers(corpus: Any, cfg: Any, methods: list[tuple[str, str]], progre
     total, done = len(dictionaries) + len(networks), 0
     with process_pool(cfg.jobs, _keep_corpus, (corpus,)) as pool:
         try:
-            labels = [f"{k} {'speech' if n is None else 'noise'} dictionary" + ("" if n is None else f" ({g})")
-                      for k, g, n in dictionaries]
-            done = _wait([pool.submit(_dictionary_job, cfg, *d) for d in dictionaries], labels, 0, total, progress)
+            done = _wait([pool.submit(_dictionary_job, cfg, *d) for d in dictionaries],
+                         [dictionary_label(*d) for d in dictionaries], 0, total, progress)
             if networks:
                 _wait([pool.submit(_networks_job, cfg, methods, g) for g in networks],
                       [f"networks ({g})" for g in networks], done, total, progress)

@@ -20,10 +20,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
+from deepnmf._utils import check_positive_int
 from deepnmf.callbacks import Callback, EpochInfo, notify
-from deepnmf.exceptions import DataError, DeepNMFError, ParameterError
+from deepnmf.exceptions import DataError, DeepNMFError
 
 __all__ = ["BatchResult", "plan_outputs", "process_pool", "worker_died", "run_batch", "enhance_folder", "separate_folder"]
 
@@ -150,9 +149,7 @@ def process_pool(jobs: int, initializer: Callable[..., None] | None = None, init
     concurrent.futures.ProcessPoolExecutor
         Use it as a context manager; what it runs must be module-level functions (they are sent by name).
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ParameterError(f"jobs must be a positive integer, got {jobs!r}")
-    return ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn"),
+    return ProcessPoolExecutor(max_workers=check_positive_int(jobs, "jobs"), mp_context=get_context("spawn"),
                                initializer=_worker_init, initargs=(initializer, initargs))
 
 
@@ -193,8 +190,7 @@ def run_batch(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None],
     -------
     BatchResult
     """
-    if int(jobs) < 1:
-        raise ParameterError(f"jobs must be a positive integer, got {jobs}")
+    jobs = check_positive_int(jobs, "jobs")
     t0, result = time.perf_counter(), BatchResult()
     _remove_stale(plan)
     todo = [(s, d) for s, d in plan if not d.exists()]
