@@ -59,15 +59,18 @@ def load(noises: list[str]) -> dict:
     return {"train": [u for v in train.values() for u in v], "valid": valid, "noises": parts}
 
 
-def dictionaries(data: dict, noise: str, kind: str = "nmf", vae: dict | None = None, seed: int = 0):
+def dictionaries(data: dict, noise: str, kind: str = "nmf", vae: dict | None = None, seed: int = 0,
+                 noise_kind: str | None = None):
     """Speech (10000 random training frames) and noise dictionaries, rank 40: KL-NMF (200 iterations)
-    or VAE-NMF with the parameters ``vae``."""
+    or VAE-NMF with the parameters ``vae``; ``noise_kind`` (default ``kind``) for the noise dictionary alone."""
     stft = STFTSettings()
     V = torch.cat([stft.stft(x).abs() for x in data["train"]]).numpy()
     V = V[np.sort(np.random.default_rng(seed).choice(V.shape[0], min(10000, V.shape[0]), replace=False))]
     N = stft.stft(data["noises"][noise][0]).abs().numpy()
-    params = {"beta_loss": "kullback-leibler", "max_iter": 200} if kind == "nmf" else dict(vae or {})
-    return tuple(make_estimator(kind, 40, random_state=seed + i, **params).fit(X) for i, X in enumerate((V, N)))
+    kinds = (kind, noise_kind or kind)
+    return tuple(make_estimator(k, 40, random_state=seed + i,
+                                **({"beta_loss": "kullback-leibler", "max_iter": 200} if k == "nmf" else dict(vae or {}))).fit(X)
+                 for i, (k, X) in enumerate(zip(kinds, (V, N))))
 
 
 def validate(enhancer, data: dict, noise: str) -> dict[float, float]:
@@ -88,6 +91,8 @@ def main() -> None:
     p.add_argument("--method", default="dnn-mask", choices=["dnn-mask", "nmf+dnn", "vae-nmf+dnn"])
     p.add_argument("--vae", default='{"likelihood": "poisson", "max_epochs": 30, "early_stopping": false}',
                    help="vae-nmf+dnn: VAENMF parameters as JSON")
+    p.add_argument("--noise-dictionary", default=None, choices=["nmf", "vae-nmf"],
+                   help="+dnn: the noise dictionary's kind when it differs from the speech one's (a diagnostic)")
     p.add_argument("--noises", nargs="+", default=["factory2", "babble"])
     p.add_argument("--objective", default=None, help="dnn-mask: mask|signal|phase; nmf+dnn: activations|signal|phase")
     p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
@@ -128,7 +133,8 @@ def main() -> None:
             enh = MaskEnhancer().fit(data["train"], data["noises"][noise][0], objective=a.objective or "mask",
                                      output=a.output, n_networks=a.networks, **common)
         else:
-            speech, noise_model = dictionaries(data, noise, a.method.split("+")[0], json.loads(a.vae), seed=a.seed)
+            speech, noise_model = dictionaries(data, noise, a.method.split("+")[0], json.loads(a.vae), seed=a.seed,
+                                               noise_kind=a.noise_dictionary)
             enh = Enhancer(speech, noise_model, power=1.0).fit_network(
                 data["train"], data["noises"][noise][0], objective=a.objective or "activations", **common)
         seconds[noise] = round(time.perf_counter() - t0, 1)
