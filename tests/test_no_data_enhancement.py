@@ -373,3 +373,18 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     assert "noise_window" not in _network_recipe(cfg, "mask")  # 0 keeps the cache key of before
     running = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", dnn_noise_window=62)
     assert _network_recipe(running, "dnn")["noise_window"] == 62 == _network_recipe(running, "mask")["noise_window"]
+
+
+def test_test_utterances_skip_sentences_read_in_training(tmp_path):
+    """TIMIT's SA sentences are read by every speaker: a test file named as a training file is taken last."""
+    from deepnmf.experiments.enhancement import _pick_test
+
+    train = [tmp_path / "dr1-a" / f"{s}.wav" for s in ("sa1", "sa2", "si11")]
+    test = [tmp_path / spk / f"{s}.WAV" for spk in ("dr6-b", "dr6-c") for s in ("SA1", "SA2", f"SX{spk[-1]}", f"SI{spk[-1]}")]
+    names = lambda picked: [f"{p.parent.name}/{p.stem}" for p in picked]  # noqa: E731
+    assert names(_pick_test(test, 4, train)) == ["dr6-b/SIb", "dr6-c/SIc", "dr6-b/SXb", "dr6-c/SXc"]
+    # the shared sentences only once the others run out, still round robin over the speakers
+    assert names(_pick_test(test, 6, train))[4:] == ["dr6-b/SA1", "dr6-c/SA1"]
+    assert names(_pick_test(test, 2)) == ["dr6-b/SA1", "dr6-c/SA1"]  # no training files: sorted order
+    with pytest.raises(DataError, match="only 8"):
+        _pick_test(test, 9, train)

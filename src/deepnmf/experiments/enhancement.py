@@ -234,17 +234,26 @@ def _speaker_of(path: Path) -> str:
     return path.parent.name
 
 
-def _pick_test(files: list[Path], n_test: int) -> list[Path]:
-    """``n_test`` files spread over speakers (round robin in sorted order)."""
+def _pick_test(files: list[Path], n_test: int, train_files: Sequence[Path] = ()) -> list[Path]:
+    """``n_test`` files spread over speakers (round robin in sorted order).
+
+    A test file whose name (stem, any case) a training file also has is taken only when the others
+    run out: in TIMIT that is the same sentence read by a training speaker (the SA sentences, which
+    every speaker reads), so testing on it would score texts the models were trained on, and the
+    first files of every speaker would be the same two sentences.
+    """
+    seen = {f.stem.lower() for f in train_files}
     by_speaker: dict[str, list[Path]] = {}
     for f in files:
         by_speaker.setdefault(str(f.parent), []).append(f)
-    queues = [sorted(v) for _, v in sorted(by_speaker.items())]
     picked: list[Path] = []
-    while len(picked) < n_test and any(queues):
-        for q in queues:
-            if q and len(picked) < n_test:
-                picked.append(q.pop(0))
+    for allow_shared in (False, True):
+        queues = [[f for f in sorted(v) if f not in picked and (allow_shared or f.stem.lower() not in seen)]
+                  for _, v in sorted(by_speaker.items())]
+        while len(picked) < n_test and any(queues):
+            for q in queues:
+                if q and len(picked) < n_test:
+                    picked.append(q.pop(0))
     if len(picked) < n_test:
         raise DataError(f"asked for {n_test} test utterances but the test folders hold only {len(picked)}")
     return picked
@@ -265,7 +274,7 @@ def load_corpus(cfg: EnhancementConfig) -> Corpus:
         check_not_silent(x, name=str(f))
         train.setdefault(str(f.parent), []).append(x)
     test = []
-    for f in _pick_test(test_files, cfg.n_test):
+    for f in _pick_test(test_files, cfg.n_test, train_files):
         x, _ = load_audio(f, sr=cfg.sr, dtype=np.float64)
         check_not_silent(x, name=str(f))
         test.append((f"{_speaker_of(f)}/{f.stem}", x))
