@@ -388,3 +388,23 @@ def test_test_utterances_skip_sentences_read_in_training(tmp_path):
     assert names(_pick_test(test, 2)) == ["dr6-b/SA1", "dr6-c/SA1"]  # no training files: sorted order
     with pytest.raises(DataError, match="only 8"):
         _pick_test(test, 9, train)
+
+
+def test_nmf_dictionary_runs_its_fixed_budget_without_convergence_warnings(tmp_path):
+    """The paper's 200 iterations are the protocol: running out of them is not reported as a problem."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from deepnmf.experiments.enhancement import _make_dictionary
+
+    V = np.random.default_rng(0).gamma(1.0, 1.0, size=(60, 12))
+    cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=[], out=tmp_path, n_components=3, nmf_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = _make_dictionary("nmf", V, cfg, seed=0)
+    assert model.n_iter_ == 5 and model.components_.shape == (3, 12)
+    with pytest.warns(ConvergenceWarning):  # the estimator itself still reports an exhausted budget
+        from deepnmf.models.factory import make_estimator
+
+        make_estimator("nmf", 3, beta_loss="kullback-leibler", max_iter=5, random_state=0).fit(V)

@@ -72,7 +72,7 @@ def enhancement_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: results.json/csv/md, sdr_improvement.png, run.json, models/."),
     snr: List[str] = typer.Option(["-5", "0", "5", "10"], "--snr", help="Input SNRs in dB."),
     methods: List[str] = typer.Option(["nmf+mu,vae-nmf+dnn,dnmf"], "--methods", help="DICTIONARY+ACTIVATIONS (nmf|vae-nmf + mu|dnn|encoder) or the baselines dnn-mask (DNN mask) and dnmf (discriminative NMF), comma-separated."),
-    n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell."),
+    n_test: int = typer.Option(4, "--n-test", help="Test utterances per (noise, SNR) cell, round robin over the test speakers; files named as a training file (TIMIT's SA sentences, read by every speaker) only when the others run out."),
     jobs: int = typer.Option(2, "--jobs", "-j", help="Worker processes: the dictionaries, then each noise model's networks, train in parallel (one thread each), and the enhanced utterances are scored while the next are enhanced (1: all in this process)."),
     pooled: bool = typer.Option(False, "--pooled", help="One noise model from all noises pooled (the paper's Table 2)."),
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),

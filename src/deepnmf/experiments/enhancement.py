@@ -11,7 +11,9 @@ Protocol (``run_enhancement``):
 3. per dictionary type and noise, the activation network of Kang et al.
    when a ``+dnn`` method asks for it, trained on mixtures of the training
    speech with the training part of the noise;
-4. test mixtures: ``n_test`` utterances of the test speakers, each mixed at
+4. test mixtures: ``n_test`` utterances of the test speakers (round robin
+   over them; a file named as a training file, such as TIMIT's SA sentences
+   that every speaker reads, only when the others run out), each mixed at
    every SNR with an excerpt of the disjoint later part of each noise;
 5. every method (``DICTIONARY+ACTIVATIONS``, plus ``noisy``) scored with BSS
    Eval (speech and noise references), PESQ (narrow and wide band) and STOI,
