@@ -13,6 +13,7 @@ Each variant is one JSON line appended to ``--out``::
     python benchmarks/tune_enhancement_networks.py --method dnn-mask --objective signal --output joint
     python benchmarks/tune_enhancement_networks.py --method nmf+dnn --objective signal
     python benchmarks/tune_enhancement_networks.py --method vae-nmf+dnn --objective signal --vae '{"likelihood": "poisson"}'
+    python benchmarks/tune_enhancement_networks.py --method nmf+mu --mu-gains 0.5:0 0.5:0.3 1:0  # the gain of nmf+mu
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def validate(enhancer, data: dict, noise: str) -> dict[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--method", default="dnn-mask", choices=["dnn-mask", "nmf+dnn", "vae-nmf+dnn"])
+    p.add_argument("--method", default="dnn-mask", choices=["dnn-mask", "nmf+dnn", "vae-nmf+dnn", "nmf+mu"])
     p.add_argument("--vae", default='{"likelihood": "poisson", "max_epochs": 30, "early_stopping": false}',
                    help="vae-nmf+dnn: VAENMF parameters as JSON")
     p.add_argument("--noise-dictionary", default=None, choices=["nmf", "vae-nmf"],
@@ -118,6 +119,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the dictionaries, mixtures and networks")
     p.add_argument("--exponents", type=float, nargs="+", default=[1.0],
                    help="gain exponents at enhancement time to score (the trained model is shared)")
+    p.add_argument("--mu-gains", nargs="+", default=["0.5:0"],
+                   help="nmf+mu: the gains POWER:FLOOR to score (multiplicative updates, 200, on the NMF dictionaries)")
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
@@ -127,6 +130,8 @@ def main() -> None:
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
                   dropout=a.dropout, loss_scale=a.loss_scale, random_state=a.seed)
     by_exponent, seconds = {}, {}
+    if a.method == "nmf+mu":
+        return _mu_gains(a, data)
     for noise in a.noises:
         t0 = time.perf_counter()
         if a.method == "dnn-mask":
@@ -151,6 +156,22 @@ def main() -> None:
         line["sdr_by_exponent"] = by_exponent
     print(json.dumps(line), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _mu_gains(a: argparse.Namespace, data: dict) -> None:
+    """``--method nmf+mu``: score each gain of ``--mu-gains`` (no network), one line for all."""
+    gains = [tuple(float(v) for v in g.split(":")) for g in a.mu_gains]
+    scores: dict[str, dict] = {}
+    for noise in a.noises:
+        speech, noise_model = dictionaries(data, noise, "nmf", seed=a.seed)
+        for power, floor in gains:
+            enh = Enhancer(speech, noise_model, activations="mu", power=power, floor=floor, max_iter=200)
+            scores.setdefault(f"{power:g}:{floor:g}", {})[noise] = {str(k): round(v, 2) for k, v in validate(enh, data, noise).items()}
+    line = {"args": vars(a), "sdr_by_gain": scores,
+            "avg_sdr_by_gain": {g: round(float(np.mean([v for s in sc.values() for v in s.values()])), 2) for g, sc in scores.items()}}
+    print(json.dumps(line), flush=True)
     with open(a.out, "a") as f:
         f.write(json.dumps(line) + "\n")
 

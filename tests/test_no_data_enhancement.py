@@ -85,7 +85,7 @@ def test_rows_and_files(run):
     # n_test utterances, taken round robin over the test speakers
     assert info["test_utterances"] == ["spk2/u0", "spk3/u0"]
     assert info["train_speakers"] == sorted(str(p) for p in cfg.train_speech) and info["noises"] == ["hum"]
-    assert info["gains"]["nmf+mu"] == {"power": 0.5, "floor": 0.3, "exponent": 1.0}
+    assert info["gains"]["nmf+mu"] == {"power": 0.5, "floor": 0.0, "exponent": 1.0}
     assert info["gains"]["nmf+dnn"] == {"power": 1.0, "floor": 0.0, "exponent": 2.0}
     assert info["gains"]["dnn-mask"] == {"exponent": 2.0}
 

@@ -77,7 +77,7 @@ def enhancement_command(
     pooled: bool = typer.Option(False, "--pooled", help="One noise model from all noises pooled (the paper's Table 2)."),
     rank: int = typer.Option(40, "--rank", help="Atoms per dictionary."),
     power: Optional[float] = typer.Option(None, "--power", help="Gain exponent p in S^p/(S^p+N^p) (the paper: 2; default 0.5 for mu, 1 for dnn/encoder)."),
-    floor: Optional[float] = typer.Option(None, "--floor", help="Lowest gain (default 0.3 for mu, 0 for dnn/encoder)."),
+    floor: Optional[float] = typer.Option(None, "--floor", help="Lowest gain (default 0: none)."),
     exponent: Optional[float] = typer.Option(None, "--exponent", help="The gain raised to this power at enhancement time (default 2 for dnn and dnn-mask, 1 otherwise; chosen on validation speakers)."),
     sparsity: float = typer.Option(0.0, "--sparsity", help="L1 penalty on the activations (mu and network targets)."),
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),

@@ -45,6 +45,7 @@ import torch
 from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import RECURRENT
+from deepnmf.pipelines.enhancement import DEFAULT_GAINS
 from deepnmf.pipelines.frame_networks import LOSS_SCALES
 from deepnmf.pipelines.network_training import NetworkTraining
 
@@ -54,11 +55,6 @@ MASK_METHOD = "dnn-mask"
 DNMF_METHOD = "dnmf"
 ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
 METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
-#: gain (power p, floor) per activation method when the config gives none. Multiplicative
-#: updates with a speech dictionary distort speech at high SNR, so their gain is softened
-#: (p = 0.5) and floored (0.3); the networks' estimates take p = 1 and no floor. Chosen on
-#: TIMIT utterances of the test speakers that are not among the test utterances.
-DEFAULT_GAINS = {"mu": (0.5, 0.3), "dnn": (1.0, 0.0), "encoder": (1.0, 0.0)}
 #: exponent of the gain at enhancement time (``pipelines.enhancement.sharpen``) per method kind when the
 #: config gives none: the networks' gains, trained by squared error, are too lenient for SDR; chosen on
 #: validation speakers of the training side (benchmarks/tune_enhancement_networks.py --exponents,

@@ -31,11 +31,12 @@ import numpy as np
 from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import ParameterError
 from deepnmf.pipelines._common import send_notice, write_json
+from deepnmf.pipelines.enhancement import DEFAULT_GAINS
 
 SR = 16000
 DATA_CHOICES = ("auto", "synthetic", "real")
 #: gain settings per activation method (those of ``deepnmf experiment enhancement``)
-_GAIN = {"mu": {"power": 0.5, "floor": 0.3}, "dnn": {"power": 1.0, "floor": 0.0}}
+_GAIN = {k: {"power": DEFAULT_GAINS[k][0], "floor": DEFAULT_GAINS[k][1]} for k in ("mu", "dnn")}
 
 
 def _slug(name: str) -> str:
