@@ -124,14 +124,14 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
+    if a.method == "nmf+mu":
+        return _mu_gains(a, data)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     common = dict(n_copies=a.copies, context=a.context, context_bands=a.context_bands, hidden=hidden, epochs=a.epochs, batch_size=a.batch_size,
                   lr=a.lr, lr_schedule=a.lr_schedule, recurrent=a.recurrent, noise_aware=a.noise_aware, noise_window=a.noise_window, discriminative=a.discriminative,
                   gain_range=tuple(a.gain_range), speed_range=tuple(a.speed_range), max_mixtures=a.max_mixtures,
                   dropout=a.dropout, loss_scale=a.loss_scale, random_state=a.seed)
     by_exponent, seconds = {}, {}
-    if a.method == "nmf+mu":
-        return _mu_gains(a, data)
     for noise in a.noises:
         t0 = time.perf_counter()
         if a.method == "dnn-mask":

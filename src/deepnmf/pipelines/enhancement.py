@@ -68,7 +68,7 @@ from deepnmf.pipelines.network_training import NetworkTraining
 #: settings"): average SDR of nmf+mu 5.36 dB at p = 0.5 without a floor, 4.58 with the floor 0.3 used before.
 DEFAULT_GAINS = {"mu": (0.5, 0.0), "dnn": (1.0, 0.0), "encoder": (1.0, 0.0)}
 
-__all__ = ["ACTIVATIONS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
+__all__ = ["ACTIVATIONS", "DEFAULT_GAINS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
            "frozen_activations", "load_enhancer", "phase_sensitive_sources", "sharpen", "training_mixtures",
            "wiener_gain"]
 
