@@ -120,7 +120,7 @@ def main() -> None:
     p.add_argument("--exponents", type=float, nargs="+", default=[1.0],
                    help="gain exponents at enhancement time to score (the trained model is shared)")
     p.add_argument("--mu-gains", nargs="+", default=["0.5:0"],
-                   help="nmf+mu: the gains POWER:FLOOR to score (multiplicative updates, 200, on the NMF dictionaries)")
+                   help="nmf+mu: the gains POWER:FLOOR[:EXPONENT] to score (200 multiplicative updates on the NMF dictionaries)")
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
     data = load(a.noises)
@@ -162,13 +162,14 @@ def main() -> None:
 
 def _mu_gains(a: argparse.Namespace, data: dict) -> None:
     """``--method nmf+mu``: score each gain of ``--mu-gains`` (no network), one line for all."""
-    gains = [tuple(float(v) for v in g.split(":")) for g in a.mu_gains]
+    gains = {g: [float(v) for v in g.split(":")] for g in a.mu_gains}
     scores: dict[str, dict] = {}
     for noise in a.noises:
         speech, noise_model = dictionaries(data, noise, "nmf", seed=a.seed)
-        for power, floor in gains:
-            enh = Enhancer(speech, noise_model, activations="mu", power=power, floor=floor, max_iter=200)
-            scores.setdefault(f"{power:g}:{floor:g}", {})[noise] = {str(k): round(v, 2) for k, v in validate(enh, data, noise).items()}
+        for name, (power, floor, *exponent) in gains.items():
+            enh = Enhancer(speech, noise_model, activations="mu", power=power, floor=floor,
+                           exponent=exponent[0] if exponent else 1.0, max_iter=200)
+            scores.setdefault(name, {})[noise] = {str(k): round(v, 2) for k, v in validate(enh, data, noise).items()}
     line = {"args": vars(a), "sdr_by_gain": scores,
             "avg_sdr_by_gain": {g: round(float(np.mean([v for s in sc.values() for v in s.values()])), 2) for g, sc in scores.items()}}
     print(json.dumps(line), flush=True)
