@@ -390,6 +390,19 @@ def test_test_utterances_skip_sentences_read_in_training(tmp_path):
         _pick_test(test, 9, train)
 
 
+def test_one_file_per_utterance(tmp_path):
+    """Some TIMIT copies keep the SPHERE original beside a converted WAV: one recording counts once."""
+    from deepnmf.experiments.enhancement import _distinct, _pick_test, _utterance_name
+
+    assert _utterance_name(tmp_path / "SA1.WAV.wav") == "sa1" == _utterance_name(tmp_path / "sa1.wav")
+    assert _utterance_name(tmp_path / "SX5.PHN") == "sx5.phn"
+    files = sorted(tmp_path / spk / n for spk in ("b", "c") for n in ("SA1.WAV", "SA1.WAV.wav", "SI7.WAV", "SI7.WAV.wav"))
+    kept = _distinct(files)
+    assert [f"{f.parent.name}/{f.name}" for f in kept] == ["b/SA1.WAV", "b/SI7.WAV", "c/SA1.WAV", "c/SI7.WAV"]
+    picked = _pick_test(kept, 3, [tmp_path / "a" / "SA1.WAV.wav"])
+    assert [f"{f.parent.name}/{f.name}" for f in picked] == ["b/SI7.WAV", "c/SI7.WAV", "b/SA1.WAV"]
+
+
 def test_nmf_dictionary_runs_its_fixed_budget_without_convergence_warnings(tmp_path):
     """The paper's 200 iterations are the protocol: running out of them is not reported as a problem."""
     import warnings

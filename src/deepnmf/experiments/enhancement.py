@@ -232,21 +232,45 @@ def _speaker_of(path: Path) -> str:
     return path.parent.name
 
 
+def _utterance_name(path: Path) -> str:
+    """The file name without its audio suffixes, in lower case: ``SA1.WAV.wav`` -> ``sa1``."""
+    from deepnmf.audio.io import AUDIO_SUFFIXES
+
+    name = path.name.lower()
+    while Path(name).suffix in AUDIO_SUFFIXES:
+        name = name[: -len(Path(name).suffix)]
+    return name
+
+
+def _distinct(files: list[Path]) -> list[Path]:
+    """One file per utterance: a folder's copies of one recording in two formats (some TIMIT
+    distributions keep ``SA1.WAV``, the NIST SPHERE original, beside ``SA1.WAV.wav``) count once,
+    the first in sorted order."""
+    seen: set[tuple[Path, str]] = set()
+    out = []
+    for f in files:
+        key = (f.parent, _utterance_name(f))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
 def _pick_test(files: list[Path], n_test: int, train_files: Sequence[Path] = ()) -> list[Path]:
     """``n_test`` files spread over speakers (round robin in sorted order).
 
-    A test file whose name (stem, any case) a training file also has is taken only when the others
-    run out: in TIMIT that is the same sentence read by a training speaker (the SA sentences, which
-    every speaker reads), so testing on it would score texts the models were trained on, and the
-    first files of every speaker would be the same two sentences.
+    A test file whose utterance name (:func:`_utterance_name`) a training file also has is taken
+    only when the others run out: in TIMIT that is the same sentence read by a training speaker
+    (the SA sentences, which every speaker reads), so testing on it would score texts the models
+    were trained on, and the first files of every speaker would be the same two sentences.
     """
-    seen = {f.stem.lower() for f in train_files}
+    seen = {_utterance_name(f) for f in train_files}
     by_speaker: dict[str, list[Path]] = {}
     for f in files:
         by_speaker.setdefault(str(f.parent), []).append(f)
     picked: list[Path] = []
     for allow_shared in (False, True):
-        queues = [[f for f in sorted(v) if f not in picked and (allow_shared or f.stem.lower() not in seen)]
+        queues = [[f for f in sorted(v) if f not in picked and (allow_shared or _utterance_name(f) not in seen)]
                   for _, v in sorted(by_speaker.items())]
         while len(picked) < n_test and any(queues):
             for q in queues:
@@ -261,8 +285,8 @@ def load_corpus(cfg: EnhancementConfig) -> Corpus:
     """Read the speech folders and noise files of ``cfg`` (folders are searched recursively)."""
     from deepnmf.audio.io import check_not_silent, list_audio_files, load_audio
 
-    train_files = list_audio_files(*cfg.train_speech)
-    test_files = list_audio_files(*cfg.test_speech)
+    train_files = _distinct(list_audio_files(*cfg.train_speech))
+    test_files = _distinct(list_audio_files(*cfg.test_speech))
     overlap = {f.resolve() for f in train_files} & {f.resolve() for f in test_files}
     if overlap:
         raise DataError(f"{len(overlap)} files are in both the training and the test speech, e.g. {sorted(overlap)[0]}")
