@@ -410,6 +410,7 @@ def test_nmf_dictionary_runs_its_fixed_budget_without_convergence_warnings(tmp_p
     from sklearn.exceptions import ConvergenceWarning
 
     from deepnmf.experiments.enhancement import _make_dictionary
+    from deepnmf.models.factory import make_estimator
 
     V = np.random.default_rng(0).gamma(1.0, 1.0, size=(60, 12))
     cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=[], out=tmp_path, n_components=3, nmf_iter=5)
@@ -418,6 +419,4 @@ def test_nmf_dictionary_runs_its_fixed_budget_without_convergence_warnings(tmp_p
         model = _make_dictionary("nmf", V, cfg, seed=0)
     assert model.n_iter_ == 5 and model.components_.shape == (3, 12)
     with pytest.warns(ConvergenceWarning):  # the estimator itself still reports an exhausted budget
-        from deepnmf.models.factory import make_estimator
-
         make_estimator("nmf", 3, beta_loss="kullback-leibler", max_iter=5, random_state=0).fit(V)
