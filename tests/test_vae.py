@@ -123,6 +123,38 @@ def test_kl_warmup_loss_weights_by_step():
     assert float(kl_warmup_loss(4)(module, None, None)["loss"]) == 3.5  # evaluation: the full ELBO
 
 
+def test_kl_weight_scales_the_kl_term_after_the_warm_up():
+    from deepnmf.models.vae import kl_warmup_loss
+
+    module = torch.nn.Module()
+    module.forward = lambda batch, generator: {"nll": torch.tensor(1.0), "kl": torch.tensor(2.0),
+                                               "penalty": torch.tensor(0.5), "loss": torch.tensor(3.5)}
+    warm = kl_warmup_loss(2, 0.25)
+    np.testing.assert_allclose([float(warm(module, None, None)["loss"]) for _ in range(4)], [1.5, 1.75, 2.0, 2.0])
+    constant = kl_warmup_loss(0, 3.0)
+    np.testing.assert_allclose([float(constant(module, None, None)["loss"]) for _ in range(2)], [7.5, 7.5])
+    module.eval()
+    assert float(constant(module, None, None)["loss"]) == 3.5  # evaluation: the full ELBO
+
+
+def test_kl_weight_trades_kl_for_likelihood(small_data):
+    X, _ = small_data
+    kw = {**SMALL, "max_epochs": 40}
+    kw.pop("early_stopping", None)
+    fits = {w: VAENMF(6, random_state=0, early_stopping=False, validation_fraction=0.2, kl_weight=w, **kw).fit(X)
+            for w in (1.0, 0.05)}
+    h = {w: {k: np.asarray(v) for k, v in m.history_.items()} for w, m in fits.items()}
+    # the training loss is nll + w kl (+ penalty); validation is the full ELBO
+    np.testing.assert_allclose(h[0.05]["train_loss"], h[0.05]["train_nll"] + 0.05 * h[0.05]["train_kl"]
+                               + h[0.05]["train_penalty"], rtol=1e-5)
+    np.testing.assert_allclose(h[0.05]["val_loss"], h[0.05]["val_nll"] + h[0.05]["val_kl"] + h[0.05]["val_penalty"],
+                               rtol=1e-5)
+    # a smaller KL weight buys a better fit of the training rows at the price of a larger KL
+    assert h[0.05]["train_nll"][-1] < h[1.0]["train_nll"][-1]
+    assert h[0.05]["train_kl"][-1] > 2 * h[1.0]["train_kl"][-1]
+    assert fits[0.05].get_params()["kl_weight"] == 0.05
+
+
 def test_kl_warmup_refuses_resume(small_data, tmp_path):
     X, _ = small_data
     with pytest.raises(ParameterError, match="kl_warmup needs X in memory and a fresh fit"):
@@ -338,6 +370,7 @@ def test_bad_input_gets_clear_errors(fitted, small_data):
         (dict(prior_shape=-1.0), "prior_shape must be a finite number >= 0"),
         (dict(max_epochs=0), "max_epochs must be an integer >= 1"),
         (dict(kl_warmup=-1), "kl_warmup must be an integer >= 0"),
+        (dict(kl_weight=0.0), "kl_weight must be > 0"),
         (dict(device="tpu"), "unsupported device type|device must be"),
     ],
 )

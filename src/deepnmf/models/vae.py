@@ -55,21 +55,28 @@ def _epoch_line(info) -> str:
             f" (nll {info.train['nll']:.4g}, kl {info.train['kl']:.4g}){val} {info.elapsed:.1f}s")
 
 
-def kl_warmup_loss(steps: int):
+def kl_warmup_loss(steps: int, weight: float = 1.0):
     r"""A :func:`deepnmf.training.fit_module` loss with KL annealing over ``steps`` optimiser steps.
 
     At training step ``t`` (counted from 0) the loss is
-    ``nll + min(t / steps, 1) kl + penalty``; evaluation (the module in
-    ``eval`` mode: validation) gets the module's own terms, the full negative ELBO.
+    ``nll + weight min(t / steps, 1) kl + penalty`` (``steps = 0``: the
+    weight from the first step, a beta-VAE when ``weight != 1``); evaluation
+    (the module in ``eval`` mode: validation) gets the module's own terms,
+    the full negative ELBO.
     """
     done = [0]
+    weight = float(weight)
 
     def loss_fn(module, batch: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         terms = module(batch, generator)
-        if module.training and done[0] < steps:
-            weight = done[0] / steps
+        if not module.training:
+            return terms
+        ramp = 1.0
+        if done[0] < steps:
+            ramp = done[0] / steps
             done[0] += 1
-            terms = {**terms, "loss": terms["nll"] + weight * terms["kl"] + terms["penalty"]}
+        if ramp * weight != 1.0:
+            terms = {**terms, "loss": terms["nll"] + (ramp * weight) * terms["kl"] + terms["penalty"]}
         return terms
 
     return loss_fn
@@ -151,6 +158,12 @@ class VAENMF(BaseNMF):
         prior (unused); see the enhancement section of ``docs/vae-nmf.md``.
         Validation and early stopping always monitor the full ELBO. Needs
         ``X`` in memory and a fresh fit (not ``resume``).
+    kl_weight : float
+        Weight of the KL term in the training loss once any warm-up is over
+        (a beta-VAE; 1: the ELBO). Below 1 the likelihood counts more, as if
+        the estimated dispersion were ``kl_weight`` times smaller; fewer
+        posteriors collapse to the prior. Validation and early stopping
+        monitor the full ELBO whatever the weight.
     dtype : {"float32", "float64", None}
         Training precision; ``None`` follows the input.
 
@@ -203,6 +216,7 @@ class VAENMF(BaseNMF):
         dtype: str | None = "float32",
         kl_warmup: int = 0,
         init: str = "random",
+        kl_weight: float = 1.0,
     ) -> None:
         self.n_components = n_components
         self.likelihood = likelihood
@@ -228,6 +242,7 @@ class VAENMF(BaseNMF):
         self.dtype = dtype
         self.kl_warmup = kl_warmup
         self.init = init
+        self.kl_weight = kl_weight
 
     def _nmf_start(self, T: torch.Tensor, module, gen: torch.Generator) -> torch.Tensor:
         """The decoder's start for ``init="nmf"``: NMF atoms ``(K, F)`` scaled by their mean activation / prior mean.
@@ -266,7 +281,7 @@ class VAENMF(BaseNMF):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.kl_warmup, "kl_warmup", minimum=0)
         check_choice(self.init, "init", INITS)
-        for name in ("prior_shape", "prior_rate", "lr", "min_concentration"):
+        for name in ("prior_shape", "prior_rate", "lr", "min_concentration", "kl_weight"):
             if check_nonneg_float(getattr(self, name), name) == 0.0:
                 raise ParameterError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("weight_decay", "gamma", "tol"):
@@ -390,15 +405,16 @@ class VAENMF(BaseNMF):
 
     def _training_loss(self, n_samples: int, stream: bool, resume: bool):
         """The loss of :func:`deepnmf.training.fit_module`: ``None`` (the module's ELBO) or the KL warm-up's."""
+        weight = float(self.kl_weight)
         if not self.kl_warmup:
-            return None
+            return None if weight == 1.0 else kl_warmup_loss(0, weight)
         if stream or resume:
             raise ParameterError("kl_warmup needs X in memory and a fresh fit (not a stream, not resume); "
                                  "use kl_warmup=0 for streams and resumed fits")
         vf = float(self.validation_fraction)
         n_val = max(int(math.floor(vf * n_samples)), 1 if vf > 0 else 0)  # as training.split_validation
         steps_per_epoch = math.ceil((n_samples - n_val) / int(self.batch_size))
-        return kl_warmup_loss(int(self.kl_warmup) * steps_per_epoch)
+        return kl_warmup_loss(int(self.kl_warmup) * steps_per_epoch, weight)
 
     def _check_size(self, n: int, m: int, itemsize: int) -> None:
         """Refuse a network that would not fit in memory (an estimate), warn about a rank above ``n``."""
