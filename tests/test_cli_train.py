@@ -55,6 +55,19 @@ def test_vae_nmf_on_real_speech(timit_files, tmp_path):
         assert (out / name).stat().st_size > 1000
 
 
+def test_vae_nmf_options_reach_the_estimator(planted_npy, tmp_path):
+    """--init nmf, --kl-warmup and --kl-weight set VAENMF's parameters; the NMF-only options stay NMF's."""
+    path, X = planted_npy
+    out = tmp_path / "vae"
+    result = run(path, "--model", "vae-nmf", "--rank", 3, "--out", out, "--max-epochs", 3, "--seed", 0,
+                 "--init", "nmf", "--kl-warmup", 2, "--kl-weight", 0.5, "--no-figures")
+    assert result.exit_code == 0, result.output
+    model = VAENMF.load(out)
+    assert (model.init, model.kl_warmup, model.kl_weight) == ("nmf", 2, 0.5)
+    bad = run(path, "--model", "vae-nmf", "--rank", 3, "--out", tmp_path / "bad", "--kl-weight", 0)
+    assert bad.exit_code != 0 and "kl_weight must be > 0" in bad.output
+
+
 def test_implicit_nmf_on_real_speech_grid_and_points(timit_files, tmp_path):
     """iN-NMF from the CLI: on the STFT grid (KL by default) and on a hybrid point cloud of the same files."""
     out = tmp_path / "grid"

@@ -148,8 +148,9 @@ def test_vae_dictionary_follows_the_config():
     model = _make_dictionary("vae-nmf", V, cfg, 0)
     assert (model.likelihood, model.kl_warmup, model.n_iter_) == ("poisson", 10, 2)  # the defaults chosen on validation
     cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused", n_components=3,
-                            vae_epochs=1, vae_likelihood="gaussian", vae_kl_warmup=0)
-    assert (lambda m: (m.likelihood, m.kl_warmup))(_make_dictionary("vae-nmf", V, cfg, 0)) == ("gaussian", 0)
+                            vae_epochs=1, vae_likelihood="gaussian", vae_kl_warmup=0, vae_kl_weight=0.5)
+    assert (lambda m: (m.likelihood, m.kl_warmup, m.kl_weight))(_make_dictionary("vae-nmf", V, cfg, 0)) == (
+        "gaussian", 0, 0.5)
 
 
 def test_runner_bad_input(data_dir, tmp_path):
@@ -172,6 +173,8 @@ def test_runner_bad_input(data_dir, tmp_path):
         run_enhancement(_tiny(data_dir, tmp_path, vae_likelihood="laplace"))
     with pytest.raises(ParameterError, match="vae_kl_warmup must be an integer >= 0"):
         run_enhancement(_tiny(data_dir, tmp_path, vae_kl_warmup=-1))
+    with pytest.raises(ParameterError, match="vae_kl_weight must be a number > 0"):
+        run_enhancement(_tiny(data_dir, tmp_path, vae_kl_weight=0.0))
     named = save_audio(tmp_path / "speech.wav", 0.1 * np.random.default_rng(0).standard_normal(16000 * 30), 16000)
     with pytest.raises(ParameterError, match="cannot be named 'speech'"):
         run_enhancement(_tiny(data_dir, tmp_path, noises=[named]))

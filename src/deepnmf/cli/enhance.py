@@ -83,6 +83,7 @@ def enhancement_command(
     vae_epochs: int = typer.Option(30, "--vae-epochs", help="VAE-NMF training epochs."),
     vae_likelihood: Optional[str] = typer.Option(None, "--vae-likelihood", help="VAE-NMF likelihood: poisson (default), gaussian or exponential."),
     vae_kl_warmup: Optional[int] = typer.Option(None, "--vae-kl-warmup", help="VAE-NMF: epochs over which the KL weight rises from 0 to 1 (default 10; 0: none)."),
+    vae_kl_weight: Optional[float] = typer.Option(None, "--vae-kl-weight", help="VAE-NMF: the KL term's weight after the warm-up (default 1: the ELBO)."),
     vae_init: Optional[str] = typer.Option(None, "--vae-init", help="VAE-NMF decoder start: nmf (default: the NMF dictionary of the same frames) or random."),
     dnn_epochs: Optional[int] = typer.Option(None, "--dnn-epochs", help="Most epochs of the activation networks (default: the experiment's)."),
     dnn_copies: Optional[int] = typer.Option(None, "--dnn-copies", help="Training mixtures per training utterance for the activation networks (default: the experiment's)."),
@@ -132,7 +133,7 @@ def enhancement_command(
              "mask_copies": mask_copies, "mask_epochs": mask_epochs, "mask_max_mixtures": mask_max_mixtures,
              "dnmf_max_mixtures": dnmf_max_mixtures,
              "vae_likelihood": vae_likelihood, "vae_kl_warmup": vae_kl_warmup,
-             "vae_init": vae_init}
+             "vae_kl_weight": vae_kl_weight, "vae_init": vae_init}
     networks = {k: v for k, v in given.items() if v is not None}  # the rest: EnhancementConfig's defaults (networks, VAE)
     cfg = EnhancementConfig(train_speech=train_speech, test_speech=test_speech, noises=_split(noise), out=out,
                             snrs=snrs, methods=method_names, n_test=n_test, jobs=jobs, pooled=pooled, n_components=rank,

@@ -84,7 +84,12 @@ def train(
     beta_loss: Optional[str] = typer.Option(None, "--beta-loss",
                                             help="NMF: frobenius | kullback-leibler | itakura-saito | any real beta "
                                                  "(overrides --likelihood)."),
-    init: Optional[str] = typer.Option(None, "--init", help="NMF: random | nndsvd | nndsvda | nndsvdar."),
+    init: Optional[str] = typer.Option(None, "--init", help="NMF: random | nndsvd | nndsvda | nndsvdar. "
+                                                             "VAE-NMF: random | nmf (the decoder starts at an NMF dictionary)."),
+    kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", help="VAE-NMF: epochs over which the KL weight rises "
+                                                                     "from 0 (default 0: none)."),
+    kl_weight: Optional[float] = typer.Option(None, "--kl-weight", help="VAE-NMF: the KL term's weight after any "
+                                                                       "warm-up (default 1: the ELBO; a beta-VAE otherwise)."),
     tol: float = typer.Option(1e-4, "--tol", help="NMF: stopping tolerance (0 runs every iteration)."),
     alpha_w: float = typer.Option(0.0, "--alpha-w", help="NMF: penalty weight on the activations."),
     alpha_h: float = typer.Option(0.0, "--alpha-h", help="NMF: penalty weight on the dictionary."),
@@ -118,6 +123,8 @@ def train(
         nmf = {"beta_loss": _beta_option(beta_loss), "init": init, "tol": tol, "alpha_W": alpha_w,
                "alpha_H": alpha_h, "l1_ratio": l1_ratio, "mask": mask, "fixed_components": fixed_components,
                "solver": solver}
+    elif model == "vae-nmf":
+        nmf = {k: v for k, v in {"init": init, "kl_warmup": kl_warmup, "kl_weight": kl_weight}.items() if v is not None}
     ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
         if checkpoint_every or resume else {}
     common = dict(model=model, rank=_rank_option(rank), likelihood=likelihood, max_epochs=max_epochs,
@@ -144,7 +151,8 @@ def _train_at_scale(inputs: list, out: Path, figures: bool, common: dict, nmf: d
         raise ParameterError("--checkpoint-every/--resume do not combine with --stream or --distributed yet")
     if common["rank"] == "auto":
         raise ParameterError("--rank auto does not combine with --stream or --distributed: give a number of atoms")
-    kept = ("beta_loss", "init", "tol") + (() if scale["stream"] else ("solver",))  # MiniBatchNMF has one solver
+    kept = ("beta_loss", "init", "tol", "kl_warmup", "kl_weight")
+    kept += () if scale["stream"] else ("solver",)  # MiniBatchNMF has one solver
     extra = {k: v for k, v in nmf.items() if k in kept and v is not None}
     if scale["distributed"]:
         if scale["stream"]:

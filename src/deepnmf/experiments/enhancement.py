@@ -96,6 +96,7 @@ class EnhancementConfig:
     vae_epochs: int = 30
     vae_likelihood: str = "poisson"  # chosen on validation speakers: docs/vae-nmf.md, "Dictionaries for enhancement"
     vae_kl_warmup: int = 10  # KL annealing epochs (VAENMF(kl_warmup=)): more atoms used; +0.06 dB on validation, within noise
+    vae_kl_weight: float = 1.0  # the KL term's weight after the warm-up (VAENMF(kl_weight=)); 1: the ELBO
     vae_init: str = "nmf"  # the decoder's start: "nmf" (VAENMF(init="nmf")) or "random"; chosen on validation speakers
     # the networks (activation networks of +dnn, the dnn-mask baseline); defaults chosen on validation speakers
     # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md)
@@ -204,6 +205,9 @@ def _check_config(cfg: EnhancementConfig) -> None:
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)
     check_choice(cfg.vae_init, "vae_init", ("random", "nmf"))
+    weight = cfg.vae_kl_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        raise ParameterError(f"vae_kl_weight must be a number > 0, got {weight!r}")
     check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal", "phase"))
     check_choice(cfg.mask_output, "mask_output", ("sigmoid", "joint"))
     if cfg.dnn_recurrent is not None:
@@ -379,7 +383,8 @@ def _make_dictionary(kind: str, V: np.ndarray, cfg: EnhancementConfig, seed: int
     # a fixed number of epochs: the validation ELBO of the Poisson VAE still improves at epoch 60, beyond the
     # time budget, and the Gaussian's swings by orders of magnitude between epochs (docs/vae-nmf.md)
     return make_estimator("vae-nmf", cfg.n_components, likelihood=cfg.vae_likelihood, max_epochs=cfg.vae_epochs,
-                          kl_warmup=cfg.vae_kl_warmup, init=cfg.vae_init, early_stopping=False, random_state=seed).fit(V)
+                          kl_warmup=cfg.vae_kl_warmup, kl_weight=cfg.vae_kl_weight, init=cfg.vae_init,
+                          early_stopping=False, random_state=seed).fit(V)
 
 
 def _cached_model(folder: Path, recipe: dict[str, Any], build: Callable[[], Any], load: Callable[[Path], Any] | None = None):
@@ -506,7 +511,8 @@ def dictionary_model(corpus: Corpus, cfg: EnhancementConfig, kind: str, group: s
               "stft": [512, 128, "hamming"], "kind": kind,
               **({"nmf_iter": cfg.nmf_iter} if kind == "nmf" else {
                   "vae_epochs": cfg.vae_epochs, "likelihood": cfg.vae_likelihood, "kl_warmup": cfg.vae_kl_warmup,
-                  **({"init": cfg.vae_init} if cfg.vae_init != "random" else {})})}
+                  **({"init": cfg.vae_init} if cfg.vae_init != "random" else {}),
+                  **({"kl_weight": float(cfg.vae_kl_weight)} if cfg.vae_kl_weight != 1.0 else {})})}
     if names is None:
         recipe.update(files=sorted(corpus.train), frames=cfg.speech_frames)
         model, _ = _cached_model(root / "speech", recipe,
