@@ -56,7 +56,7 @@ def test_vae_nmf_on_real_speech(timit_files, tmp_path):
 
 
 def test_vae_nmf_options_reach_the_estimator(planted_npy, tmp_path):
-    """--init nmf, --kl-warmup and --kl-weight set VAENMF's parameters; the NMF-only options stay NMF's."""
+    """--init nmf, --kl-warmup and --kl-weight set VAENMF's parameters; a bad weight is a clear error."""
     path, X = planted_npy
     out = tmp_path / "vae"
     result = run(path, "--model", "vae-nmf", "--rank", 3, "--out", out, "--max-epochs", 3, "--seed", 0,

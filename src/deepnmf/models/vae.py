@@ -161,9 +161,10 @@ class VAENMF(BaseNMF):
     kl_weight : float
         Weight of the KL term in the training loss once any warm-up is over
         (a beta-VAE; 1: the ELBO). Below 1 the likelihood counts more, as if
-        the estimated dispersion were ``kl_weight`` times smaller; fewer
-        posteriors collapse to the prior. Validation and early stopping
-        monitor the full ELBO whatever the weight.
+        the estimated dispersion were ``kl_weight`` times smaller: the
+        training frames are fitted more closely and the posteriors move
+        further from the prior. Validation and early stopping monitor the
+        full ELBO whatever the weight.
     dtype : {"float32", "float64", None}
         Training precision; ``None`` follows the input.
 
@@ -404,7 +405,8 @@ class VAENMF(BaseNMF):
         return self
 
     def _training_loss(self, n_samples: int, stream: bool, resume: bool):
-        """The loss of :func:`deepnmf.training.fit_module`: ``None`` (the module's ELBO) or the KL warm-up's."""
+        """The loss of :func:`deepnmf.training.fit_module`: ``None`` (the module's ELBO) or the KL-weighted one
+        (warm-up and/or ``kl_weight``)."""
         weight = float(self.kl_weight)
         if not self.kl_warmup:
             return None if weight == 1.0 else kl_warmup_loss(0, weight)
