@@ -304,3 +304,35 @@ def test_progress_callback_draws_one_bar_per_stage():
     assert (second.description, second.total, second.completed) == ("source 2", 10, 1)
     assert second.fields["info"] == "half"
     assert describe(EpochInfo(1, 4, {"loss": 2.5}, {"loss": 3.0})) == "loss 2.5 val 3"
+
+
+def test_progress_in_a_log_is_lines(capsys, monkeypatch):
+    """Where stderr is no terminal the bars stay silent and each stage writes a line when it starts, when it
+    completes and at most every LINE_EVERY_S seconds between."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    import deepnmf.cli.app as cli_app
+    from deepnmf.callbacks import EpochInfo
+
+    progress = Progress(console=Console(file=io.StringIO()))  # not a terminal
+    report = cli_app.progress_callback(progress, progress.add_task("start", total=None))
+    for epoch in range(1, 6):
+        report(EpochInfo(epoch, 5, {"loss": float(epoch)}, stage="source 1"))
+    report(EpochInfo(1, 2, stage="source 2", message="half"))
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["source 1: 1/5 loss 1", "source 1: 5/5 loss 5",
+                                                         "source 2: 1/2 half"]
+    assert all(line.startswith("[0:0") for line in lines)
+    monkeypatch.setattr(cli_app, "LINE_EVERY_S", 0.0)
+    report = cli_app.progress_callback(progress, progress.add_task("again", total=None))
+    for epoch in range(1, 4):
+        report(EpochInfo(epoch, 10, stage="source 3"))
+    assert len(capsys.readouterr().err.splitlines()) == 3
+    # a terminal keeps the live bars and writes no lines
+    terminal = Progress(console=Console(file=io.StringIO(), force_terminal=True))
+    cli_app.progress_callback(terminal, terminal.add_task("t", total=None))(EpochInfo(1, 5, stage="s"))
+    assert capsys.readouterr().err == ""
+

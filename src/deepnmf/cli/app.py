@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import time
 from typing import Any, Callable, Iterator
 
 import typer
@@ -178,6 +179,8 @@ def progress_bar(total: int | None, description: str):
         transient=False,
         disable=STATE.quiet,
     )
+    if not progress.console.is_terminal:  # a log file or a pipe: progress_callback writes lines instead
+        progress.disable = True
     task = progress.add_task(description, total=total, info="")
     return progress, task
 
@@ -193,6 +196,30 @@ def describe(info: EpochInfo) -> str:
     return text
 
 
+#: seconds between two progress lines of one stage where stderr is not a terminal
+LINE_EVERY_S = 30.0
+
+
+class _LineLog:
+    """Progress as plain stderr lines, for logs: a stage's first record, its last, and one every ``LINE_EVERY_S``."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.last: dict[str, float] = {}
+
+    def __call__(self, info: EpochInfo) -> None:
+        now = time.monotonic()
+        stage = info.stage or "progress"
+        done = bool(info.max_epochs) and info.epoch >= info.max_epochs
+        if stage in self.last and not done and now - self.last[stage] < LINE_EVERY_S:
+            return
+        self.last[stage] = now
+        elapsed = int(now - self.start)
+        count = f"{info.epoch}/{info.max_epochs}" if info.max_epochs else f"{info.epoch}"
+        text = describe(info)
+        echo(f"[{elapsed // 60}:{elapsed % 60:02d}] {stage}: {count}" + (f" {text}" if text else ""))
+
+
 def progress_callback(progress: Any, task: Any) -> Callback:
     """A callback turning :class:`~deepnmf.callbacks.EpochInfo` records into rich progress bars.
 
@@ -206,13 +233,21 @@ def progress_callback(progress: Any, task: Any) -> Callback:
     A bar's total is the record's ``max_epochs``, its count ``epoch``, its
     text :func:`describe`. A notice (``epoch == 0`` with a message) is
     printed on stderr instead.
+
+    Where stderr is not a terminal (a log file, a pipe, a CI job), where
+    live bars would show nothing until the end, every stage writes plain
+    lines instead: ``[elapsed] stage: epoch/total text`` when it starts,
+    when it completes and at most every ``LINE_EVERY_S`` seconds between.
     """
     bars: dict[str, Any] = {}
+    lines = _LineLog() if not progress.console.is_terminal else None
 
     def report(info: EpochInfo) -> None:
         if info.epoch == 0 and info.message:
             echo(info.message)  # stderr (above the bars in a terminal)
             return
+        if lines is not None:
+            lines(info)
         if info.stage not in bars:
             total = info.max_epochs or None
             if bars:
