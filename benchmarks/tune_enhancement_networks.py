@@ -61,16 +61,18 @@ def load(noises: list[str]) -> dict:
 
 
 def dictionaries(data: dict, noise: str, kind: str = "nmf", vae: dict | None = None, seed: int = 0,
-                 noise_kind: str | None = None):
+                 noise_kind: str | None = None, noise_vae: dict | None = None):
     """Speech (10000 random training frames) and noise dictionaries, rank 40: KL-NMF (200 iterations)
-    or VAE-NMF with the parameters ``vae``; ``noise_kind`` (default ``kind``) for the noise dictionary alone."""
+    or VAE-NMF with the parameters ``vae``; ``noise_kind`` (default ``kind``) for the noise dictionary alone,
+    ``noise_vae`` VAE-NMF parameters that replace those of ``vae`` for the noise dictionary alone."""
     stft = STFTSettings()
     V = torch.cat([stft.stft(x).abs() for x in data["train"]]).numpy()
     V = V[np.sort(np.random.default_rng(seed).choice(V.shape[0], min(10000, V.shape[0]), replace=False))]
     N = stft.stft(data["noises"][noise][0]).abs().numpy()
     kinds = (kind, noise_kind or kind)
+    params = (dict(vae or {}), {**(vae or {}), **(noise_vae or {})})
     return tuple(make_estimator(k, 40, random_state=seed + i,
-                                **({"beta_loss": "kullback-leibler", "max_iter": 200} if k == "nmf" else dict(vae or {}))).fit(X)
+                                **({"beta_loss": "kullback-leibler", "max_iter": 200} if k == "nmf" else params[i])).fit(X)
                  for i, (k, X) in enumerate(zip(kinds, (V, N))))
 
 
@@ -94,6 +96,8 @@ def main() -> None:
                    help="vae-nmf+dnn: VAENMF parameters as JSON")
     p.add_argument("--noise-dictionary", default=None, choices=["nmf", "vae-nmf"],
                    help="+dnn: the noise dictionary's kind when it differs from the speech one's (a diagnostic)")
+    p.add_argument("--vae-noise", default=None,
+                   help="vae-nmf+dnn: VAENMF parameters as JSON that replace --vae's for the noise dictionary alone")
     p.add_argument("--noises", nargs="+", default=["factory2", "babble"])
     p.add_argument("--objective", default=None, help="dnn-mask: mask|signal|phase; nmf+dnn: activations|signal|phase")
     p.add_argument("--output", default="sigmoid", help="dnn-mask: sigmoid|joint")
@@ -139,7 +143,8 @@ def main() -> None:
                                      output=a.output, n_networks=a.networks, **common)
         else:
             speech, noise_model = dictionaries(data, noise, a.method.split("+")[0], json.loads(a.vae), seed=a.seed,
-                                               noise_kind=a.noise_dictionary)
+                                               noise_kind=a.noise_dictionary,
+                                               noise_vae=json.loads(a.vae_noise) if a.vae_noise else None)
             enh = Enhancer(speech, noise_model, power=1.0).fit_network(
                 data["train"], data["noises"][noise][0], objective=a.objective or "activations", **common)
         seconds[noise] = round(time.perf_counter() - t0, 1)
