@@ -125,6 +125,10 @@ def train(
                "solver": solver}
     elif model == "vae-nmf":
         nmf = {k: v for k, v in {"init": init, "kl_warmup": kl_warmup, "kl_weight": kl_weight}.items() if v is not None}
+    if model != "vae-nmf" and (kl_warmup is not None or kl_weight is not None):
+        from deepnmf.exceptions import ParameterError
+
+        raise ParameterError(f"--kl-warmup and --kl-weight are VAE-NMF options; --model {model} has no KL term")
     ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
         if checkpoint_every or resume else {}
     common = dict(model=model, rank=_rank_option(rank), likelihood=likelihood, max_epochs=max_epochs,
