@@ -68,6 +68,8 @@ def test_vae_nmf_options_reach_the_estimator(planted_npy, tmp_path):
     assert bad.exit_code != 0 and "kl_weight must be > 0" in bad.output
     other = run(path, "--model", "nmf", "--rank", 3, "--out", tmp_path / "nmf", "--kl-weight", 0.5)
     assert other.exit_code == 2 and "VAE-NMF options; --model nmf has no KL term" in other.output
+    implicit = run(path, "--model", "implicit", "--rank", 3, "--out", tmp_path / "inmf", "--init", "nmf")
+    assert implicit.exit_code == 2 and "--model implicit has none" in implicit.output
 
 
 def test_implicit_nmf_on_real_speech_grid_and_points(timit_files, tmp_path):

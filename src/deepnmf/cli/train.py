@@ -129,6 +129,10 @@ def train(
         from deepnmf.exceptions import ParameterError
 
         raise ParameterError(f"--kl-warmup and --kl-weight are VAE-NMF options; --model {model} has no KL term")
+    if model not in ("nmf", "vae-nmf") and init is not None:
+        from deepnmf.exceptions import ParameterError
+
+        raise ParameterError(f"--init is an NMF and VAE-NMF option; --model {model} has none")
     ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
         if checkpoint_every or resume else {}
     common = dict(model=model, rank=_rank_option(rank), likelihood=likelihood, max_epochs=max_epochs,
