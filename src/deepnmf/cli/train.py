@@ -23,6 +23,7 @@ from typing import Any, List, Optional
 import typer
 
 from deepnmf.cli.app import COMPILE_HELP, app, echo, handle_errors, reporting
+from deepnmf.exceptions import ParameterError
 
 
 def _beta_option(value: Optional[str]) -> Any:
@@ -126,12 +127,8 @@ def train(
     elif model == "vae-nmf":
         nmf = {k: v for k, v in {"init": init, "kl_warmup": kl_warmup, "kl_weight": kl_weight}.items() if v is not None}
     if model != "vae-nmf" and (kl_warmup is not None or kl_weight is not None):
-        from deepnmf.exceptions import ParameterError
-
         raise ParameterError(f"--kl-warmup and --kl-weight are VAE-NMF options; --model {model} has no KL term")
     if model not in ("nmf", "vae-nmf") and init is not None:
-        from deepnmf.exceptions import ParameterError
-
         raise ParameterError(f"--init is an NMF and VAE-NMF option; --model {model} has none")
     ckpt = {"checkpoint_dir": out / "checkpoint", "checkpoint_every": checkpoint_every, "resume": resume} \
         if checkpoint_every or resume else {}
@@ -151,7 +148,6 @@ def train(
 def _train_at_scale(inputs: list, out: Path, figures: bool, common: dict, nmf: dict, ckpt: dict, scale: dict) -> None:
     """``--stream`` / ``--distributed``: :mod:`deepnmf.pipelines.scale`; under torchrun rank 0 alone reports and writes."""
     from deepnmf import distributed as D
-    from deepnmf.exceptions import ParameterError
     from deepnmf.pipelines.dictionary import write_dictionary
     from deepnmf.pipelines.scale import learn_dictionary_distributed, learn_dictionary_streamed
 

@@ -178,7 +178,7 @@ def method_name(kind: str, activations: str) -> str:
 
 
 def _check_config(cfg: EnhancementConfig) -> None:
-    from deepnmf._utils import check_choice, check_positive_int
+    from deepnmf._utils import check_choice, check_nonneg_float, check_positive_int
 
     for name in ("n_test", "n_components", "speech_frames", "noise_frames", "nmf_iter", "vae_epochs", "dnn_max_mixtures",
                  "dnmf_max_mixtures",
@@ -205,9 +205,8 @@ def _check_config(cfg: EnhancementConfig) -> None:
     check_choice(cfg.vae_likelihood, "vae_likelihood", ("gaussian", "poisson", "exponential"))
     check_positive_int(cfg.vae_kl_warmup, "vae_kl_warmup", minimum=0)
     check_choice(cfg.vae_init, "vae_init", ("random", "nmf"))
-    weight = cfg.vae_kl_weight
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
-        raise ParameterError(f"vae_kl_weight must be a number > 0, got {weight!r}")
+    if check_nonneg_float(cfg.vae_kl_weight, "vae_kl_weight") == 0.0:
+        raise ParameterError("vae_kl_weight must be > 0, got 0")
     check_choice(cfg.mask_objective, "mask_objective", ("mask", "signal", "phase"))
     check_choice(cfg.mask_output, "mask_output", ("sigmoid", "joint"))
     if cfg.dnn_recurrent is not None:
