@@ -1,12 +1,19 @@
 """Choose the enhancement networks' settings on validation data from the training side.
 
 Protocol (never touches the test speakers dr6-*): TIMIT sample speakers
-dr1-dr4 train, dr5 validates (every other utterance, 10); noises factory2
+dr1-dr4 train, dr5 validates (10 utterances, 5 per speaker); noises factory2
 and babble constructed from six training speakers, each cut like the
 experiment (its training part: the first 70 %) and then split again: the
 first 60 % of that part trains, the rest gives the validation excerpts.
 Validation mixtures at -5/0/5/10 dB; the score is BSS Eval SDR (dB) of the
 speech estimate, averaged over utterances, SNRs and noises.
+
+The validation utterances follow the experiment's rule for test utterances
+(``--valid-split no-shared``, the default since session 31): a sentence that a
+training speaker also reads (TIMIT's ``sa1``/``sa2``) is not taken. Lines
+without ``valid_split`` in their ``args`` (sessions before 31) used every other
+file of the two speakers in sorted order (``--valid-split every-other``),
+which includes each speaker's ``sa1``; only lines of the same split compare.
 
 Each variant is one JSON line appended to ``--out``::
 
@@ -28,6 +35,7 @@ import torch
 
 from deepnmf.audio.io import list_audio_files, load_audio
 from deepnmf.audio.mixing import babble, mix_at_snr, noise_excerpt
+from deepnmf.experiments.enhancement import _pick_test
 from deepnmf.metrics import bss_eval
 from deepnmf.models.factory import make_estimator
 from deepnmf.pipelines.enhancement import Enhancer, STFTSettings
@@ -40,14 +48,27 @@ VALID = ["dr5-ftlg0", "dr5-mbgt0"]
 SNRS = (-5.0, 0.0, 5.0, 10.0)
 
 
-def _speaker(name: str) -> list[np.ndarray]:
-    return [load_audio(f, sr=16000, dtype=np.float64)[0] for f in list_audio_files(DATA / "speech" / "timit-sample" / name)]
+def _files(name: str) -> list[Path]:
+    return list_audio_files(DATA / "speech" / "timit-sample" / name)
 
 
-def load(noises: list[str]) -> dict:
+def _read(files: list[Path]) -> list[np.ndarray]:
+    return [load_audio(f, sr=16000, dtype=np.float64)[0] for f in files]
+
+
+def validation_files(split: str = "no-shared") -> list[Path]:
+    """The 10 validation utterances of the dr5 speakers (see the module docstring for ``split``)."""
+    if split == "every-other":
+        return [f for s in VALID for f in _files(s)][::2]
+    if split != "no-shared":
+        raise ValueError(f"unknown validation split {split!r}")
+    return _pick_test([f for s in VALID for f in _files(s)], 10, [f for s in TRAIN for f in _files(s)])
+
+
+def load(noises: list[str], split: str = "no-shared") -> dict:
     """Training and validation speech, and per noise its (train, validation) parts."""
-    train = {s: _speaker(s) for s in TRAIN}
-    valid = [x for s in VALID for x in _speaker(s)][::2]
+    train = {s: _read(_files(s)) for s in TRAIN}
+    valid = _read(validation_files(split))
     parts = {}
     for name in noises:
         if name == "babble":
@@ -125,9 +146,12 @@ def main() -> None:
                    help="gain exponents at enhancement time to score (the trained model is shared)")
     p.add_argument("--mu-gains", nargs="+", default=["0.5:0"],
                    help="nmf+mu: the gains POWER:FLOOR[:EXPONENT] to score (200 multiplicative updates on the NMF dictionaries)")
+    p.add_argument("--valid-split", default="no-shared", choices=["no-shared", "every-other"],
+                   help="validation utterances: without the sentences training speakers read (default), or the "
+                        "pre-session-31 every other file (SA1 included)")
     p.add_argument("--out", default="benchmarks/results/tune_enhancement_networks.jsonl")
     a = p.parse_args()
-    data = load(a.noises)
+    data = load(a.noises, a.valid_split)
     if a.method == "nmf+mu":
         return _mu_gains(a, data)
     hidden = tuple(int(h) for h in a.hidden.split(","))
