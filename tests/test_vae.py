@@ -413,6 +413,31 @@ def test_likelihoods_match_scipy_densities():
     np.testing.assert_allclose(pois, exact, rtol=0.02)  # Stirling's error is below 1/(12 x) per entry
 
 
+def test_softplus_decoder_keeps_the_nmf_start_zeros_that_absolute_steps_fill():
+    """Adam's steps are absolute in V: under "penalty" a sparse NMF start's zero entries fill in,
+    under "softplus" (small entries ~ exp(V), relative steps) they stay near zero."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    # sparse atoms whose entries fall by 100x across the features, as a spectrum's do
+    W = rng.random((5, 40)) * (rng.random((5, 40)) < 0.5) * 10.0 ** (-2 * np.linspace(0, 1, 40))
+    X = rng.gamma(1.0, 1.0, (600, 5)) @ W
+    common = dict(likelihood="poisson", init="nmf", early_stopping=False, random_state=0, hidden=(32,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = VAENMF(5, lr=1e-12, max_epochs=1, **common).fit(X).components_
+        fits = {m: VAENMF(5, max_epochs=20, nonneg=m, **common).fit(X).components_ for m in ("penalty", "softplus")}
+
+    def relative(H):
+        return H / H.sum(1, keepdims=True)
+
+    zeros = relative(start) < 1e-6
+    assert zeros.mean() > 0.1
+    kept = {m: float((relative(H)[zeros] < 1e-4).mean()) for m, H in fits.items()}
+    assert kept["softplus"] == 1.0
+    assert kept["penalty"] < 0.8
+
+
 def test_nmf_init_starts_the_decoder_at_the_scaled_nmf_dictionary():
     """init="nmf": the decoder starts at NMF's atoms (the likelihood's divergence, nndsvda, 200 MU
     iterations: deterministic) times each atom's mean activation over the prior mean."""

@@ -115,6 +115,12 @@ class VAENMF(BaseNMF):
         How ``H >= 0`` is kept: the paper's quadratic penalty of weight
         ``gamma`` (``components_`` then clips the small negative residue),
         clamping after each step, or a softplus reparameterisation.
+        Adam moves each free parameter by about ``lr`` per step. Under
+        ``"penalty"`` and ``"project"`` that step is absolute, so entries far
+        below a typical one (the high-frequency bins of a speech atom) jitter
+        around zero and an NMF start's zeros fill in. Under ``"softplus"`` a
+        small entry is about ``exp(V)`` and moves relatively, so they stay
+        near zero. For enhancement neither changed the SDR (docs/vae-nmf.md).
     sampler : {"marsaglia-tsang", "implicit"}
         Reparameterised Gamma sampler, see :func:`deepnmf.nn.gamma.rsample`.
     hidden : tuple of int
