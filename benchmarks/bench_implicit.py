@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ from deepnmf.experiments.transfer import load_speaker, timit_speakers
 from deepnmf.models._implicit_training import train_grid, train_grid_compiled, train_points, train_points_compiled
 from deepnmf.nn.implicit import ImplicitFactor, unique_coordinates
 from deepnmf.pipelines.separation import compressed_spectrogram
+from deepnmf.report.build import cpu_model
 
 SR = 16000
 
@@ -266,17 +266,6 @@ def matmul_peak(device: torch.device) -> float:
         sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * 2000**3 / best / 1e9
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def bench_points(device, rounds, rank=20, hidden=64, n_octaves=10, seconds=1.3, *, compiled=True) -> dict:

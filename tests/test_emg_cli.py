@@ -60,6 +60,7 @@ def test_csv_run_writes_schema_activations_and_figures(synthetic_csv, tmp_path):
     assert figures == ["movement-1_activations.png", "movement-1_reconstruction.png", "movement-1_synergies.png", "vaf_curve.png"]
     run = json.loads((out / "run.json").read_text())
     assert run["method"] == "nmf" and run["n_restarts"] == 2
+    assert run["environment"]["cpu"] and run["environment"]["packages"]["numpy"] == np.__version__
     assert run["train_vaf_nnls"]["1"] >= mov["vaf"] - 1e-9  # NNLS activations are optimal for the synergies
     assert len(run["heldout_vaf_transform"]["1"]) == 3
 

@@ -146,6 +146,8 @@ def test_uci_protocol_runs_each_method_on_each_subject(uci_folder, tmp_path):
     write_uci_protocol(result, tmp_path)
     assert json.loads((tmp_path / "results.json").read_text())["subject1"]["rows"] == subject["rows"]
     assert (tmp_path / "results.md").read_text() == uci_report(result)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["rank"] == 2 and run["methods"] == ["nmf"] and run["environment"]["cpu"]
     assert (tmp_path / "subject1-nmf" / "synergies.json").is_file() and (tmp_path / "subject1_vaf.png").is_file()
 
 

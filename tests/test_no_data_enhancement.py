@@ -13,6 +13,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import deepnmf.plotting.enhancement as enhancement_plots
@@ -88,6 +89,10 @@ def test_rows_and_files(run):
     assert info["gains"]["nmf+mu"] == {"power": 0.5, "floor": 0.0, "exponent": 1.0}
     assert info["gains"]["nmf+dnn"] == {"power": 1.0, "floor": 0.0, "exponent": 2.0}
     assert info["gains"]["dnn-mask"] == {"exponent": 2.0}
+    # the machine: networks round differently on another CPU
+    env = info["environment"]
+    assert env["cpu"] and env["cpu_count"] >= 1 and env["torch_threads"] >= 1
+    assert env["packages"]["torch"] == torch.__version__
 
 
 def test_noisy_row_scores_the_mixture_at_its_snr(run):

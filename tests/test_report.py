@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from deepnmf.cli.main import app
 from deepnmf.exceptions import DataError
 from deepnmf.report import build_report
+from deepnmf.report.build import cpu_model
 
 
 class PageParser(HTMLParser):
@@ -119,6 +120,7 @@ def test_report_of_a_folder_embeds_tables_images_and_audio(tmp_path):
     np.testing.assert_allclose(x, made["tone"], atol=1 / 2**15)
     md = files.markdown.read_text()
     assert "| epoch | loss |" in md and "(dictionary.png)" in md and "(figures/loss.png)" in md and "(tone.wav)" in md
+    assert f"| processor | {cpu_model()} (" in md
 
 
 def test_markdown_links_resolve_when_written_elsewhere(tmp_path):

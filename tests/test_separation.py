@@ -290,6 +290,7 @@ def test_experiment_commands_write_their_tables(speaker_folders, tmp_path, comma
     assert result.exit_code == 0, result.output
     doc = json.loads((out / f"{command}.json").read_text())
     assert doc["config"]["sizes"] == [256] and doc["config"]["model_dir"] == str(out / "models")
+    assert doc["environment"]["cpu"] and doc["environment"]["packages"]["torch"] == torch.__version__
     table = (out / f"{command}.md").read_text()
     assert table in result.output and table.count("\n| 256 |") == 1
     figure = "dictionary_sizes.png" if command == "transfer" else "separation.png"

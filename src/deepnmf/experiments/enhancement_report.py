@@ -217,6 +217,7 @@ def write_outputs(out: Path, rows: list[dict], info: dict[str, Any], *, pooled: 
     """Write ``results.json``, ``results.csv``, ``results.md``, ``comparisons.json``
     (pairwise significance of SDR/PESQ/STOI), ``sdr_improvement.png`` and ``run.json``."""
     from deepnmf.plotting.enhancement import plot_sdr_improvement
+    from deepnmf.report import environment_info
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "markdown": out / "results.md",
@@ -231,5 +232,6 @@ def write_outputs(out: Path, rows: list[dict], info: dict[str, Any], *, pooled: 
             writer.writerow(_csv_row(r))
     paths["markdown"].write_text(markdown_report(rows, info, pooled=pooled))
     plot_sdr_improvement(sdr_improvement(rows), paths["figure"], title=f"SDR improvement over the noisy mixture ({', '.join(sorted({r['noise'] for r in rows}))})")
-    paths["run"].write_text(json.dumps({**info, "outputs": {k: str(v) for k, v in paths.items()}}, indent=2) + "\n")
+    run = {**info, "outputs": {k: str(v) for k, v in paths.items()}, "environment": environment_info()}
+    paths["run"].write_text(json.dumps(run, indent=2) + "\n")
     return paths

@@ -205,8 +205,10 @@ def uci_report(result: dict[str, Any]) -> str:
 
 
 def write_uci_protocol(result: dict[str, Any], out: str | Path) -> list[Path]:
-    """Per subject and method ``synergies.json`` and a VAF figure; ``results.json`` and ``results.md``."""
+    """Per subject and method ``synergies.json`` and a VAF figure; ``results.json``, ``results.md`` and
+    ``run.json`` (rank, methods, the machine)."""
     from deepnmf.plotting.emg import plot_vaf_comparison
+    from deepnmf.report import environment_info
 
     out = Path(out)
     paths = []
@@ -218,5 +220,7 @@ def write_uci_protocol(result: dict[str, Any], out: str | Path) -> list[Path]:
     results = {f"subject{s}": {"files": subject["files"], "rows": subject["rows"]}
                for s, subject in enumerate(result["subjects"], start=1)}
     paths.append(write_json(out / "results.json", results))
+    paths.append(write_json(out / "run.json", {"rank": result["rank"], "methods": list(result["methods"]),
+                                               "environment": environment_info()}))
     (out / "results.md").write_text(uci_report(result))
     return paths + [out / "results.md"]

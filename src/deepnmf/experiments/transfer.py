@@ -354,10 +354,11 @@ def write_transfer(result: dict, out: str | Path, *, speaker: Path, cfg: Protoco
     The figure's model comes from ``cfg.model_dir`` when the protocol saved it there.
     """
     from deepnmf.pipelines._common import write_json
+    from deepnmf.report import environment_info
     from deepnmf.plotting.implicit import plot_dictionary_at_sizes
 
     out = Path(out)
-    paths = [write_json(out / "transfer.json", result), out / "transfer.md"]
+    paths = [write_json(out / "transfer.json", {**result, "environment": environment_info()}), out / "transfer.md"]
     paths[1].write_text(transfer_table(result["summary"]))
     x_train, _ = split_speaker(load_speaker(speaker), train_seconds=cfg.train_seconds, test_seconds=cfg.test_seconds)
     model = speaker_models(Path(speaker).name, x_train, cfg, kind="implicit", n_fft=cfg.train_n_fft, sr=sr)
@@ -369,10 +370,11 @@ def write_transfer(result: dict, out: str | Path, *, speaker: Path, cfg: Protoco
 def write_separation(result: dict, out: str | Path) -> list[Path]:
     """``separation.json``, ``separation.md`` and ``separation.png`` (the summary table as bars)."""
     from deepnmf.pipelines._common import write_json
+    from deepnmf.report import environment_info
     from deepnmf.plotting.implicit import plot_separation_table
 
     out = Path(out)
-    paths = [write_json(out / "separation.json", result), out / "separation.md"]
+    paths = [write_json(out / "separation.json", {**result, "environment": environment_info()}), out / "separation.md"]
     paths[1].write_text(separation_table(result["summary"]))
     paths.append(plot_separation_table(result["summary"], out / "separation.png"))
     return paths

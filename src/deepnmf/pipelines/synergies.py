@@ -42,6 +42,7 @@ from deepnmf.emg.synergies import (
 )
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.pipelines._common import send_notice, unit_counter, write_json
+from deepnmf.report.build import environment_info
 
 #: points per gait cycle after time normalisation: 100 of stance + 100 of swing
 GAIT_TIME_POINTS = 200
@@ -520,12 +521,13 @@ def write_synergy_figures(study: SynergyStudy, env: Recording, out: str | Path, 
 
 
 def write_synergy_outputs(run: SynergyRun, out: str | Path, *, figures: bool = True) -> list[Path]:
-    """``synergies.json``, ``activations.csv``, ``run.json`` and (``figures``) ``figures/*.png`` in ``out``."""
+    """``synergies.json``, ``activations.csv``, ``run.json`` (with the machine, :func:`environment_info`)
+    and (``figures``) ``figures/*.png`` in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [write_json(out / "synergies.json", run.study.to_json()),
              write_activations_csv(run.study, run.envelopes, out / "activations.csv"),
-             write_json(out / "run.json", run.run_info())]
+             write_json(out / "run.json", {**run.run_info(), "environment": environment_info()})]
     if figures:
         paths += write_synergy_figures(run.study, run.envelopes, out / "figures", rank=run.study.settings["rank"])
     return paths

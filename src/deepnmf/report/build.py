@@ -47,9 +47,28 @@ def git_commit(path: str | Path | None = None) -> str:
     return out.stdout.strip() + dirty if out.returncode == 0 else "unknown"
 
 
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo``; ``platform`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="ignore") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_info() -> dict[str, Any]:
-    """Package versions, Python, platform and git commit, as recorded in every report."""
+    """Package versions, Python, platform, processor, torch threads and git commit, as recorded in
+    every report and in the experiments' run files.
+
+    The processor matters for comparing figures: the networks' training rounds differently on
+    another CPU, which moves an enhancement row by a few hundredths of a dB at the same seed.
+    """
     from importlib.metadata import PackageNotFoundError, version
+
+    import torch
 
     versions = {}
     for name in _PACKAGES:
@@ -57,7 +76,8 @@ def environment_info() -> dict[str, Any]:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = "not installed"
-    return {"python": platform.python_version(), "platform": platform.platform(), "packages": versions,
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "packages": versions,
             "git_commit": git_commit()}
 
 
