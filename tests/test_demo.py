@@ -68,7 +68,7 @@ def test_demo_command_runs_the_three_systems_and_writes_the_report(tmp_path):
         x, sr = sf.read(io.BytesIO(decode(uri, "audio/wav")))
         assert sr == 16000 and x.size > 0 and np.all(np.isfinite(x))
     enh = sections["enhancement"]["tables"][0]
-    assert [row[0] for row in enh["rows"]] == ["noisy", "NMF + MU", "VAE-NMF + MU", "VAE-NMF + DNN"]
+    assert [row[0] for row in enh["rows"]] == ["noisy", "NMF + MU", "VAE-NMF + MU", "NMF + DNN", "VAE-NMF + DNN"]
     assert enh["columns"] == ["method", "SDR", "SIR", "SAR", "PESQ", "STOI"]
     sep = sections["separation"]["tables"][0]
     assert [row[0] for row in sep["rows"]] == ["iN-NMF (trained at 512)", "NMF (refitted)"]
@@ -95,6 +95,11 @@ def test_demo_enhancement_beats_the_noisy_input(tmp_path):
     section = enhancement_job(tmp_path, data, seed=0, cfg=cfg)
     sdr = {row[0]: row[1] for row in section["tables"][0]["rows"]}
     assert sdr["NMF + MU"] > sdr["noisy"] + 2.0, sdr
+    assert all(v > sdr["noisy"] + 1.0 for m, v in sdr.items() if m != "noisy"), sdr
+    settings = section["settings"]["network"]  # the experiment's recipe, with the demo's copies and epochs
+    assert settings["objective"] == "signal" and settings["noise_aware"] and settings["context_bands"] == 64
+    assert (settings["n_copies"], settings["epochs"]) == (cfg["dnn_copies"], cfg["dnn_epochs"])
+    assert section["settings"]["gain"]["dnn"]["exponent"] == 2.0
 
 
 def test_demo_refuses_bad_options(tmp_path):

@@ -312,7 +312,7 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
 
     from deepnmf.experiments.enhancement import _network_recipe, network_training
     from deepnmf.pipelines.enhancement import Enhancer
-    from deepnmf.pipelines.network_training import NetworkTraining
+    from deepnmf.pipelines.network_training import RECOMMENDED, NetworkTraining
     from deepnmf.pipelines.enhancement_baselines import MaskEnhancer
 
     cfg = EnhancementConfig(train_speech=[], test_speech=[], noises=["babble"], out="unused")
@@ -334,6 +334,7 @@ def test_network_recipe_carries_the_training_settings_as_fit_arguments():
     assert (training.epochs, training.n_copies, tuple(training.hidden), training.batch_size, training.max_mixtures) == (
         cfg.dnn_epochs, cfg.dnn_copies, tuple(cfg.dnn_hidden), cfg.dnn_batch_size, cfg.dnn_max_mixtures)
     assert training.snr_range == (min(cfg.snrs), max(cfg.snrs)) and training.discriminative == cfg.dnn_discriminative
+    assert training == RECOMMENDED  # the defaults are the one recipe, which the demo trains with too
     # the mask networks have their own mixtures and epochs; None falls back to the dnn_* ones
     masks = network_training(cfg, "mask")
     assert (masks.n_copies, masks.epochs, masks.max_mixtures) == (cfg.mask_copies, cfg.mask_epochs, cfg.mask_max_mixtures)

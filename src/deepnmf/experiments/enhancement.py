@@ -45,9 +45,9 @@ import torch
 from deepnmf.callbacks import Callback, EpochInfo, notify
 from deepnmf.exceptions import DataError, ParameterError
 from deepnmf.nn.networks import RECURRENT
-from deepnmf.pipelines.enhancement import DEFAULT_GAINS
+from deepnmf.pipelines.enhancement import DEFAULT_EXPONENTS, DEFAULT_GAINS
 from deepnmf.pipelines.frame_networks import LOSS_SCALES
-from deepnmf.pipelines.network_training import NetworkTraining
+from deepnmf.pipelines.network_training import RECOMMENDED, RECOMMENDED_OBJECTIVE, NetworkTraining
 
 DICTIONARIES = ("nmf", "vae-nmf")
 ACTIVATION_METHODS = ("mu", "dnn", "encoder")
@@ -55,11 +55,6 @@ MASK_METHOD = "dnn-mask"
 DNMF_METHOD = "dnmf"
 ROW_KEYS = ("method", "noise", "snr", "sdr", "sir", "sar", "pesq", "stoi", "n_utterances")
 METRICS = ("sdr", "sir", "sar", "pesq", "pesq_wb", "stoi")
-#: exponent of the gain at enhancement time (``pipelines.enhancement.sharpen``) per method kind when the
-#: config gives none: the networks' gains, trained by squared error, are too lenient for SDR; chosen on
-#: validation speakers of the training side (benchmarks/tune_enhancement_networks.py --exponents,
-#: docs/enhancement.md "Gain settings")
-DEFAULT_EXPONENTS = {"mu": 1.0, "dnn": 2.0, "encoder": 1.0, "mask": 2.0}
 
 
 @dataclass
@@ -99,31 +94,37 @@ class EnhancementConfig:
     vae_kl_weight: float = 1.0  # the KL term's weight after the warm-up (VAENMF(kl_weight=)); 1: the ELBO
     vae_init: str = "nmf"  # the decoder's start: "nmf" (VAENMF(init="nmf")) or "random"; chosen on validation speakers
     # the networks (activation networks of +dnn, the dnn-mask baseline); defaults chosen on validation speakers
-    # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md)
-    dnn_epochs: int = 3  # 10 mixtures per utterance for 3 epochs (the steps of 3 for 10, more diverse data): nmf+dnn
-    # 10.42 against 10.18 on validation with 64 context bands, 10.11 / 10.27 against 9.93 / 10.18 (seeds 0 / 1)
-    # without them (docs/enhancement.md); before: 3 for 10 (512x512, 512-frame batches: 9.14-9.17 dB at e = 1,
-    # against 9.21-9.28 for 12 epochs and 9.00-9.12 for 256x256 networks in 128-frame batches for 8)
-    dnn_copies: int = 10  # training mixtures per training utterance (random noise excerpt and SNR each)
-    dnn_max_mixtures: int = 1000  # at most this many (utterances drawn at random) per network: the cost stays bounded
-    # on large corpora
+    # of the training side (benchmarks/tune_enhancement_networks.py, docs/enhancement.md); the values live in
+    # pipelines.network_training.RECOMMENDED, which the demo trains with too
+    # 3 epochs over 10 mixtures per utterance (the steps of 3 for 10, more diverse data): nmf+dnn 10.42 against
+    # 10.18 on validation with 64 context bands, 10.11 / 10.27 against 9.93 / 10.18 (seeds 0 / 1) without them
+    # (docs/enhancement.md); before: 3 for 10 (512x512, 512-frame batches: 9.14-9.17 dB at e = 1, against
+    # 9.21-9.28 for 12 epochs and 9.00-9.12 for 256x256 networks in 128-frame batches for 8)
+    dnn_epochs: int = RECOMMENDED.epochs
+    dnn_copies: int = RECOMMENDED.n_copies  # 10 training mixtures per utterance (random noise excerpt and SNR each)
+    # at most 1000 of them (utterances drawn at random) per network: the cost stays bounded on large corpora
+    dnn_max_mixtures: int = RECOMMENDED.max_mixtures
     dnmf_max_mixtures: int = 300  # the same for DNMF (one mixture per utterance; it fits 20000 frames of them)
-    dnn_context: int = 2
-    dnn_context_bands: int = 64  # the context frames and noise estimate as means of this many mel-like bands (0: every
-    # bin; FrameNetwork(context_bands=)): validation +0.25 dB for the mask networks (10.57 against 10.32, seed 1;
+    dnn_context: int = RECOMMENDED.context  # 2 frames on each side
+    # 64: the context frames and noise estimate as means of this many mel-like bands (0: every bin;
+    # FrameNetwork(context_bands=)): validation +0.25 dB for the mask networks (10.57 against 10.32, seed 1;
     # ensemble seed 0: 10.66 against 10.41) and +0.20-0.25 for nmf+dnn, with 40% fewer multiply-adds per frame
     # (docs/enhancement.md, "Banded context"); 32 bands 10.48, context 4 with 64 bands 10.45
-    dnn_hidden: Sequence[int] = (512, 512)
-    dnn_batch_size: int = 512  # frames per Adam step (large batches use 2 CPU cores 2x better than 128)
-    dnn_lr: float = 1e-3  # Adam's learning rate, decayed by dnn_lr_schedule (validation, mean of the 3 networks:
-    # cosine from 1e-3 9.54 dB, cosine from 2e-3 9.50, constant 2e-3 9.43; 3e-3 diverged on factory2)
-    dnn_lr_schedule: str = "cosine"  # the learning rate over the epochs: "constant" or "cosine" (fit_module)
-    dnn_objective: str = "signal"  # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
-    dnn_noise_aware: bool = True  # the utterance's noise estimate beside every frame (Seltzer et al. 2013):
-    # validation dnn-mask 9.38, nmf+dnn 9.37 against 9.17 / 9.14 without
+    dnn_context_bands: int = RECOMMENDED.context_bands
+    dnn_hidden: Sequence[int] = RECOMMENDED.hidden  # (512, 512)
+    dnn_batch_size: int = RECOMMENDED.batch_size  # 512 frames per Adam step (2 CPU cores work 2x better than at 128)
+    # 1e-3: Adam's learning rate, decayed by dnn_lr_schedule (validation, mean of the 3 networks: cosine from
+    # 1e-3 9.54 dB, cosine from 2e-3 9.50, constant 2e-3 9.43; 3e-3 diverged on factory2)
+    dnn_lr: float = RECOMMENDED.lr
+    dnn_lr_schedule: str = RECOMMENDED.lr_schedule  # "cosine" ("constant" or "cosine", fit_module)
+    # +dnn: "signal" (through the frozen dictionaries) or "activations" (Kang et al.'s targets)
+    dnn_objective: str = RECOMMENDED_OBJECTIVE
+    # True: the utterance's noise estimate beside every frame (Seltzer et al. 2013): validation dnn-mask 9.38,
+    # nmf+dnn 9.37 against 9.17 / 9.14 without
+    dnn_noise_aware: bool = RECOMMENDED.noise_aware
     dnn_noise_window: int = 0  # noise-aware input: frames on each side of a running noise estimate (0: one per utterance)
     dnn_recurrent: str | None = None  # None (MLP), "gru" or "lstm", for the activation and mask networks
-    dnn_discriminative: float = 0.05  # Huang et al.'s discriminative weight (signal objectives)
+    dnn_discriminative: float = RECOMMENDED.discriminative  # 0.05: Huang et al.'s weight (signal objectives)
     dnn_loss_scale: str = "mixture"  # units of each training mixture in the signal objectives (signal_sources):
     # "mixture", "noise", "speech" or "sdr" (noise units, reweighted by each mixture's error); the alternatives
     # were within seed noise on validation (docs/enhancement.md)

@@ -1,8 +1,9 @@
 """The built-in demo: the three systems end to end, then one report to look at and listen to.
 
-1. **enhancement**: NMF and VAE-NMF speech and noise dictionaries, the
-   activation network (Kang et al.), enhanced audio, SDR/SIR/SAR/PESQ/STOI
-   of each method beside the noisy input;
+1. **enhancement**: NMF and VAE-NMF speech and noise dictionaries, each with
+   multiplicative updates and with an activation network trained as the
+   enhancement experiment trains it (:data:`~deepnmf.pipelines.network_training.RECOMMENDED`),
+   enhanced audio, SDR/SIR/SAR/PESQ/STOI of each method beside the noisy input;
 2. **separation**: a two-speaker 0 dB mixture separated with iN-NMF
    dictionaries learned once at one STFT size and used at others, beside NMF
    refitted at each size;
@@ -31,12 +32,14 @@ import numpy as np
 from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import ParameterError
 from deepnmf.pipelines._common import send_notice, write_json
-from deepnmf.pipelines.enhancement import DEFAULT_GAINS
+from deepnmf.pipelines.enhancement import DEFAULT_EXPONENTS, DEFAULT_GAINS
+from deepnmf.pipelines.network_training import RECOMMENDED, RECOMMENDED_OBJECTIVE, NetworkTraining
 
 SR = 16000
 DATA_CHOICES = ("auto", "synthetic", "real")
 #: gain settings per activation method (those of ``deepnmf experiment enhancement``)
-_GAIN = {k: {"power": DEFAULT_GAINS[k][0], "floor": DEFAULT_GAINS[k][1]} for k in ("mu", "dnn")}
+_GAIN = {k: {"power": DEFAULT_GAINS[k][0], "floor": DEFAULT_GAINS[k][1], "exponent": DEFAULT_EXPONENTS[k]}
+         for k in ("mu", "dnn")}
 
 
 def _slug(name: str) -> str:
@@ -79,16 +82,24 @@ def _enhancement_models(speech, noise, cfg: dict, seed: int, callback: Callback 
     return models
 
 
+def network_training(cfg: dict) -> NetworkTraining:
+    """The experiment's recipe (:data:`RECOMMENDED`) with the demo's mixtures per utterance and epochs."""
+    return NetworkTraining.of(RECOMMENDED, {"n_copies": cfg["dnn_copies"], "epochs": cfg["dnn_epochs"]})
+
+
 def _enhancers(models, speech, noise, cfg: dict, seed: int, callback: Callback | None) -> dict[str, Any]:
-    """The methods compared: each dictionary with multiplicative updates, VAE-NMF with the activation network."""
+    """The methods compared: each dictionary with multiplicative updates and with its activation network
+    (signal approximation through the frozen dictionaries, as the enhancement experiment trains it)."""
     from deepnmf.pipelines.enhancement import Enhancer
 
-    out = {"NMF + MU": Enhancer(models["nmf speech"], models["nmf noise"], activations="mu", **_GAIN["mu"]),
-           "VAE-NMF + MU": Enhancer(models["vae-nmf speech"], models["vae-nmf noise"], activations="mu", **_GAIN["mu"])}
-    dnn = Enhancer(models["vae-nmf speech"], models["vae-nmf noise"], activations="mu", **_GAIN["dnn"])
-    dnn.fit_network(speech, noise, n_copies=cfg["dnn_copies"], epochs=cfg["dnn_epochs"], random_state=seed,
-                    callback=stage_reporter(callback, "enhancement: activation network"))
-    out["VAE-NMF + DNN"] = dnn
+    out = {}
+    for kind, label in (("nmf", "NMF"), ("vae-nmf", "VAE-NMF")):
+        out[f"{label} + MU"] = Enhancer(models[f"{kind} speech"], models[f"{kind} noise"], activations="mu", **_GAIN["mu"])
+    for kind, label in (("nmf", "NMF"), ("vae-nmf", "VAE-NMF")):
+        dnn = Enhancer(models[f"{kind} speech"], models[f"{kind} noise"], activations="mu", **_GAIN["dnn"])
+        dnn.fit_network(speech, noise, objective=RECOMMENDED_OBJECTIVE, training=network_training(cfg),
+                        random_state=seed, callback=stage_reporter(callback, f"enhancement: {kind} activation network"))
+        out[f"{label} + DNN"] = dnn
     return out
 
 
@@ -139,20 +150,32 @@ def enhancement_job(out: Path, data: dict, *, seed: int, cfg: dict, callback: Ca
     plot_dictionaries({k: m.components_ for k, m in models.items()}, out / "dictionaries.png",
                       freqs=np.linspace(0, SR / 2, 257), title="learned dictionaries (atoms normalised)")
     write_json(out / "scores.json", rows)
-    enhancers["VAE-NMF + DNN"].save(out / "models" / "vae-nmf-dnn")
-    enhancers["NMF + MU"].save(out / "models" / "nmf-mu")
+    saved = {"NMF + MU": "nmf-mu", "NMF + DNN": "nmf-dnn", "VAE-NMF + DNN": "vae-nmf-dnn"}
+    for method, folder in saved.items():
+        enhancers[method].save(out / "models" / folder)
     table = _mean_table(rows, ("sdr", "sir", "sar", "pesq", "stoi"),
                         f"Speech enhancement at 0 dB input SNR, mean over {len(data['tests'])} test mixtures (dB; PESQ narrow-band MOS; STOI 0-1)")
     what = (f"{data['what']} Speech and noise dictionaries are learned with NMF (KL, rank {cfg['speech_rank']}/"
             f"{cfg['noise_rank']}) and VAE-NMF (Gamma latents, Poisson likelihood); the test mixtures' activations "
-            "come from multiplicative updates with the stacked dictionaries frozen (MU) or from the activation network "
-            "trained on generated mixtures (DNN); a Wiener-like gain gives the enhanced speech.")
+            "come from multiplicative updates with the stacked dictionaries frozen (MU) or from an activation network "
+            "per dictionary pair (DNN), trained on generated mixtures as the enhancement experiment trains it: signal "
+            "approximation through the frozen dictionaries, noise-aware input, the gain squared at enhancement time; "
+            "a Wiener-like gain gives the enhanced speech.")
     return write_section(out, title="Speech enhancement", what=what, tables=[table], audio=audio,
                          figures=[{"file": "spectrograms.png", "caption": "clean, noisy and enhanced spectrograms"},
                                   {"file": "dictionaries.png", "caption": "the learned speech and noise dictionaries"}],
-                         settings={"seed": seed, **cfg, "gain": _GAIN, "sr": SR, "stft": "512 Hamming, hop 128",
+                         settings={"seed": seed, **cfg, "gain": _GAIN, "network": _network_settings(cfg),
+                                   "sr": SR, "stft": "512 Hamming, hop 128",
                                    "seconds": round(time.perf_counter() - t0, 1)},
-                         models=["enhancement/models/nmf-mu", "enhancement/models/vae-nmf-dnn"])
+                         models=[f"enhancement/models/{folder}" for folder in saved.values()])
+
+
+def _network_settings(cfg: dict) -> dict[str, Any]:
+    """The activation networks' training settings, for the report's settings table."""
+    training = network_training(cfg)
+    return {"objective": RECOMMENDED_OBJECTIVE, **{name: getattr(training, name) for name in (
+        "n_copies", "max_mixtures", "epochs", "hidden", "context", "context_bands", "noise_aware", "batch_size",
+        "lr", "lr_schedule", "discriminative")}}
 
 
 # ------------------------------------------------------------- separation
@@ -306,11 +329,11 @@ def synergies_job(out: Path, data: dict, *, seed: int, cfg: dict, callback: Call
 #: settings of each job (``quick=True``: the smaller ones, for tests)
 CONFIGS = {
     False: {"enhancement": {"speech_rank": 24, "noise_rank": 12, "nmf_iter": 200, "vae_epochs": 40,
-                            "dnn_epochs": 10, "dnn_copies": 2},
+                            "dnn_epochs": RECOMMENDED.epochs, "dnn_copies": RECOMMENDED.n_copies},
             "separation": {"rank": 12, "train_n_fft": 1024, "sizes": [512, 1024, 2048], "epochs": 300, "nmf_iter": 200},
             "synergies": {"rank": 4, "restarts": {"nmf": 3, "vae-nmf": 1}, "vae_epochs": 150}},
     True: {"enhancement": {"speech_rank": 8, "noise_rank": 4, "nmf_iter": 40, "vae_epochs": 3,
-                           "dnn_epochs": 2, "dnn_copies": 1},
+                           "dnn_epochs": 1, "dnn_copies": 2},
            "separation": {"rank": 4, "train_n_fft": 512, "sizes": [256, 512], "epochs": 20, "nmf_iter": 30},
            "synergies": {"rank": 4, "restarts": {"nmf": 1, "vae-nmf": 1}, "vae_epochs": 5}},
 }

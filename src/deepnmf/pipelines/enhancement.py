@@ -67,8 +67,13 @@ from deepnmf.pipelines.network_training import NetworkTraining
 #: p = 1, none floored. Chosen on validation speakers of the training side (docs/enhancement.md, "Gain
 #: settings"): average SDR of nmf+mu 5.36 dB at p = 0.5 without a floor, 4.58 with the floor 0.3 used before.
 DEFAULT_GAINS = {"mu": (0.5, 0.0), "dnn": (1.0, 0.0), "encoder": (1.0, 0.0)}
+#: exponent of the gain at enhancement time (:func:`sharpen`) per method kind of the enhancement experiment
+#: and the demo: the networks' gains, trained by squared error, are too lenient for SDR; chosen on
+#: validation speakers of the training side (benchmarks/tune_enhancement_networks.py --exponents,
+#: docs/enhancement.md "Gain settings")
+DEFAULT_EXPONENTS = {"mu": 1.0, "dnn": 2.0, "encoder": 1.0, "mask": 2.0}
 
-__all__ = ["ACTIVATIONS", "DEFAULT_GAINS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
+__all__ = ["ACTIVATIONS", "DEFAULT_EXPONENTS", "DEFAULT_GAINS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
            "frozen_activations", "load_enhancer", "phase_sensitive_sources", "sharpen", "training_mixtures",
            "wiener_gain"]
 

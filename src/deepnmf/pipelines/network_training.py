@@ -21,7 +21,7 @@ import torch
 from deepnmf.callbacks import Callback, stage_reporter
 from deepnmf.exceptions import ParameterError
 
-__all__ = ["NetworkTraining", "TrainingMixtures"]
+__all__ = ["RECOMMENDED", "RECOMMENDED_OBJECTIVE", "NetworkTraining", "TrainingMixtures"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,21 @@ class NetworkTraining:
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
             random_state=random_state, callback=stage_reporter(callback, "network"), cache=cache,
         )
+
+
+#: How the enhancement experiment trains its activation networks (``EnhancementConfig``'s ``dnn_*``
+#: defaults are these fields) and the demo its own, chosen on validation speakers of the training side
+#: (``benchmarks/tune_enhancement_networks.py``; the figures are beside each ``EnhancementConfig`` field
+#: and in docs/enhancement.md): 10 mixtures per training utterance, at most 1000, for 3 epochs with a
+#: cosine learning rate; 512x512 MLP on 2 context frames and a per-utterance noise estimate in 64
+#: mel-like bands; 512-frame batches; Huang et al.'s discriminative weight 0.05. Train with
+#: ``objective=RECOMMENDED_OBJECTIVE`` (signal approximation through the frozen dictionaries) and
+#: enhance with the gain exponent ``pipelines.enhancement.DEFAULT_EXPONENTS["dnn"]``.
+RECOMMENDED = NetworkTraining(n_copies=10, max_mixtures=1000, context=2, context_bands=64, hidden=(512, 512),
+                              noise_aware=True, epochs=3, batch_size=512, lr=1e-3, lr_schedule="cosine",
+                              discriminative=0.05)
+#: the activation networks' objective that goes with :data:`RECOMMENDED`
+RECOMMENDED_OBJECTIVE = "signal"
 
 
 class TrainingMixtures:
