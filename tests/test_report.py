@@ -144,6 +144,20 @@ def test_report_refuses_what_it_cannot_show(tmp_path):
         build_report(tmp_path / "bad")
 
 
+def test_section_tables_take_a_format_per_column(tmp_path):
+    folder = tmp_path / "job"
+    folder.mkdir()
+    table = {"caption": "scores", "columns": ["method", "SDR", "STOI", "n"],
+             "rows": [["noisy", 0.021934, None, 3], ["nmf", 5.2519, 0.69251, 4]], "formats": [None, ".2f", ".3f", None]}
+    (folder / "section.json").write_text(json.dumps({"title": "Job", "tables": [table]}))
+    md = build_report(tmp_path).markdown.read_text()
+    assert "| noisy | 0.02 | – | 3 |" in md and "| nmf | 5.25 | 0.693 | 4 |" in md
+    for formats, message in (([".2f"], "4 columns but 1 formats"), ([None, ".2q", None, None], "formats do not fit")):
+        (folder / "section.json").write_text(json.dumps({"title": "Job", "tables": [{**table, "formats": formats}]}))
+        with pytest.raises(DataError, match=message):
+            build_report(tmp_path)
+
+
 def test_report_command_on_a_train_output(tmp_path):
     """`deepnmf report` reads what `deepnmf train` wrote."""
     runner = CliRunner()

@@ -118,11 +118,19 @@ def _score_rows(enhancers: dict, tests: list, folder: Path) -> tuple[list[dict],
     return rows, listen
 
 
+#: decimals of each metric in the demo's tables (dB to 0.01, PESQ to 0.01, STOI to 0.001)
+_FORMATS = {"sdr": ".2f", "sir": ".2f", "sar": ".2f", "pesq": ".2f", "stoi": ".3f"}
+
+
 def _mean_table(rows: list[dict], keys: tuple[str, ...], caption: str) -> dict:
-    """One row per method: the mean of each metric over the test mixtures."""
+    """One row per method: the mean of each metric over the test mixtures. The noisy input's SAR is left
+    empty: the mixture has no artefacts, and BSS Eval's figure there (about 150 dB, or inf) is its
+    numerical ceiling, not a measurement."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    body = [[m] + [float(np.nanmean([r[k] for r in rows if r["method"] == m])) for k in keys] for m in methods]
-    return {"caption": caption, "columns": ["method"] + [k.upper().replace("_", " ") for k in keys], "rows": body}
+    body = [[m] + [None if (m == "noisy" and k == "sar") else float(np.nanmean([r[k] for r in rows if r["method"] == m]))
+                   for k in keys] for m in methods]
+    return {"caption": caption, "columns": ["method"] + [k.upper().replace("_", " ") for k in keys], "rows": body,
+            "formats": [None] + [_FORMATS.get(k) for k in keys]}
 
 
 def _write_listening(folder: Path, listen: dict[str, np.ndarray], scale: float = 0.95) -> list[dict]:
@@ -217,7 +225,7 @@ def _size_table(rows: list[dict], sizes: list[int]) -> dict:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     body = [[m] + [next(r["sdr"] for r in rows if r["method"] == m and r["n_fft"] == n) for n in sizes] for m in methods]
     return {"caption": "Two-source separation of a 0 dB mixture: mean SDR (dB) of the two sources at each STFT size",
-            "columns": ["method"] + [f"SDR at {n}" for n in sizes], "rows": body}
+            "columns": ["method"] + [f"SDR at {n}" for n in sizes], "rows": body, "formats": [None] + [".2f"] * len(sizes)}
 
 
 def separation_job(out: Path, data: dict, *, seed: int, cfg: dict, callback: Callback | None = None) -> dict:
@@ -251,7 +259,8 @@ def separation_job(out: Path, data: dict, *, seed: int, cfg: dict, callback: Cal
         model.save(out / "models" / f"implicit-source-{i}")
     write_json(out / "scores.json", rows)
     detail = {"caption": "Every score (mean over the two sources)", "columns": ["method", "n_fft", "SDR", "SIR", "SAR"],
-              "rows": [[r["method"], r["n_fft"], r["sdr"], r["sir"], r["sar"]] for r in rows]}
+              "rows": [[r["method"], r["n_fft"], r["sdr"], r["sir"], r["sar"]] for r in rows],
+              "formats": [None, None, ".2f", ".2f", ".2f"]}
     what = (f"{data['what']} Each source's dictionary is learned from an example recording: iN-NMF (rank {cfg['rank']}, "
             f"{cfg['epochs']} Rprop epochs) once at STFT size {cfg['train_n_fft']}, then sampled at the bins of every "
             "other size; NMF (KL) is refitted at each size. The mixture's activations are fitted with the dictionaries "

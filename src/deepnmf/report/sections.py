@@ -49,12 +49,15 @@ class Section:
     models: list[str] = field(default_factory=list)
 
 
-def cell(value: Any) -> str:
-    """A table cell: numbers to 3-4 significant figures, None as a dash."""
+def cell(value: Any, fmt: str | None = None) -> str:
+    """A table cell: numbers to 3-4 significant figures (or the format spec ``fmt``, e.g. ``".2f"``),
+    None as a dash."""
     if value is None:
         return "–"
     if isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and fmt:
+        return format(value, fmt)
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
     if isinstance(value, (list, tuple)):
@@ -115,13 +118,26 @@ def _is_model(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
+def _explicit_table(table: dict, folder: Path) -> Table:
+    """A table of a ``section.json``: ``caption``, ``columns``, ``rows`` and optionally ``formats``, a
+    format spec (or null) per column for its float cells."""
+    columns = [str(c) for c in table["columns"]]
+    formats = table.get("formats") or [None] * len(columns)
+    if len(formats) != len(columns):
+        raise DataError(f"{folder / SECTION_FILE}: a table has {len(columns)} columns but {len(formats)} formats")
+    try:
+        rows = [[cell(v, f) for v, f in zip(r, formats)] for r in table["rows"]]
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{folder / SECTION_FILE}: a table's formats do not fit its cells ({err})") from err
+    return Table(table.get("caption", ""), columns, rows)
+
+
 def explicit_section(folder: Path) -> Section:
     """The section a job described in its ``section.json``."""
     spec = read_json(folder / SECTION_FILE)
     if not isinstance(spec, dict) or "title" not in spec:
         raise DataError(f"{folder / SECTION_FILE}: a section needs at least a title")
-    tables = [Table(t.get("caption", ""), [str(c) for c in t["columns"]], [[cell(v) for v in r] for r in t["rows"]])
-              for t in spec.get("tables", [])]
+    tables = [_explicit_table(t, folder) for t in spec.get("tables", [])]
     return Section(
         title=str(spec["title"]), folder=folder, what=str(spec.get("what", "")), tables=tables,
         figures=[(folder / f["file"], f.get("caption", "")) for f in spec.get("figures", [])],
