@@ -354,8 +354,8 @@ def write_transfer(result: dict, out: str | Path, *, speaker: Path, cfg: Protoco
     The figure's model comes from ``cfg.model_dir`` when the protocol saved it there.
     """
     from deepnmf.pipelines._common import write_json
-    from deepnmf.report import environment_info
     from deepnmf.plotting.implicit import plot_dictionary_at_sizes
+    from deepnmf.report import environment_info
 
     out = Path(out)
     paths = [write_json(out / "transfer.json", {**result, "environment": environment_info()}), out / "transfer.md"]
@@ -370,8 +370,8 @@ def write_transfer(result: dict, out: str | Path, *, speaker: Path, cfg: Protoco
 def write_separation(result: dict, out: str | Path) -> list[Path]:
     """``separation.json``, ``separation.md`` and ``separation.png`` (the summary table as bars)."""
     from deepnmf.pipelines._common import write_json
-    from deepnmf.report import environment_info
     from deepnmf.plotting.implicit import plot_separation_table
+    from deepnmf.report import environment_info
 
     out = Path(out)
     paths = [write_json(out / "separation.json", {**result, "environment": environment_info()}), out / "separation.md"]

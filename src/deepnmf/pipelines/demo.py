@@ -92,13 +92,13 @@ def _enhancers(models, speech, noise, cfg: dict, seed: int, callback: Callback |
     (signal approximation through the frozen dictionaries, as the enhancement experiment trains it)."""
     from deepnmf.pipelines.enhancement import Enhancer
 
-    out = {}
-    for kind, label in (("nmf", "NMF"), ("vae-nmf", "VAE-NMF")):
-        out[f"{label} + MU"] = Enhancer(models[f"{kind} speech"], models[f"{kind} noise"], activations="mu", **_GAIN["mu"])
-    for kind, label in (("nmf", "NMF"), ("vae-nmf", "VAE-NMF")):
+    kinds = (("nmf", "NMF"), ("vae-nmf", "VAE-NMF"))
+    out = {f"{label} + MU": Enhancer(models[f"{kind} speech"], models[f"{kind} noise"], activations="mu",
+                                     **_GAIN["mu"]) for kind, label in kinds}
+    for kind, label in kinds:
         dnn = Enhancer(models[f"{kind} speech"], models[f"{kind} noise"], activations="mu", **_GAIN["dnn"])
-        dnn.fit_network(speech, noise, objective=RECOMMENDED_OBJECTIVE, training=network_training(cfg),
-                        random_state=seed, callback=stage_reporter(callback, f"enhancement: {kind} activation network"))
+        dnn.fit_network(speech, noise, objective=RECOMMENDED_OBJECTIVE, training=network_training(cfg), random_state=seed,
+                        callback=stage_reporter(callback, f"enhancement: {kind} activation network"))
         out[f"{label} + DNN"] = dnn
     return out
 
@@ -127,7 +127,7 @@ def _mean_table(rows: list[dict], keys: tuple[str, ...], caption: str) -> dict:
     empty: the mixture has no artefacts, and BSS Eval's figure there (about 150 dB, or inf) is its
     numerical ceiling, not a measurement."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    body = [[m] + [None if (m == "noisy" and k == "sar") else float(np.nanmean([r[k] for r in rows if r["method"] == m]))
+    body = [[m] + [None if (m, k) == ("noisy", "sar") else float(np.nanmean([r[k] for r in rows if r["method"] == m]))
                    for k in keys] for m in methods]
     return {"caption": caption, "columns": ["method"] + [k.upper().replace("_", " ") for k in keys], "rows": body,
             "formats": [None] + [_FORMATS.get(k) for k in keys]}

@@ -73,8 +73,8 @@ DEFAULT_GAINS = {"mu": (0.5, 0.0), "dnn": (1.0, 0.0), "encoder": (1.0, 0.0)}
 #: docs/enhancement.md "Gain settings")
 DEFAULT_EXPONENTS = {"mu": 1.0, "dnn": 2.0, "encoder": 1.0, "mask": 2.0}
 
-__all__ = ["ACTIVATIONS", "DEFAULT_EXPONENTS", "DEFAULT_GAINS", "EnhancementResult", "Enhancer", "STFTSettings", "enhance", "enhance_file",
-           "frozen_activations", "load_enhancer", "phase_sensitive_sources", "sharpen", "training_mixtures",
+__all__ = ["ACTIVATIONS", "DEFAULT_EXPONENTS", "DEFAULT_GAINS", "EnhancementResult", "Enhancer", "STFTSettings",
+           "enhance", "enhance_file", "frozen_activations", "load_enhancer", "phase_sensitive_sources", "sharpen", "training_mixtures",
            "wiener_gain"]
 
 ACTIVATIONS = ("mu", "dnn", "encoder", "semi")
