@@ -265,5 +265,8 @@ def test_missing_pesq_is_null_and_counted(tmp_path):
     assert row["stoi"] == pytest.approx(0.6)
     rows = [row, {**row, "method": "noisy", "pesq": None}]
     assert "| noisy | n/a | n/a |" in markdown_table(rows, "pesq")
+    # the noisy input's SAR (BSS Eval's ceiling) is not shown in the tables, only kept in the JSON
+    assert "| noisy | – | – |" in markdown_table(rows, "sar") and "| nmf+mu | 4.00 [3.00, 5.00] |" in markdown_table(rows, "sar")
     write_outputs(tmp_path, rows, {}, pooled=False)
     assert json.loads((tmp_path / "results.json").read_text())[1]["pesq"] is None
+    assert json.loads((tmp_path / "results.json").read_text())[1]["sar"] == 4.0

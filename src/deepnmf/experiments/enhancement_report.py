@@ -107,6 +107,9 @@ def unit_values(rows: list[dict], method: str, key: str, *, snr: float | None = 
 def _cell(rows: list[dict], method: str, key: str, snr: float | None, noise: str | None) -> str:
     from deepnmf.stats import bootstrap_ci
 
+    if (method, key) == ("noisy", "sar"):  # BSS Eval's ceiling for a signal without artefacts (kept in the JSON/CSV)
+        return "–"
+
     sel = rows if noise is None else [r for r in rows if r["noise"] == noise]
     mean = average_over_noises(sel, method, snr, key)
     ci = bootstrap_ci(list(unit_values(sel, method, key, snr=snr).values()))
@@ -185,6 +188,8 @@ def markdown_report(rows: list[dict], info: dict[str, Any], *, pooled: bool) -> 
         f"Noises: {', '.join(noises)} ({'one pooled noise model' if pooled else 'one noise model per noise'}); "
         f"{n_utt} test utterances per cell; SDR/SIR/SAR in dB (BSS Eval, speech and noise references), "
         "PESQ narrow band (P.862.1, the paper's scale), PESQ-WB wide band, STOI. `n/a`: missing (PESQ could not be computed). "
+        "The noisy input's SAR is shown as `–`: it has no artefacts, and BSS Eval's figure there (about 150 dB) is its "
+        "numerical ceiling, not a measurement (results.json keeps it). "
         "Each cell: mean [95% bootstrap interval over the test utterances].",
     ]
     for key in METRIC_KEYS:
