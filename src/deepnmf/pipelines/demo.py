@@ -24,6 +24,7 @@ Orientation: spectrograms are ``(n_frames, n_bins)``, dictionaries
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def _enhancement_models(speech, noise, cfg: dict, seed: int, callback: Callback 
     return models
 
 
-def network_training(cfg: dict) -> NetworkTraining:
+def _network_training(cfg: dict) -> NetworkTraining:
     """The experiment's recipe (:data:`RECOMMENDED`) with the demo's mixtures per utterance and epochs."""
     return NetworkTraining.of(RECOMMENDED, {"n_copies": cfg["dnn_copies"], "epochs": cfg["dnn_epochs"]})
 
@@ -97,8 +98,8 @@ def _enhancers(models, speech, noise, cfg: dict, seed: int, callback: Callback |
                                      **_GAIN["mu"]) for kind, label in kinds}
     for kind, label in kinds:
         dnn = Enhancer(models[f"{kind} speech"], models[f"{kind} noise"], activations="mu", **_GAIN["dnn"])
-        dnn.fit_network(speech, noise, objective=RECOMMENDED_OBJECTIVE, training=network_training(cfg), random_state=seed,
-                        callback=stage_reporter(callback, f"enhancement: {kind} activation network"))
+        dnn.fit_network(speech, noise, objective=RECOMMENDED_OBJECTIVE, training=_network_training(cfg),
+                        random_state=seed, callback=stage_reporter(callback, f"enhancement: {kind} activation network"))
         out[f"{label} + DNN"] = dnn
     return out
 
@@ -179,11 +180,8 @@ def enhancement_job(out: Path, data: dict, *, seed: int, cfg: dict, callback: Ca
 
 
 def _network_settings(cfg: dict) -> dict[str, Any]:
-    """The activation networks' training settings, for the report's settings table."""
-    training = network_training(cfg)
-    return {"objective": RECOMMENDED_OBJECTIVE, **{name: getattr(training, name) for name in (
-        "n_copies", "max_mixtures", "epochs", "hidden", "context", "context_bands", "noise_aware", "batch_size",
-        "lr", "lr_schedule", "discriminative")}}
+    """The activation networks' objective and training settings, for the report's settings table."""
+    return {"objective": RECOMMENDED_OBJECTIVE, **asdict(_network_training(cfg))}
 
 
 # ------------------------------------------------------------- separation

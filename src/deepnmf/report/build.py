@@ -63,8 +63,9 @@ def environment_info() -> dict[str, Any]:
     """Package versions, Python, platform, processor, torch threads and git commit, as recorded in
     every report and in the experiments' run files.
 
-    The processor matters for comparing figures: the networks' training rounds differently on
-    another CPU, which moves an enhancement row by a few hundredths of a dB at the same seed.
+    The processor matters for comparing figures: a run repeats exactly on one machine, but the same
+    seed on another machine moved the enhancement experiment's network rows by a few hundredths of a
+    dB, most likely through the processor's floating-point kernels (docs/enhancement.md).
     """
     from importlib.metadata import PackageNotFoundError, version
 
